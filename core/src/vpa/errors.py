@@ -1,0 +1,184 @@
+"""The typed errors every VPA layer raises.
+
+One hierarchy so that callers (the CLI, the REST service, a plugin's tests) can catch by meaning
+rather than by vendor: a Chroma timeout and a Qdrant timeout are both `StoreUnavailable`. Every
+error names the problem in its message; vendor exceptions are kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class VPAError(Exception):
+    """Base of every error VPA raises on purpose."""
+
+    code: str = "vpa_error"
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+class ValidationError(VPAError, ValueError):
+    """The caller passed something VPA will not store or evaluate. Nothing was written."""
+
+    code = "invalid_input"
+
+
+class DimensionMismatch(ValidationError):
+    """A vector's length differs from the collection's fixed dimension."""
+
+    code = "dimension_mismatch"
+
+    def __init__(self, expected: int, got: int, *, where: str = "vector") -> None:
+        self.expected = expected
+        self.got = got
+        super().__init__(f"{where} has dimension {got}, but the collection's dimension is {expected}")
+
+
+class InvalidVector(ValidationError):
+    """A vector holds NaN or infinite values, or is not a flat list of numbers."""
+
+    code = "invalid_vector"
+
+
+class InvalidId(ValidationError):
+    """A record or document id is empty, not a string, or too long."""
+
+    code = "invalid_id"
+
+
+class InvalidMetadata(ValidationError):
+    """A metadata key or value is outside the portable metadata types."""
+
+    code = "invalid_metadata"
+
+
+class InvalidFilter(ValidationError):
+    """A filter is malformed: unknown operator, wrong value type, bad structure."""
+
+    code = "invalid_filter"
+
+
+class BatchTooLarge(ValidationError):
+    """A request carries more items or bytes than the configured limit."""
+
+    code = "batch_too_large"
+
+
+class InvalidCollection(ValidationError):
+    """A collection name, dimension or metric is not acceptable."""
+
+    code = "invalid_collection"
+
+
+# --- contract limits -------------------------------------------------------------------------
+
+
+class UnsupportedFilter(VPAError):
+    """The filter is valid VPA, but this store cannot express it natively. Nothing was changed."""
+
+    code = "unsupported_filter"
+
+
+class UnsupportedMetadata(ValidationError):
+    """The metadata is valid VPA, but this store declares it cannot hold that type."""
+
+    code = "unsupported_metadata"
+
+
+class EmbedderMismatch(VPAError):
+    """The collection was filled by another embedder (name, model or dimension)."""
+
+    code = "embedder_mismatch"
+
+
+# --- collections -----------------------------------------------------------------------------
+
+
+class CollectionNotFound(VPAError, LookupError):
+    code = "collection_not_found"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"collection {name!r} does not exist")
+
+
+# --- plugins and config ----------------------------------------------------------------------
+
+
+class PluginNotFound(VPAError, LookupError):
+    """No plugin of that kind is registered under that name."""
+
+    code = "plugin_not_found"
+
+    def __init__(self, kind: str, name: str, available: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.available = sorted(available)
+        listing = ", ".join(self.available) or "none"
+        super().__init__(f"unknown {kind} {name!r}; installed: {listing}")
+
+
+class PluginError(VPAError):
+    """A plugin failed to load or registered something inconsistent."""
+
+    code = "plugin_error"
+
+
+class ConfigError(VPAError, ValueError):
+    code = "config_error"
+
+
+class DependencyMissing(VPAError, ImportError):
+    """An optional dependency (an extra) is needed for what was asked."""
+
+    code = "dependency_missing"
+
+
+# --- the backend -----------------------------------------------------------------------------
+
+
+class StoreError(VPAError):
+    """The backend failed in a way that is not the caller's fault."""
+
+    code = "store_error"
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached: connection refused, DNS, timeout."""
+
+    code = "store_unavailable"
+
+
+class StoreTimeout(StoreUnavailable):
+    code = "store_timeout"
+
+
+class StoreAuthError(StoreError):
+    """The backend rejected our credentials."""
+
+    code = "store_auth_failed"
+
+
+# --- callers ---------------------------------------------------------------------------------
+
+
+class AuthenticationError(VPAError):
+    """No key, an unknown key or a revoked key."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(VPAError):
+    """The caller is known but its role does not allow the action."""
+
+    code = "forbidden"
+
+
+class DocumentNotFound(VPAError, LookupError):
+    code = "document_not_found"
+
+    def __init__(self, document_id: str) -> None:
+        self.document_id = document_id
+        super().__init__(f"document {document_id!r} does not exist")

@@ -1,0 +1,214 @@
+"""VPA's data model: what flows between the RAG layer, the plugins and the wire.
+
+attrs classes, frozen where possible; `converter` turns them into JSON-ready dicts and back
+(cattrs), with vectors as plain lists of floats.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+import attrs
+import cattrs
+import numpy as np
+
+#: The portable metadata value types: str, int, float, bool and lists of str.
+MetadataValue: TypeAlias = str | int | float | bool | list[str]
+Metadata: TypeAlias = dict[str, MetadataValue]
+
+#: The version of the store contract this core defines. A store declares the version it meets.
+CONTRACT_VERSION = "1.0"
+
+
+def as_vector(value: Any) -> np.ndarray:
+    """A float32, one-dimensional, read-only copy of ``value`` (any sequence of numbers)."""
+    array = np.array(value, dtype=np.float32, copy=True)
+    if array.ndim != 1:
+        array = array.reshape(-1) if array.size == 0 else array
+    array.flags.writeable = False
+    return array
+
+
+def _vectors_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def _metadata_copy(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, list | tuple) else v for k, v in (value or {}).items()}
+
+
+@attrs.frozen
+class Record:
+    """One stored item: an id, its vector, its text and flat metadata."""
+
+    id: str
+    vector: np.ndarray = attrs.field(
+        converter=as_vector, eq=attrs.cmp_using(eq=_vectors_equal), hash=False, repr=False
+    )
+    text: str = ""
+    metadata: Metadata = attrs.field(factory=dict, converter=_metadata_copy, hash=False)
+
+
+@attrs.frozen
+class Hit:
+    """One query result. ``score`` is cosine similarity in [-1, 1]: higher is closer."""
+
+    id: str
+    score: float
+    text: str = ""
+    metadata: Metadata = attrs.field(factory=dict, converter=_metadata_copy, hash=False)
+
+
+@attrs.frozen
+class Document:
+    """What an app ingests: a whole text with a title and metadata."""
+
+    id: str
+    content: str
+    title: str = ""
+    metadata: Metadata = attrs.field(factory=dict, converter=_metadata_copy, hash=False)
+
+
+@attrs.frozen
+class Chunk:
+    """A piece of a document. ``text == document_text[start:end]``, always."""
+
+    text: str
+    start: int
+    end: int
+    index: int = 0
+
+
+@attrs.frozen
+class EmbedderFingerprint:
+    """Identifies what filled a collection, so that another embedder cannot silently mix in."""
+
+    name: str
+    model: str
+    dimension: int
+
+    def describe(self) -> str:
+        return f"{self.name}:{self.model} ({self.dimension}-d)"
+
+
+class Metric(enum.StrEnum):
+    """The index metric. Scores are reported as cosine similarity whatever the metric."""
+
+    COSINE = "cosine"
+
+
+@attrs.frozen
+class CollectionInfo:
+    name: str
+    dimension: int
+    metric: Metric = Metric.COSINE
+    fingerprint: EmbedderFingerprint | None = None
+
+
+class FilterOp(enum.StrEnum):
+    """Every operator of the portable filter language."""
+
+    EQ = "$eq"
+    NE = "$ne"
+    GT = "$gt"
+    GTE = "$gte"
+    LT = "$lt"
+    LTE = "$lte"
+    IN = "$in"
+    NIN = "$nin"
+    AND = "$and"
+    OR = "$or"
+    NOT = "$not"
+
+
+class MetadataType(enum.StrEnum):
+    STR = "str"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STR_LIST = "list[str]"
+    EMPTY_LIST = "empty list"
+
+
+ALL_FILTER_OPS = frozenset(FilterOp)
+ALL_METADATA_TYPES = frozenset(MetadataType)
+
+
+@attrs.frozen
+class StoreCapabilities:
+    """What a store declares at registration; the conformance suite holds it to exactly this.
+
+    ``exact`` stores must return the reference top-k; approximate ones must reach ``min_recall``.
+    ``max_batch_size`` is the backend's own limit (the base class splits larger batches).
+    ``eventually_consistent`` stores implement ``settle()``, which the suite calls instead of
+    sleeping.
+    """
+
+    contract_version: str = CONTRACT_VERSION
+    filter_operators: frozenset[FilterOp] = attrs.field(
+        default=ALL_FILTER_OPS, converter=lambda ops: frozenset(FilterOp(o) for o in ops)
+    )
+    metadata_types: frozenset[MetadataType] = attrs.field(
+        default=ALL_METADATA_TYPES, converter=lambda ts: frozenset(MetadataType(t) for t in ts)
+    )
+    exact: bool = True
+    min_recall: float = 1.0
+    max_batch_size: int | None = None
+    max_top_k: int | None = None
+    eventually_consistent: bool = False
+    persistent: bool = False
+
+
+@attrs.frozen
+class HealthStatus:
+    """A component's health: ``ok`` and a one-line reason (never a secret)."""
+
+    ok: bool
+    detail: str = ""
+    latency_ms: float | None = None
+
+
+@attrs.frozen
+class SearchResult:
+    """One result of ``search_knowledge``: a chunk of a document, with its similarity."""
+
+    document_id: str
+    chunk_id: str
+    similarity: float
+    content: str
+    metadata: Metadata = attrs.field(factory=dict, converter=_metadata_copy, hash=False)
+    title: str = ""
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(np.ndarray, lambda a: [float(x) for x in a.tolist()])
+    conv.register_structure_hook(np.ndarray, lambda v, _: as_vector(v))
+    is_frozenset = lambda t: getattr(t, "__origin__", t) is frozenset  # noqa: E731
+    conv.register_unstructure_hook_func(is_frozenset, lambda v: sorted(str(x) for x in v))
+    conv.register_structure_hook_func(is_frozenset, lambda v, _: frozenset(v))
+    # Metadata values are a union cattrs cannot dispatch on; they are plain JSON already.
+    conv.register_structure_hook_func(lambda t: t == MetadataValue, lambda v, _: v)
+    conv.register_structure_hook_func(lambda t: t == Metadata, lambda v, _: _metadata_copy(v))
+    return conv
+
+
+#: Structure and unstructure VPA models to and from JSON-ready Python values.
+converter = _make_converter()
+
+
+def to_json_dict(obj: Any) -> Any:
+    return converter.unstructure(obj)
+
+
+def from_json_dict(data: Any, cls: type) -> Any:
+    return converter.structure(data, cls)
+
+
+def vectors_matrix(records: Sequence[Record]) -> np.ndarray:
+    """Stack the records' vectors into an (n, d) float32 matrix."""
+    if not records:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([r.vector for r in records])

@@ -1,0 +1,241 @@
+"""The store contract, as an abstract base class that does the shared half of every store.
+
+Public methods (`upsert`, `query`, ...) validate their input *before any I/O* — dimension, NaN,
+empty ids, the filter and the store's declared capabilities — then call the backend's
+underscore methods (`_upsert`, `_query`, ...), which a plugin implements. So a plugin author
+writes only the translation to the vendor's client, and every store raises the same typed errors
+for the same bad input.
+
+Contract decisions, written once here (the conformance suite checks exactly these):
+
+- ``create_collection`` is get-or-create: an existing collection with the same dimension is
+  opened; another dimension raises `DimensionMismatch`, another embedder fingerprint raises
+  `EmbedderMismatch`.
+- ``upsert`` is idempotent per id, newest wins (also within one batch); any batch size is
+  accepted and split to ``capabilities.max_batch_size``. The whole batch is validated first, so a
+  bad record means nothing of that call is written.
+- ``get`` returns the records that exist, in the order their ids were asked, each once.
+- ``delete`` with neither ids nor filter raises `ValidationError` (it never means "delete all":
+  use ``drop_collection``); deleting ids that do not exist is not an error. With both, a record
+  must have one of the ids *and* match the filter. It returns how many records were removed.
+- ``query`` returns at most ``top_k`` hits, best first; ``score`` is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from vpa.errors import (
+    CollectionNotFound,
+    DimensionMismatch,
+    EmbedderMismatch,
+    InvalidCollection,
+    UnsupportedFilter,
+    ValidationError,
+)
+from vpa.filters import FilterLike, Node, operators_used, parse_filter
+from vpa.models import CollectionInfo, EmbedderFingerprint, HealthStatus, Hit, Metric, Record, StoreCapabilities
+from vpa.validation import check_ids, check_records, check_vector
+
+COLLECTION_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
+
+
+def check_collection_name(name: Any) -> str:
+    """Portable collection names: a letter, then letters, digits, '_' or '-'; at most 63."""
+    if not isinstance(name, str) or not COLLECTION_NAME_RE.fullmatch(name):
+        raise InvalidCollection(
+            f"collection name {name!r} is not portable: start with a letter, then letters, digits, "
+            "'_' or '-', at most 63 characters"
+        )
+    return name
+
+
+class VectorStore(abc.ABC):
+    """An async vector store. Subclass it and implement the underscore methods."""
+
+    #: What this store can do; the registration and the conformance suite read it.
+    capabilities: ClassVar[StoreCapabilities] = StoreCapabilities()
+
+    def __init__(self) -> None:
+        self._collections: dict[str, CollectionInfo] = {}
+
+    # --- collections -------------------------------------------------------------------------
+
+    async def create_collection(
+        self,
+        name: str,
+        dimension: int,
+        *,
+        metric: str | Metric = Metric.COSINE,
+        fingerprint: EmbedderFingerprint | None = None,
+    ) -> CollectionInfo:
+        """Create the collection, or open it if it exists with a compatible definition."""
+        check_collection_name(name)
+        if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
+            raise InvalidCollection(f"dimension must be a positive integer, got {dimension!r}")
+        try:
+            metric = Metric(metric)
+        except ValueError:
+            raise InvalidCollection(f"unknown metric {metric!r}; supported: cosine") from None
+        if fingerprint is not None and fingerprint.dimension != dimension:
+            raise DimensionMismatch(dimension, fingerprint.dimension, where=f"embedder {fingerprint.describe()}")
+        existing = await self._describe_collection(name)
+        if existing is not None:
+            self._check_compatible(existing, dimension, fingerprint)
+            self._collections[name] = existing
+            return existing
+        info = CollectionInfo(name=name, dimension=dimension, metric=metric, fingerprint=fingerprint)
+        await self._create_collection(info)
+        self._collections[name] = info
+        return info
+
+    async def open_collection(self, name: str) -> CollectionInfo:
+        """The collection's definition; raises `CollectionNotFound`. Cached after the first call."""
+        info = self._collections.get(name)
+        if info is None:
+            check_collection_name(name)
+            info = await self._describe_collection(name)
+            if info is None:
+                raise CollectionNotFound(name)
+            self._collections[name] = info
+        return info
+
+    async def list_collections(self) -> list[str]:
+        return sorted(await self._list_collections())
+
+    async def drop_collection(self, name: str) -> bool:
+        """Drop the collection and everything in it; False if it did not exist."""
+        check_collection_name(name)
+        self._collections.pop(name, None)
+        return await self._drop_collection(name)
+
+    @staticmethod
+    def _check_compatible(
+        existing: CollectionInfo, dimension: int, fingerprint: EmbedderFingerprint | None
+    ) -> None:
+        if existing.dimension != dimension:
+            raise DimensionMismatch(existing.dimension, dimension, where=f"collection {existing.name!r} request")
+        if fingerprint is not None and existing.fingerprint is not None and existing.fingerprint != fingerprint:
+            raise EmbedderMismatch(
+                f"collection {existing.name!r} was filled by {existing.fingerprint.describe()}, "
+                f"not {fingerprint.describe()}: re-index it or use another collection"
+            )
+
+    # --- records -----------------------------------------------------------------------------
+
+    async def upsert(self, collection: str, records: Sequence[Record]) -> int:
+        """Insert or replace records by id; returns how many distinct ids were written."""
+        info = await self.open_collection(collection)
+        batch = check_records(records, info.dimension, self.capabilities.metadata_types)
+        size = self.capabilities.max_batch_size or max(len(batch), 1)
+        for start in range(0, len(batch), size):
+            await self._upsert(info, batch[start : start + size])
+        return len(batch)
+
+    async def query(
+        self, collection: str, vector: Sequence[float], top_k: int = 10, filter: FilterLike = None
+    ) -> list[Hit]:
+        """The ``top_k`` records most similar to ``vector`` that match ``filter``, best first."""
+        info = await self.open_collection(collection)
+        query_vector = check_vector(vector, info.dimension, where="query vector")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValidationError(f"top_k must be a positive integer, got {top_k!r}")
+        limit = self.capabilities.max_top_k
+        if limit is not None and top_k > limit:
+            raise ValidationError(f"top_k {top_k} exceeds this store's limit of {limit}")
+        node = self.prepare_filter(filter)
+        return await self._query(info, query_vector, top_k, node)
+
+    async def get(self, collection: str, ids: Sequence[str]) -> list[Record]:
+        info = await self.open_collection(collection)
+        wanted = list(dict.fromkeys(check_ids(ids)))
+        if not wanted:
+            return []
+        found = {r.id: r for r in await self._get(info, wanted)}
+        return [found[i] for i in wanted if i in found]
+
+    async def delete(
+        self, collection: str, ids: Sequence[str] | None = None, filter: FilterLike = None
+    ) -> int:
+        info = await self.open_collection(collection)
+        if ids is None and filter is None:
+            raise ValidationError(
+                "delete needs ids or a filter; to remove everything, use drop_collection"
+            )
+        wanted = None if ids is None else list(dict.fromkeys(check_ids(ids)))
+        node = self.prepare_filter(filter)
+        if wanted is not None and not wanted:
+            return 0
+        if wanted is None and node is None:  # an empty filter ({}) matches everything
+            raise ValidationError("delete with an empty filter would remove everything; use drop_collection")
+        return await self._delete(info, wanted, node)
+
+    async def count(self, collection: str, filter: FilterLike = None) -> int:
+        info = await self.open_collection(collection)
+        return await self._count(info, self.prepare_filter(filter))
+
+    def prepare_filter(self, spec: FilterLike) -> Node | None:
+        """Parse a filter and refuse operators this store does not declare."""
+        node = parse_filter(spec)
+        missing = operators_used(node) - self.capabilities.filter_operators
+        if missing:
+            raise UnsupportedFilter(
+                f"{type(self).__name__} cannot evaluate {', '.join(sorted(missing))} natively"
+            )
+        return node
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def health(self) -> HealthStatus:
+        try:
+            await self._list_collections()
+        except Exception as exc:  # health reports, it does not raise
+            return HealthStatus(ok=False, detail=f"{type(exc).__name__}: {exc}")
+        return HealthStatus(ok=True, detail="ok")
+
+    async def settle(self, collection: str) -> None:
+        """Wait until every acknowledged write is visible to reads. Immediate stores do nothing."""
+
+    async def close(self) -> None:
+        """Release clients and files. The store is unusable afterwards."""
+
+    async def __aenter__(self) -> VectorStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- what a backend implements -----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _describe_collection(self, name: str) -> CollectionInfo | None: ...
+
+    @abc.abstractmethod
+    async def _create_collection(self, info: CollectionInfo) -> None: ...
+
+    @abc.abstractmethod
+    async def _list_collections(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def _drop_collection(self, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def _upsert(self, info: CollectionInfo, records: list[Record]) -> None:
+        """Write one batch (validated, unique ids, at most ``max_batch_size``)."""
+
+    @abc.abstractmethod
+    async def _query(self, info: CollectionInfo, vector: Any, top_k: int, node: Node | None) -> list[Hit]: ...
+
+    @abc.abstractmethod
+    async def _get(self, info: CollectionInfo, ids: list[str]) -> list[Record]:
+        """The records among ``ids`` that exist, in any order."""
+
+    @abc.abstractmethod
+    async def _delete(self, info: CollectionInfo, ids: list[str] | None, node: Node | None) -> int:
+        """Delete by ids, by filter or both (ids and filter); return how many were removed."""
+
+    @abc.abstractmethod
+    async def _count(self, info: CollectionInfo, node: Node | None) -> int: ...

@@ -1,0 +1,134 @@
+"""Checks shared by every store and the RAG layer, run before any I/O.
+
+The portable limits are the intersection of what the supported backends accept, so that data
+written through one provider can move to any other:
+
+- ids: non-empty strings of at most 512 characters (UTF-8), no NUL;
+- metadata keys: ``[A-Za-z_][A-Za-z0-9_]*``, at most 64 characters (Weaviate property names are
+  the tightest rule among the backends);
+- metadata values: str, int (within ±2**53, exact in every backend's number type), finite float,
+  bool, list of str. ``None`` and nested objects are refused, not silently dropped;
+- vectors: flat, finite, not all zeros (cosine is undefined there), of the collection's dimension.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from vpa.errors import DimensionMismatch, InvalidId, InvalidMetadata, InvalidVector, UnsupportedMetadata
+from vpa.models import MetadataType, Record
+
+MAX_ID_LENGTH = 512
+MAX_KEY_LENGTH = 64
+MAX_SAFE_INT = 2**53
+METADATA_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidId(f"id must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidId("id must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidId(f"id is {len(value)} characters long; the limit is {MAX_ID_LENGTH}")
+    if "\x00" in value:
+        raise InvalidId("id must not contain NUL characters")
+    return value
+
+
+def check_ids(ids: Iterable[Any]) -> list[str]:
+    if isinstance(ids, str):
+        raise InvalidId("ids must be a list of strings, not one string")
+    return [check_id(i) for i in ids]
+
+
+def check_key(key: Any) -> str:
+    if not isinstance(key, str) or not METADATA_KEY_RE.fullmatch(key) or len(key) > MAX_KEY_LENGTH:
+        raise InvalidMetadata(
+            f"metadata key {key!r} is not portable: use letters, digits and '_', "
+            f"not starting with a digit, at most {MAX_KEY_LENGTH} characters"
+        )
+    return key
+
+
+def metadata_type(value: Any) -> MetadataType | None:
+    """The portable type of a metadata value, or None if it is not one."""
+    if isinstance(value, bool):
+        return MetadataType.BOOL
+    if isinstance(value, int):
+        return MetadataType.INT if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else None
+    if isinstance(value, float):
+        return MetadataType.FLOAT if math.isfinite(value) else None
+    if isinstance(value, str):
+        return MetadataType.STR
+    if isinstance(value, list | tuple):
+        if not value:
+            return MetadataType.EMPTY_LIST
+        return MetadataType.STR_LIST if all(isinstance(v, str) for v in value) else None
+    return None
+
+
+def check_metadata(
+    metadata: Mapping[str, Any] | None, allowed: Iterable[MetadataType] | None = None
+) -> dict[str, Any]:
+    """Validate metadata; with ``allowed``, also refuse types the store declares it cannot hold."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidMetadata(f"metadata must be a mapping, got {type(metadata).__name__}")
+    allowed_set = frozenset(allowed) if allowed is not None else None
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        check_key(key)
+        kind = metadata_type(value)
+        if kind is None:
+            raise InvalidMetadata(
+                f"metadata {key!r} has unsupported value {value!r}: use str, int (within ±2**53), "
+                "finite float, bool or a list of str"
+            )
+        if allowed_set is not None and kind not in allowed_set:
+            raise UnsupportedMetadata(f"metadata {key!r}: this store cannot hold values of type {kind}")
+        out[key] = list(value) if isinstance(value, list | tuple) else value
+    return out
+
+
+def check_vector(vector: Any, dimension: int, *, where: str = "vector") -> np.ndarray:
+    try:
+        array = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVector(f"{where} is not a list of numbers") from exc
+    if array.ndim != 1:
+        raise InvalidVector(f"{where} must be one-dimensional, got shape {array.shape}")
+    if array.shape[0] != dimension:
+        raise DimensionMismatch(dimension, int(array.shape[0]), where=where)
+    if not np.isfinite(array).all():
+        raise InvalidVector(f"{where} contains NaN or infinite values")
+    if not array.any():
+        raise InvalidVector(f"{where} is all zeros: cosine similarity is undefined for it")
+    return array
+
+
+def check_records(
+    records: Sequence[Record], dimension: int, allowed: Iterable[MetadataType] | None = None
+) -> list[Record]:
+    """Validate a whole batch before anything is written, and keep the last of duplicate ids."""
+    if isinstance(records, Record):
+        raise InvalidVector("upsert takes a list of records, not one record")
+    allowed_set = frozenset(allowed) if allowed is not None else None
+    latest: dict[str, Record] = {}
+    for record in records:
+        if not isinstance(record, Record):
+            raise InvalidId(f"expected a Record, got {type(record).__name__}")
+        check_id(record.id)
+        check_vector(record.vector, dimension, where=f"vector of record {record.id!r}")
+        if not isinstance(record.text, str):
+            raise InvalidMetadata(f"text of record {record.id!r} must be a string")
+        check_metadata(record.metadata, allowed_set)
+        latest.pop(record.id, None)  # re-insert so the order is that of the last occurrence
+        latest[record.id] = record
+    return list(latest.values())
