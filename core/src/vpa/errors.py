@@ -66,6 +66,12 @@ class BatchTooLarge(ValidationError):
     code = "batch_too_large"
 
 
+class RecordTooLarge(ValidationError):
+    """A record's text and metadata exceed what the store can hold per record."""
+
+    code = "record_too_large"
+
+
 class InvalidCollection(ValidationError):
     """A collection name, dimension or metric is not acceptable."""
 

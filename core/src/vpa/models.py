@@ -143,7 +143,9 @@ class StoreCapabilities:
     ``exact`` stores must return the reference top-k; approximate ones must reach ``min_recall``.
     ``max_batch_size`` is the backend's own limit (the base class splits larger batches).
     ``eventually_consistent`` stores implement ``settle()``, which the suite calls instead of
-    sleeping.
+    sleeping. ``heterogeneous_fields`` is False where one metadata key must keep one type across
+    records (a typed schema, as in Weaviate); such a store raises `UnsupportedMetadata` on a
+    conflicting write. ``max_record_bytes`` bounds text plus metadata (as UTF-8 JSON) per record.
     """
 
     contract_version: str = CONTRACT_VERSION
@@ -159,6 +161,8 @@ class StoreCapabilities:
     max_top_k: int | None = None
     eventually_consistent: bool = False
     persistent: bool = False
+    heterogeneous_fields: bool = True
+    max_record_bytes: int | None = None
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ written through one provider can move to any other:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from vpa.errors import DimensionMismatch, InvalidId, InvalidMetadata, InvalidVector, UnsupportedMetadata
+from vpa.errors import (
+    DimensionMismatch,
+    InvalidId,
+    InvalidMetadata,
+    InvalidVector,
+    RecordTooLarge,
+    UnsupportedMetadata,
+)
 from vpa.models import MetadataType, Record
 
 MAX_ID_LENGTH = 512
@@ -113,8 +121,16 @@ def check_vector(vector: Any, dimension: int, *, where: str = "vector") -> np.nd
     return array
 
 
+def record_bytes(record: Record) -> int:
+    """The size of a record's text and metadata as UTF-8 JSON: what ``max_record_bytes`` bounds."""
+    return len(json.dumps([record.text, record.metadata], ensure_ascii=False).encode("utf-8"))
+
+
 def check_records(
-    records: Sequence[Record], dimension: int, allowed: Iterable[MetadataType] | None = None
+    records: Sequence[Record],
+    dimension: int,
+    allowed: Iterable[MetadataType] | None = None,
+    max_record_bytes: int | None = None,
 ) -> list[Record]:
     """Validate a whole batch before anything is written, and keep the last of duplicate ids."""
     if isinstance(records, Record):
@@ -129,6 +145,11 @@ def check_records(
         if not isinstance(record.text, str):
             raise InvalidMetadata(f"text of record {record.id!r} must be a string")
         check_metadata(record.metadata, allowed_set)
+        if max_record_bytes is not None and (size := record_bytes(record)) > max_record_bytes:
+            raise RecordTooLarge(
+                f"record {record.id!r} has {size} bytes of text and metadata; this store's limit is "
+                f"{max_record_bytes}"
+            )
         latest.pop(record.id, None)  # re-insert so the order is that of the last occurrence
         latest[record.id] = record
     return list(latest.values())

@@ -129,8 +129,9 @@ class VectorStore(abc.ABC):
     async def upsert(self, collection: str, records: Sequence[Record]) -> int:
         """Insert or replace records by id; returns how many distinct ids were written."""
         info = await self.open_collection(collection)
-        batch = check_records(records, info.dimension, self.capabilities.metadata_types)
-        size = self.capabilities.max_batch_size or max(len(batch), 1)
+        caps = self.capabilities
+        batch = check_records(records, info.dimension, caps.metadata_types, caps.max_record_bytes)
+        size = caps.max_batch_size or max(len(batch), 1)
         for start in range(0, len(batch), size):
             await self._upsert(info, batch[start : start + size])
         return len(batch)
