@@ -72,6 +72,12 @@ class RecordTooLarge(ValidationError):
     code = "record_too_large"
 
 
+class DocumentTooLarge(ValidationError):
+    """A document's content exceeds ``VPA_MAX_DOCUMENT_BYTES``."""
+
+    code = "document_too_large"
+
+
 class InvalidCollection(ValidationError):
     """A collection name, dimension or metric is not acceptable."""
 
