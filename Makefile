@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PLUGINS := $(sort $(wildcard plugins/vpa-*))
+PLUGINS := $(sort $(patsubst %/pyproject.toml,%,$(wildcard plugins/vpa-*/pyproject.toml)))
 PACKAGES := core $(patsubst %/pyproject.toml,%,$(wildcard conformance/pyproject.toml)) $(PLUGINS)
 PROVIDER ?= memory
 

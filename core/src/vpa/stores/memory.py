@@ -163,6 +163,8 @@ class MemoryStore(VectorStore):
         self.path = Path(path) if path is not None else None
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True)
+            for leftover in self.path.glob(f".*{SUFFIX}.*.tmp"):  # from a writer killed mid-snapshot
+                leftover.unlink(missing_ok=True)
         self._tables: dict[str, _Table] = {}
         self._lock = threading.RLock()
 

@@ -1,0 +1,150 @@
+"""The memory store: persistence across processes, crash-safe writes, concurrent use."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from vpa.errors import CollectionNotFound, DimensionMismatch, EmbedderMismatch, InvalidVector, UnsupportedFilter, ValidationError
+from vpa.models import EmbedderFingerprint, Record, StoreCapabilities
+from vpa.stores.memory import MemoryStore
+
+
+def rec(i: int, dim: int = 4, **meta) -> Record:
+    rng = np.random.default_rng(i)
+    return Record(f"id-{i}", rng.normal(size=dim) + 0.01, f"text {i} ✓", {"i": i, **meta})
+
+
+async def test_persists_across_processes(tmp_path):
+    store = MemoryStore(tmp_path)
+    await store.create_collection("c", 4, fingerprint=EmbedderFingerprint("hashing", "m", 4))
+    await store.upsert("c", [rec(i) for i in range(20)])
+    await store.delete("c", ids=["id-3"])
+    await store.close()
+    script = textwrap.dedent(f"""
+        import asyncio, json
+        from vpa.stores.memory import MemoryStore
+        async def main():
+            s = MemoryStore({str(tmp_path)!r})
+            info = await s.open_collection("c")
+            recs = await s.get("c", ["id-0", "id-3", "id-19"])
+            print(json.dumps([await s.count("c"), info.fingerprint.name, [r.id for r in recs], recs[0].text]))
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '[19, "hashing", ["id-0", "id-19"], "text 0 \\u2713"]'
+
+
+def test_a_killed_writer_never_leaves_a_torn_file(tmp_path):
+    """Kill a process mid-stream of writes, several times: the file always loads, whole batches only."""
+    script = textwrap.dedent(f"""
+        import asyncio, numpy as np
+        from vpa.models import Record
+        from vpa.stores.memory import MemoryStore
+        async def main():
+            s = MemoryStore({str(tmp_path)!r})
+            await s.create_collection("c", 64)
+            n = await s.count("c")
+            print("ready", flush=True)
+            while True:
+                batch = [Record(f"r{{n + j}}", np.ones(64) + j, "x" * 2000) for j in range(50)]
+                await s.upsert("c", batch)
+                n += 50
+        asyncio.run(main())
+    """)
+    for delay in (0.3, 0.55, 0.8):
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        count = asyncio.run(_count(tmp_path))
+        assert count % 50 == 0
+    assert count > 0
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # leftovers are swept on open
+
+
+async def _count(path) -> int:
+    store = MemoryStore(path)
+    return await store.count("c")
+
+
+async def test_concurrent_upserts_lose_nothing(tmp_path):
+    store = MemoryStore(tmp_path)
+    await store.create_collection("c", 4)
+    await asyncio.gather(*(store.upsert("c", [rec(i * 10 + j) for j in range(10)]) for i in range(30)))
+    assert await store.count("c") == 300
+    await store.close()
+    assert await MemoryStore(tmp_path).count("c") == 300
+
+
+async def test_rejected_calls_change_nothing():
+    store = MemoryStore()
+    await store.create_collection("c", 4)
+    await store.upsert("c", [rec(1), rec(2)])
+    bad_batches = [[rec(3), Record("x", [1, 2, 3])], [rec(4), Record("y", [np.nan, 0, 0, 1])], [Record("", [1, 0, 0, 0])]]
+    for batch in bad_batches:
+        with pytest.raises(ValidationError):
+            await store.upsert("c", batch)
+    assert await store.count("c") == 2
+    with pytest.raises(ValidationError, match="drop_collection"):
+        await store.delete("c")
+    with pytest.raises(ValidationError, match="drop_collection"):
+        await store.delete("c", filter={})
+    with pytest.raises(InvalidVector):
+        await store.query("c", [0, 0, 0, 0])
+    with pytest.raises(DimensionMismatch):
+        await store.create_collection("c", 5)
+    with pytest.raises(CollectionNotFound):
+        await store.count("missing")
+    assert await store.count("c") == 2
+
+
+async def test_embedder_fingerprint_mismatch_is_refused():
+    store = MemoryStore()
+    await store.create_collection("c", 4, fingerprint=EmbedderFingerprint("a", "m1", 4))
+    await store.create_collection("c", 4, fingerprint=EmbedderFingerprint("a", "m1", 4))  # reopen is fine
+    with pytest.raises(EmbedderMismatch, match="a:m1"):
+        await store.create_collection("c", 4, fingerprint=EmbedderFingerprint("a", "m2", 4))
+
+
+async def test_query_scores_are_cosine_and_filters_apply():
+    store = MemoryStore()
+    await store.create_collection("c", 2)
+    await store.upsert("c", [Record("a", [1, 0], "", {"k": 1}), Record("b", [3, 3], "", {"k": 2}), Record("c", [-1, 0], "", {"k": 3})])
+    hits = await store.query("c", [2, 0], top_k=3)
+    assert [h.id for h in hits] == ["a", "b", "c"]
+    assert [round(h.score, 5) for h in hits] == [1.0, round(2**-0.5, 5), -1.0]
+    assert [h.id for h in await store.query("c", [2, 0], top_k=3, filter={"k": {"$gte": 2}})] == ["b", "c"]
+    assert await store.delete("c", ids=["a", "b", "zz"], filter={"k": 2}) == 1
+    assert [r.id for r in await store.get("c", ["c", "b", "a", "c"])] == ["c", "a"]
+    assert [r.id for r in await store.get("c", ["zz", "c"])] == ["c"]
+
+
+async def test_undeclared_operator_is_unsupported():
+    class NoOr(MemoryStore):
+        capabilities = StoreCapabilities(filter_operators={"$eq", "$and"})
+
+    store = NoOr()
+    await store.create_collection("c", 2)
+    await store.upsert("c", [Record("a", [1, 0], "", {"k": 1})])
+    with pytest.raises(UnsupportedFilter, match=r"\$or"):
+        await store.delete("c", filter={"$or": [{"k": 1}, {"k": 2}]})
+    assert await store.count("c") == 1
+
+
+async def test_drop_and_recreate(tmp_path):
+    store = MemoryStore(tmp_path)
+    await store.create_collection("c", 2)
+    await store.upsert("c", [Record("a", [1, 0])])
+    assert await store.drop_collection("c") is True
+    assert await store.drop_collection("c") is False
+    assert await store.list_collections() == []
+    await store.create_collection("c", 3)
+    assert await store.count("c") == 0

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from vpa.errors import DimensionMismatch, InvalidId, InvalidMetadata, InvalidVector, RecordTooLarge, UnsupportedMetadata
+from vpa.models import CollectionInfo, EmbedderFingerprint, Hit, MetadataType, Record, StoreCapabilities, from_json_dict, to_json_dict
+from vpa.validation import check_metadata, check_records, check_vector
+
+
+def test_record_json_round_trip_keeps_vector_text_and_metadata():
+    record = Record("r-1", [0.25, -1.5, 3.0], "héllo ✓", {"a": 1, "b": 2.5, "c": True, "d": ["x"], "e": ""})
+    data = to_json_dict(record)
+    assert data["vector"] == [0.25, -1.5, 3.0]
+    assert from_json_dict(data, Record) == record
+
+
+def test_collection_info_and_capabilities_round_trip():
+    info = CollectionInfo("c", 3, fingerprint=EmbedderFingerprint("hashing", "m", 3))
+    assert from_json_dict(to_json_dict(info), CollectionInfo) == info
+    caps = StoreCapabilities(filter_operators=["$eq"], metadata_types=["str"], max_batch_size=10)
+    assert from_json_dict(to_json_dict(caps), StoreCapabilities) == caps
+
+
+def test_hit_metadata_is_a_copy():
+    source = {"tags": ["a"]}
+    hit = Hit("x", 0.5, "", source)
+    source["tags"].append("b")
+    assert hit.metadata == {"tags": ["a"]}
+
+
+@pytest.mark.parametrize("vector", [[1.0, float("nan"), 0.0], [float("inf"), 0.0, 0.0], [0.0, 0.0, 0.0]])
+def test_vectors_must_be_finite_and_non_zero(vector):
+    with pytest.raises(InvalidVector):
+        check_vector(vector, 3)
+
+
+def test_dimension_is_named():
+    with pytest.raises(DimensionMismatch, match="dimension 2, but the collection's dimension is 3"):
+        check_vector([1, 2], 3)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{"a": None}, {"a": {"b": 1}}, {"a": [1, 2]}, {"a": float("nan")}, {"a": 2**60}, {"bad-key": 1}, {"1a": 1}],
+)
+def test_unportable_metadata_is_refused(metadata):
+    with pytest.raises(InvalidMetadata):
+        check_metadata(metadata)
+
+
+def test_undeclared_metadata_type_is_unsupported():
+    with pytest.raises(UnsupportedMetadata):
+        check_metadata({"tags": ["a"]}, allowed={MetadataType.STR})
+
+
+def test_batch_keeps_newest_of_duplicate_ids_and_validates_everything_first():
+    records = [Record("a", [1, 0], "old"), Record("b", [0, 1]), Record("a", [1, 1], "new")]
+    assert [(r.id, r.text) for r in check_records(records, 2)] == [("b", ""), ("a", "new")]
+    with pytest.raises(InvalidId):
+        check_records([Record("ok", [1, 0]), Record("", [1, 0])], 2)
+    with pytest.raises(RecordTooLarge):
+        check_records([Record("big", [1, 0], "x" * 100)], 2, max_record_bytes=50)
+    assert np.allclose(check_records(records, 2)[1].vector, [1, 1])
