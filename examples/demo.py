@@ -40,12 +40,13 @@ def show(query: str, filters: object, results: list, ms: float) -> None:
 
 async def main(provider: str | None, embedder: str | None, data_dir: str | None) -> None:
     overrides = {"provider": provider, "embedder": embedder, "data_dir": data_dir, "collection": "demo",
-                 "chunk_size": 800, "chunk_overlap": 120}
+                 "chunk_size": 800, "chunk_overlap": 120, "log_level": "WARNING"}
     system = create_enhanced_rag_system({k: v for k, v in overrides.items() if v is not None})
     async with system:
         info = await system.initialize()
         print(f"VPA demo: provider={system.config.provider}, collection={info.name}, "
               f"embedder={system.embedder.fingerprint.describe()}")
+        await system.embedder.aembed(["warm up"])  # load the model now, not inside the first timing
         documents = list(read_documents([CORPUS]))
         documents = [d for d in documents if d.id != "README.md"]
         started = time.perf_counter()

@@ -1,0 +1,153 @@
+"""The RAG system end to end on the memory store with the hashing embedder."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vpa.caches.lru import LRUCache
+from vpa.embedders.hashing import HashingEmbedder
+from vpa.errors import (
+    BatchTooLarge,
+    DocumentNotFound,
+    DocumentTooLarge,
+    EmbedderMismatch,
+    InvalidFilter,
+    InvalidMetadata,
+    ValidationError,
+)
+from vpa.models import Document
+from vpa.rag import create_enhanced_rag_system
+from vpa.stores.memory import MemoryStore
+
+DOCS = [
+    Document("photosynthesis", "Plants capture sunlight in chloroplasts and make sugar from carbon dioxide and water. " * 6,
+             "Photosynthesis", {"category": "science", "year": 2021, "tags": ["biology", "plants"]}),
+    Document("index-funds", "An index fund buys every stock of a market index, so its fees stay low. " * 6,
+             "Index funds", {"category": "finance", "year": 2019, "tags": ["investing"]}),
+    Document("sourdough", "Sourdough bread rises with wild yeast and lactic acid bacteria from a starter. " * 6,
+             "Sourdough", {"category": "cooking", "year": 2023, "tags": ["bread", "fermentation"]}),
+]
+
+
+@pytest.fixture
+async def rag(config):
+    system = create_enhanced_rag_system(config)
+    await system.initialize()
+    await system.add_documents(DOCS)
+    yield system
+    await system.shutdown()
+
+
+async def test_search_finds_the_relevant_document_and_filters_apply(rag):
+    results = await rag.search_knowledge("u", "sunlight sugar chloroplasts", top_k=3)
+    assert results[0].document_id == "photosynthesis" and results[0].title == "Photosynthesis"
+    assert results[0].metadata["tags"] == ["biology", "plants"]
+    assert all(not k.startswith("vpa_") for r in results for k in r.metadata)
+    filtered = await rag.search_knowledge("u", "sunlight sugar chloroplasts", top_k=10, filters={"year": {"$gte": 2022}})
+    assert {r.document_id for r in filtered} == {"sourdough"}
+    with pytest.raises(InvalidFilter):
+        await rag.search_knowledge("u", "x", filters={"year": {"$near": 1}})
+    with pytest.raises(ValidationError):
+        await rag.search_knowledge("u", "  ")
+
+
+async def test_re_ingesting_unchanged_documents_is_a_no_op(rag):
+    before = await rag.get_system_stats()
+    results = await rag.add_documents(DOCS)
+    assert all(r.unchanged for r in results)
+    assert await rag.get_system_stats() == before
+
+
+async def test_replacing_a_document_leaves_no_old_chunks(rag):
+    old = await rag.get_system_stats()
+    result = await rag.add_document("photosynthesis", "Photosynthesis", "Short now.", {"category": "science"})
+    assert result.chunks == 1 and not result.unchanged
+    stats = await rag.get_system_stats()
+    assert stats["documents"] == 3 and stats["chunks"] < old["chunks"]
+    assert (await rag.get_document("photosynthesis")).content == "Short now."
+    hits = await rag.search_knowledge("u", "chloroplasts carbon dioxide", top_k=20, filters={"category": "science"})
+    assert [h.chunk_id for h in hits] == ["photosynthesis#0"]
+
+
+async def test_results_cache_is_invalidated_by_writes(rag):
+    first = await rag.search_knowledge("u", "wild yeast starter", top_k=1)
+    again = await rag.search_knowledge("u", "wild yeast starter", top_k=1)
+    assert first == again and rag.cache.stats().hits >= 1
+    await rag.add_document("yeast", "Yeast", "wild yeast starter wild yeast starter", {})
+    after = await rag.search_knowledge("u", "wild yeast starter", top_k=1)
+    assert after[0].document_id == "yeast"
+    await rag.delete_document("yeast")
+    assert (await rag.search_knowledge("u", "wild yeast starter", top_k=1))[0].document_id == "sourdough"
+
+
+async def test_update_delete_get_and_history(rag):
+    await rag.update_document("index-funds", metadata={"category": "finance", "year": 2024})
+    doc = await rag.get_document("index-funds")
+    assert doc.metadata == {"category": "finance", "year": 2024} and doc.title == "Index funds"
+    with pytest.raises(DocumentNotFound):
+        await rag.update_document("nope", title="x")
+    assert await rag.delete_document("index-funds") is True
+    assert await rag.delete_document("index-funds") is False
+    assert await rag.get_document("index-funds") is None
+    await rag.search_knowledge("alice", "bread", top_k=2)
+    await rag.search_knowledge("alice", "plants", top_k=2, filters={"category": "science"})
+    history = rag.get_search_history("alice")
+    assert len(history) == 2 and history[0].filtered and "plants" not in repr(history)
+    stats = await rag.get_system_stats()
+    assert stats["total_searches"] == 2 and stats["documents"] == 2 and stats["p95_latency_ms"] >= 0
+
+
+async def test_tenants_are_isolated_whatever_the_filter(config):
+    system = create_enhanced_rag_system(config)
+    await system.add_document("same-id", "A", "alpha secret plans", {"k": 1}, tenant="a")
+    await system.add_document("same-id", "B", "beta other plans", {"k": 1}, tenant="b")
+    sneaky = {"$or": [{"vpa_tenant": "a"}, {"k": 1}]}
+    hits = await system.search_knowledge("u", "alpha secret plans", top_k=10, filters=sneaky, tenant="b")
+    assert {h.content for h in hits} == {"beta other plans"}
+    assert (await system.get_document("same-id", tenant="a")).title == "A"
+    assert (await system.get_system_stats(tenant="a"))["documents"] == 1
+    assert await system.delete_document("same-id", tenant="b")
+    assert await system.get_document("same-id", tenant="a") is not None
+    await system.shutdown()
+
+
+async def test_bad_documents_are_refused_before_any_write(config):
+    system = create_enhanced_rag_system(config.replace(max_batch_size=3, max_document_bytes=100))
+    good = Document("good", "fine text")
+    cases = [
+        ([good, Document("", "x")], ValidationError),
+        ([good, Document("x", "   ")], ValidationError),
+        ([good, Document("x", "y" * 101)], DocumentTooLarge),
+        ([good, Document("x", "y", metadata={"vpa_tenant": "z"})], InvalidMetadata),
+        ([good, Document("x", "y", metadata={"nested": {"a": 1}})], InvalidMetadata),
+        ([good] * 4, BatchTooLarge),
+    ]
+    for documents, error in cases:
+        with pytest.raises(error):
+            await system.add_documents(documents)
+    assert (await system.get_system_stats())["chunks"] == 0
+    await system.shutdown()
+
+
+async def test_switching_embedders_on_a_filled_collection_fails_at_once(config):
+    system = create_enhanced_rag_system(config)
+    await system.add_document("d", "", "some text")
+    await system.shutdown()
+    other = create_enhanced_rag_system(config, embedder=HashingEmbedder(dimension=256))
+    with pytest.raises(Exception) as caught:
+        await other.initialize()
+    assert caught.type.__name__ in {"DimensionMismatch", "EmbedderMismatch"}
+    same_dim = HashingEmbedder(384)
+    same_dim.name = "hashing-v2"
+    with pytest.raises(EmbedderMismatch, match="re-index"):
+        await create_enhanced_rag_system(config, embedder=same_dim).initialize()
+
+
+@given(st.text(min_size=1, max_size=600).filter(str.strip), st.integers(20, 120))
+async def test_documents_are_rebuilt_exactly_from_their_chunks(text, size):
+    store = MemoryStore()
+    system = create_enhanced_rag_system(
+        {"embedder": "hashing", "chunk_size": size, "chunk_overlap": size // 4}, store=store, cache=LRUCache()
+    )
+    await system.add_document("doc", "T", text, {"k": "v"})
+    assert (await system.get_document("doc")).content == text
