@@ -62,9 +62,15 @@ class RecursiveChunker(Chunker):
             chunks.append(Chunk(text[start:end], start, end, len(chunks)))
             if j + 1 >= len(pieces):
                 break
-            # Start the next chunk at the earliest piece that keeps the overlap within bounds.
+            # Start the next chunk at the earliest piece that keeps the overlap within bounds
+            # while leaving room for the next new piece, so that every chunk makes progress.
             k = j + 1
-            while k - 1 > i and end - pieces[k - 1][0] <= self.chunk_overlap:
+            next_end = pieces[j + 1][1]
+            while (
+                k - 1 > i
+                and end - pieces[k - 1][0] <= self.chunk_overlap
+                and next_end - pieces[k - 1][0] <= self.chunk_size
+            ):
                 k -= 1
             i = k
         return chunks
