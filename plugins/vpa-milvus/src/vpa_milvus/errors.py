@@ -1,0 +1,79 @@
+"""Map pymilvus and gRPC exceptions to VPA's typed errors (the original stays as ``__cause__``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vpa.errors import (
+    CollectionNotFound,
+    StoreAuthError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    VPAError,
+)
+
+try:  # grpc comes with pymilvus; keep the mapping importable without it anyway
+    import grpc
+except ImportError:  # pragma: no cover
+    grpc = None  # type: ignore[assignment]
+
+#: Milvus server error codes (merr) and legacy status codes we recognise.
+COLLECTION_NOT_FOUND = 100
+CONNECT_FAILED = 2
+RATE_LIMITED = (8, 9)
+_AUTH_WORDS = ("unauthenticated", "authenticat", "credential", "permission denied", "privilege",
+               "not permitted", "access denied", "invalid token", "wrong password")
+_NOT_FOUND_WORDS = ("collection not found", "does not exist", "can't find collection", "not exist")
+
+
+def _grpc_code(exc: BaseException) -> Any:
+    code = getattr(exc, "code", None)
+    if callable(code):
+        try:
+            return code()
+        except Exception:  # pragma: no cover - a broken RpcError
+            return None
+    return code
+
+
+def _auth_like(text: str) -> bool:
+    return any(word in text for word in _AUTH_WORDS)
+
+
+def map_error(exc: BaseException, *, where: str, collection: str | None = None) -> VPAError:
+    """The VPA error for a vendor exception raised while doing ``where``."""
+    if isinstance(exc, VPAError):
+        return exc
+    name = type(exc).__name__
+    message = str(getattr(exc, "message", "") or exc)
+    lowered = message.lower()
+    code = _grpc_code(exc)
+    if grpc is not None and isinstance(code, grpc.StatusCode):
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return StoreAuthError(f"Milvus rejected the credentials during {where}")
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return StoreTimeout(f"Milvus did not answer in time during {where}")
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN):
+            return StoreUnavailable(f"Milvus is unreachable during {where}: {message}")
+    if name == "ConnectionConfigException":
+        if "milvus-lite is required" in lowered:
+            return StoreUnavailable(f"Milvus Lite is not installed (pip install 'vpa-milvus[lite]'): {message}")
+        return StoreUnavailable(
+            f"cannot open Milvus during {where}: {message} (a Milvus Lite file is used by one process at a time)"
+        )
+    compatible = getattr(exc, "compatible_code", None)
+    if code == COLLECTION_NOT_FOUND or (collection is not None and any(w in lowered for w in _NOT_FOUND_WORDS)):
+        if collection is not None:
+            return CollectionNotFound(collection)
+    if _auth_like(lowered) or compatible == 3:  # common_pb2.PermissionDenied
+        return StoreAuthError(f"Milvus rejected the credentials during {where}")
+    if "retry timeout" in lowered or "timed out" in lowered or "timeout" in lowered:
+        return StoreTimeout(f"Milvus did not answer in time during {where}: {message}")
+    if code == CONNECT_FAILED or "fail connecting" in lowered or "server unavailable" in lowered:
+        return StoreUnavailable(f"Milvus is unreachable during {where}: {message}")
+    if code in RATE_LIMITED:
+        return StoreUnavailable(f"Milvus refused the request (rate limit or quota) during {where}: {message}")
+    if isinstance(exc, OSError):
+        return StoreUnavailable(f"Milvus I/O failed during {where}: {name}: {message}")
+    return StoreError(f"Milvus failed during {where}: {name}: {message}")

@@ -1,0 +1,24 @@
+"""Registers the `milvus` store with VPA (entry point group ``vpa``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vpa.hookspecs import hookimpl
+
+from vpa_milvus.store import MilvusStore
+
+
+def factory(config: Any) -> MilvusStore:
+    """A store from VPA's config: Milvus Lite under VPA_DATA_DIR, or the server at HOST:PORT."""
+    return MilvusStore.from_config(config)
+
+
+@hookimpl
+def vpa_register_stores(register: Any) -> None:
+    register(
+        "milvus",
+        factory,
+        capabilities=MilvusStore.capabilities,
+        description="Milvus via pymilvus: Milvus Lite file under VPA_DATA_DIR/milvus, or a Milvus server",
+    )
