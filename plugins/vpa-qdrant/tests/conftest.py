@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from vpa_qdrant import QdrantStore
 
 SERVER_URL = os.environ.get("VPA_QDRANT_URL")

@@ -12,7 +12,6 @@ import uuid
 import numpy as np
 import pytest
 from qdrant_client import models
-
 from vpa.filters import evaluate, parse_filter
 from vpa.models import Record
 from vpa_qdrant.filters import to_qdrant_filter

@@ -29,7 +29,6 @@ import httpx
 from qdrant_client import AsyncQdrantClient, QdrantClient
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
 from vpa.errors import (
     CollectionNotFound,
     StoreAuthError,

@@ -22,7 +22,6 @@ Nothing is post-filtered in Python: the result is handed to Qdrant whole.
 from __future__ import annotations
 
 from qdrant_client import models
-
 from vpa.filters import And, Comparison, Node, Not, Or
 from vpa.models import FilterOp
 

@@ -2,9 +2,10 @@
 
 Layout of a VPA collection in Qdrant:
 
-- one unnamed dense vector per point, ``Distance.COSINE``. Qdrant normalises vectors on write
-  for cosine, so the vector's original Euclidean norm is kept in the payload and ``get``
-  multiplies it back: the vector comes back as written, within float32 rounding;
+- one unnamed dense vector per point, ``Distance.COSINE``. Vectors are sent already scaled to
+  unit length (computed in float64, see `unit_vectors`), as Qdrant would store them anyway; the
+  original Euclidean norm is kept in the payload and ``get`` multiplies it back, so the vector
+  comes back as written, within float32 rounding;
 - point ids are ``uuid5(VPA_NAMESPACE, record id)`` (Qdrant ids must be UUIDs or integers); the
   VPA id itself is kept in the payload;
 - payload ``{"_vpa_id": id, "_vpa_text": text, "_vpa_norm": norm, "m": {user metadata}}``: user
@@ -29,7 +30,6 @@ from typing import Any
 import attrs
 import numpy as np
 from qdrant_client import models
-
 from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection, StoreError
 from vpa.filters import Node
 from vpa.models import (
@@ -113,6 +113,18 @@ def point_id(record_id: str) -> str:
     return str(uuid.uuid5(VPA_NAMESPACE, record_id))
 
 
+def unit_vectors(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows scaled to unit length (float32) and their norms, computed in float64.
+
+    Qdrant normalises cosine vectors itself, but in float32 and only when the norm exceeds
+    float32's epsilon: a vector of norm 1e-8 would be stored as is (and score wrongly), one of
+    norm 1e20 would overflow. Sending unit vectors sidesteps both; the norm goes to the payload.
+    """
+    wide = matrix.astype(np.float64)
+    norms = np.linalg.norm(wide, axis=1)
+    return (wide / norms[:, np.newaxis]).astype(np.float32), norms
+
+
 def _payload(record: Record, norm: float) -> dict[str, Any]:
     return {ID_KEY: record.id, TEXT_KEY: record.text, NORM_KEY: norm, METADATA_KEY: dict(record.metadata)}
 
@@ -123,7 +135,7 @@ def _estimated_bytes(record: Record) -> int:
 
 
 def _read_consistency(value: Any) -> Any:
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     try:
         return models.ReadConsistencyType(str(value).lower())
@@ -221,7 +233,9 @@ class QdrantStore(VectorStore):
             elif path is not None:
                 local_path = os.fspath(path)
             else:
-                raise ConfigError("QdrantStore needs a url (server mode), a path or in_memory=True (local mode)")
+                raise ConfigError(
+                    "QdrantStore needs a url (server mode), a path or in_memory=True (local mode)"
+                )
             self._backend = LocalBackend(local_path)
             self.mode = "memory" if local_path is None else "local"
             self.location = local_path or ":memory:"
@@ -260,7 +274,15 @@ class QdrantStore(VectorStore):
             url = build_url(config.host, config.port, https=options.get("https"))
         if url is not None and not in_memory:
             return cls(url=url, api_key=config.api_key, **options)
-        for server_only in ("grpc_port", "prefer_grpc", "https", "prefix", "exact", "hnsw_ef", "read_consistency"):
+        for server_only in (
+            "grpc_port",
+            "prefer_grpc",
+            "https",
+            "prefix",
+            "exact",
+            "hnsw_ef",
+            "read_consistency",
+        ):
             options.pop(server_only, None)
         if in_memory:
             return cls(in_memory=True, **options)
@@ -315,13 +337,21 @@ class QdrantStore(VectorStore):
         return attrs.evolve(info, name=name)
 
     async def _create_collection(self, info: CollectionInfo) -> None:
-        vectors = models.VectorParams(size=info.dimension, distance=models.Distance.COSINE, on_disk=self._on_disk)
-        extra = {k: v for k, v in self._collection_options.items() if v is not None} if self.mode == "server" else {}
+        vectors = models.VectorParams(
+            size=info.dimension, distance=models.Distance.COSINE, on_disk=self._on_disk
+        )
+        extra = (
+            {k: v for k, v in self._collection_options.items() if v is not None}
+            if self.mode == "server"
+            else {}
+        )
         if self._hnsw is not None and self.mode == "server":
             extra["hnsw_config"] = self._hnsw
         metadata = {COLLECTION_METADATA_KEY: {"format": FORMAT_VERSION, "info": to_json_dict(info)}}
         try:
-            await self._call("create_collection", info.name, vectors_config=vectors, metadata=metadata, **extra)
+            await self._call(
+                "create_collection", info.name, vectors_config=vectors, metadata=metadata, **extra
+            )
         except StoreError:
             # Another writer created it between our look-up and now: open theirs if compatible.
             existing = await self._describe_collection(info.name)
@@ -347,12 +377,11 @@ class QdrantStore(VectorStore):
 
     async def _upsert(self, info: CollectionInfo, records: list[Record]) -> None:
         for batch in _split_by_bytes(records, REQUEST_BYTES_BUDGET):
-            matrix = np.stack([r.vector for r in batch]).astype(np.float32)
-            norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
+            units, norms = unit_vectors(np.stack([r.vector for r in batch]))
             points = [
                 models.PointStruct(
                     id=point_id(record.id),
-                    vector=matrix[i].tolist(),
+                    vector=units[i].tolist(),
                     payload=_payload(record, float(norms[i])),
                 )
                 for i, record in enumerate(batch)
@@ -366,7 +395,7 @@ class QdrantStore(VectorStore):
         response = await self._call(
             "query_points",
             info.name,
-            query=np.asarray(vector, dtype=np.float32).tolist(),
+            query=unit_vectors(np.asarray(vector)[np.newaxis, :])[0][0].tolist(),
             query_filter=to_qdrant_filter(node),
             limit=top_k,
             with_payload=True,
@@ -397,7 +426,9 @@ class QdrantStore(VectorStore):
             records.extend(_record(p) for p in points)
         return records
 
-    async def _matching_point_ids(self, info: CollectionInfo, ids: list[str] | None, node: Node | None) -> list[str]:
+    async def _matching_point_ids(
+        self, info: CollectionInfo, ids: list[str] | None, node: Node | None
+    ) -> list[str]:
         """Point ids of the records that have one of ``ids`` (if given) and match ``node``."""
         native = to_qdrant_filter(node)
         if ids is not None:
@@ -406,8 +437,13 @@ class QdrantStore(VectorStore):
                 chunk = [point_id(i) for i in ids[start : start + PAGE_SIZE]]
                 if native is None:
                     points = await self._call(
-                        "retrieve", info.name, ids=chunk, with_payload=False, with_vectors=False,
-                        collection=info.name, **self._read_kwargs(),
+                        "retrieve",
+                        info.name,
+                        ids=chunk,
+                        with_payload=False,
+                        with_vectors=False,
+                        collection=info.name,
+                        **self._read_kwargs(),
                     )
                 else:
                     points = await self._scroll_all(info, _with_ids(native, chunk))
@@ -448,7 +484,11 @@ class QdrantStore(VectorStore):
                     else models.FilterSelector(filter=_with_ids(native, chunk))
                 )
                 await self._call(
-                    "delete", info.name, points_selector=selector, collection=info.name, **self._write_kwargs()
+                    "delete",
+                    info.name,
+                    points_selector=selector,
+                    collection=info.name,
+                    **self._write_kwargs(),
                 )
             return len(found)
 
@@ -476,7 +516,9 @@ def _record(point: Any) -> Record:
     norm = payload.get(NORM_KEY)
     if norm is not None:
         vector = vector * float(norm)
-    return Record(payload[ID_KEY], vector.astype(np.float32), payload.get(TEXT_KEY, ""), payload.get(METADATA_KEY, {}))
+    return Record(
+        payload[ID_KEY], vector.astype(np.float32), payload.get(TEXT_KEY, ""), payload.get(METADATA_KEY, {})
+    )
 
 
 def _split_by_bytes(records: list[Record], budget: int) -> list[list[Record]]:

@@ -1,0 +1,369 @@
+"""Direct tests of the store against the real embedded engine (and a server when one is given)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+from vpa.config import VPAConfig
+from vpa.errors import (
+    CollectionNotFound,
+    ConfigError,
+    DimensionMismatch,
+    EmbedderMismatch,
+    InvalidCollection,
+    StoreUnavailable,
+    ValidationError,
+)
+from vpa.models import EmbedderFingerprint, Record
+from vpa.plugins import get_registry
+from vpa_qdrant import QdrantStore, point_id
+from vpa_qdrant.store import LOCAL_CAPABILITIES, build_url
+
+RNG = np.random.default_rng(7)
+
+
+def vec(dim: int = 8) -> np.ndarray:
+    return RNG.normal(size=dim).astype(np.float32)
+
+
+METADATA = {
+    "s": "héllo wörld ✓ 漢字 🙂",
+    "empty": "",
+    "i": 42,
+    "neg": -(2**53),
+    "f": 1.0,
+    "g": -0.5,
+    "b": True,
+    "nb": False,
+    "tags": ["a", "", "ü"],
+    "none": [],
+}
+
+
+async def test_round_trip_text_metadata_and_vector(store):
+    await store.create_collection("t_round", 8)
+    vectors = [vec(), vec() * 1e6, vec() * 1e-9, np.array([1e-30] + [0.0] * 7), np.array([3e19] + [1.0] * 7)]
+    records = [Record(f"id-{i} ✓/#?", v, 'tëxt\n\t"quoted"' * i, METADATA) for i, v in enumerate(vectors)]
+    records.append(Record("blank", vec(), "", {}))
+    assert await store.upsert("t_round", records) == len(records)
+    got = await store.get("t_round", [r.id for r in reversed(records)] + ["absent"])
+    assert [r.id for r in got] == [r.id for r in reversed(records)]
+    for want, have in zip(reversed(records), got, strict=True):
+        assert have.text == want.text
+        assert have.metadata == want.metadata
+        for key, value in want.metadata.items():
+            assert type(have.metadata[key]) is type(value), key
+        np.testing.assert_allclose(have.vector, want.vector, rtol=1e-6, atol=0)
+        assert have.vector.dtype == np.float32
+
+
+async def test_upsert_is_idempotent_newest_wins(store):
+    await store.create_collection("t_idem", 4)
+    await store.upsert(
+        "t_idem", [Record("a", [1, 0, 0, 0], "old", {"v": 1}), Record("a", [0, 1, 0, 0], "new", {"v": 2})]
+    )
+    await store.upsert("t_idem", [Record("b", [0, 0, 1, 0], "b")])
+    await store.upsert("t_idem", [Record("b", [0, 0, 0, 1], "b2", {"w": True})])
+    assert await store.count("t_idem") == 2
+    a, b = await store.get("t_idem", ["a", "b"])
+    assert (a.text, a.metadata, b.text, b.metadata) == ("new", {"v": 2}, "b2", {"w": True})
+    np.testing.assert_allclose(b.vector, [0, 0, 0, 1], atol=1e-7)
+
+
+async def test_query_scores_are_cosine_best_first(store):
+    await store.create_collection("t_query", 3)
+    await store.upsert(
+        "t_query",
+        [Record("x", [1, 0, 0]), Record("y", [1, 1, 0]), Record("z", [-2, 0, 0]), Record("w", [0, 0, 5])],
+    )
+    hits = await store.query("t_query", [10, 0, 0], top_k=3)
+    assert [h.id for h in hits] == ["x", "y", "w"]
+    np.testing.assert_allclose([h.score for h in hits], [1.0, 2**-0.5, 0.0], atol=1e-6)
+    last = await store.query("t_query", [1, 0, 0], top_k=10)
+    assert last[-1].id == "z" and last[-1].score == pytest.approx(-1.0, abs=1e-6)
+
+
+async def test_exact_search_matches_brute_force(local_store):
+    await local_store.create_collection("t_exact", 16)
+    matrix = RNG.normal(size=(400, 16)).astype(np.float32)
+    await local_store.upsert(
+        "t_exact", [Record(f"r{i}", v, "", {"even": i % 2 == 0}) for i, v in enumerate(matrix)]
+    )
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    for _ in range(5):
+        q = RNG.normal(size=16).astype(np.float32)
+        scores = unit @ (q / np.linalg.norm(q))
+        hits = await local_store.query("t_exact", q, top_k=10, filter={"even": True})
+        want = [f"r{i}" for i in np.argsort(-np.where(np.arange(400) % 2 == 0, scores, -9))[:10]]
+        assert [h.id for h in hits] == want
+        np.testing.assert_allclose([h.score for h in hits], np.sort(scores[::2])[::-1][:10], atol=1e-5)
+
+
+async def test_delete_by_ids_filter_and_both(store):
+    await store.create_collection("t_delete", 2)
+    await store.upsert("t_delete", [Record(f"r{i}", [1, i], "", {"k": i % 3}) for i in range(10)])
+    assert await store.delete("t_delete", ids=["r0", "r1", "missing", "r0"]) == 2
+    assert await store.delete("t_delete", ids=["r0"]) == 0
+    assert await store.delete("t_delete", filter={"k": 2}) == 3  # r2, r5, r8
+    assert await store.delete("t_delete", ids=["r3", "r4", "r6"], filter={"k": 0}) == 2  # r3, r6
+    assert sorted(r.id for r in await store.get("t_delete", [f"r{i}" for i in range(10)])) == [
+        "r4",
+        "r7",
+        "r9",
+    ]
+    assert await store.delete("t_delete", filter={"k": {"$in": [0, 1]}}) == 3
+    assert await store.count("t_delete") == 0
+    with pytest.raises(ValidationError):
+        await store.delete("t_delete")
+
+
+async def test_concurrent_writes_lose_nothing_and_deletes_count_once(store):
+    await store.create_collection("t_conc", 4)
+    batches = [[Record(f"b{b}-{i}", vec(4), "", {"b": b}) for i in range(25)] for b in range(8)]
+    await asyncio.gather(*(store.upsert("t_conc", batch) for batch in batches))
+    assert await store.count("t_conc") == 200
+    ids = [f"b0-{i}" for i in range(25)]
+    removed = await asyncio.gather(*(store.delete("t_conc", ids=ids) for _ in range(4)))
+    assert sum(removed) == 25
+    assert await store.count("t_conc") == 175
+
+
+async def test_batches_are_split(tmp_path):
+    store = QdrantStore(path=tmp_path / "q", max_batch_size=50)
+    calls: list[int] = []
+    original = store._backend.call
+
+    async def spy(method, *args, **kwargs):
+        if method == "upsert":
+            calls.append(len(kwargs["points"]))
+        return await original(method, *args, **kwargs)
+
+    store._backend.call = spy  # observe the real calls
+    await store.create_collection("t_batch", 4)
+    await store.upsert("t_batch", [Record(f"r{i}", vec(4)) for i in range(120)])
+    assert calls == [50, 50, 20]
+    assert await store.count("t_batch") == 120
+    calls.clear()
+    big = "x" * (3 * 1024 * 1024)
+    await store.upsert("t_batch", [Record(f"big{i}", vec(4), big) for i in range(7)])
+    assert sum(calls) == 7 and max(calls) < 7  # split by request size as well
+    assert (await store.get("t_batch", ["big6"]))[0].text == big
+    await store.close()
+
+
+async def test_persistence_and_fingerprint_in_a_new_store(tmp_path):
+    fp = EmbedderFingerprint("hashing", "v1", 4)
+    first = QdrantStore(path=tmp_path / "q")
+    await first.create_collection("t_persist", 4, fingerprint=fp)
+    await first.upsert("t_persist", [Record("a", [1, 2, 3, 4], "text", {"n": 1.5})])
+    # a second store on the same folder in the same process shares the engine
+    second = QdrantStore(path=tmp_path / "q")
+    assert (await second.open_collection("t_persist")).fingerprint == fp
+    await first.close()
+    assert await second.count("t_persist") == 1
+    await second.close()
+
+    reopened = QdrantStore(path=tmp_path / "q")
+    info = await reopened.open_collection("t_persist")
+    assert (info.dimension, info.fingerprint) == (4, fp)
+    (record,) = await reopened.get("t_persist", ["a"])
+    assert (record.text, record.metadata) == ("text", {"n": 1.5})
+    np.testing.assert_allclose(record.vector, [1, 2, 3, 4], rtol=1e-6)
+    with pytest.raises(EmbedderMismatch):
+        await reopened.create_collection("t_persist", 4, fingerprint=EmbedderFingerprint("hashing", "v2", 4))
+    with pytest.raises(DimensionMismatch):
+        await reopened.create_collection("t_persist", 5)
+    assert (await reopened.create_collection("t_persist", 4, fingerprint=fp)) == info
+    await reopened.close()
+
+
+async def test_collections_lifecycle(store):
+    assert await store.drop_collection("t_life") is False
+    await store.create_collection("t_life", 3)
+    assert "t_life" in await store.list_collections()
+    other = store  # drop through the store, then use the cached info
+    assert await other.drop_collection("t_life") is True
+    assert await store.drop_collection("t_life") is False
+    with pytest.raises(CollectionNotFound):
+        await store.count("t_life")
+    with pytest.raises(InvalidCollection):
+        await store.create_collection("bad name", 3)
+
+
+async def test_collection_dropped_by_another_store_is_not_found(tmp_path):
+    a, b = QdrantStore(path=tmp_path / "q"), QdrantStore(path=tmp_path / "q")
+    await a.create_collection("t_gone", 2)
+    await a.upsert("t_gone", [Record("x", [1, 0])])
+    await b.drop_collection("t_gone")
+    for call in (a.count("t_gone"), a.upsert("t_gone", [Record("y", [0, 1])]), a.query("t_gone", [1, 0])):
+        with pytest.raises(CollectionNotFound):
+            await call
+    with pytest.raises(CollectionNotFound):  # the cached info was forgotten
+        await a.open_collection("t_gone")
+    await a.close()
+    await b.close()
+
+
+async def test_foreign_collection_is_refused(tmp_path):
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection(
+        "plain", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE)
+    )
+    client.close()
+    store = QdrantStore(path=tmp_path / "q")
+    with pytest.raises(InvalidCollection, match="not created by VPA"):
+        await store.create_collection("plain", 3)
+    await store.close()
+
+
+async def test_point_ids_are_deterministic_uuids_and_payload_is_namespaced(tmp_path):
+    store = QdrantStore(path=tmp_path / "q")
+    await store.create_collection("t_layout", 2)
+    await store.upsert("t_layout", [Record("doc#1", [3, 4], "hi", {"_vpa_id": "user value", "m": "x"})])
+    (record,) = await store.get("t_layout", ["doc#1"])
+    assert record.metadata == {"_vpa_id": "user value", "m": "x"}
+    assert await store.count("t_layout", {"m": "x"}) == 1
+    await store.close()
+    assert point_id("doc#1") == point_id("doc#1") != point_id("doc#2")
+    client = QdrantClient(path=str(tmp_path / "q"))
+    (point,) = client.retrieve("t_layout", [point_id("doc#1")], with_payload=True, with_vectors=True)
+    assert point.payload == {
+        "_vpa_id": "doc#1",
+        "_vpa_text": "hi",
+        "_vpa_norm": 5.0,
+        "m": {"_vpa_id": "user value", "m": "x"},
+    }
+    np.testing.assert_allclose(point.vector, [0.6, 0.8], rtol=1e-6)
+    assert client.get_collection("t_layout").config.metadata["vpa"]["info"]["dimension"] == 2
+    client.close()
+
+
+async def test_local_calls_run_off_the_event_loop(local_store):
+    await local_store.create_collection("t_thread", 2)
+    seen: list[int] = []
+    original = QdrantClient.count
+
+    def count(self, *args, **kwargs):
+        seen.append(threading.get_ident())
+        return original(self, *args, **kwargs)
+
+    QdrantClient.count = count
+    try:
+        await local_store.count("t_thread")
+    finally:
+        QdrantClient.count = original
+    assert seen and threading.get_ident() not in seen
+
+
+async def test_in_memory_mode_is_private_and_not_persistent():
+    a, b = QdrantStore(in_memory=True), QdrantStore(in_memory=True)
+    assert a.capabilities.persistent is False and a.capabilities.exact is True
+    await a.create_collection("t_mem", 2)
+    assert await b.list_collections() == []
+    await a.close()
+    await b.close()
+
+
+async def test_constructor_does_no_io(tmp_path):
+    QdrantStore(path=tmp_path / "never")
+    QdrantStore(url="http://127.0.0.1:1")
+    assert not (tmp_path / "never").exists()
+
+
+async def test_unreachable_server_is_store_unavailable():
+    for options in ({}, {"prefer_grpc": True, "grpc_port": 1}):
+        store = QdrantStore(url="http://127.0.0.1:1", timeout=5, check_compatibility=False, **options)
+        with pytest.raises(StoreUnavailable) as info:
+            await store.list_collections()
+        assert info.value.__cause__ is not None
+        health = await store.health()
+        assert health.ok is False
+        await store.close()
+
+
+async def test_folder_locked_by_another_process_is_store_unavailable(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "q"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, qdrant_client; c = qdrant_client.QdrantClient(path=sys.argv[1]);"
+            " print('ready', flush=True); sys.stdin.read()",
+            str(folder),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        store = QdrantStore(path=folder)
+        with pytest.raises(StoreUnavailable, match="one process per folder"):
+            await store.list_collections()
+        await store.close()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+def test_registered_through_the_entry_point():
+    registration = get_registry().get("store", "qdrant")
+    assert registration.package == "vpa-qdrant"
+    assert registration.capabilities.max_batch_size == 256
+    assert registration.capabilities.exact is False  # what holds in every mode
+
+
+def test_config_local_mode_uses_data_dir(tmp_path):
+    store = QdrantStore.from_config(VPAConfig(data_dir=tmp_path))
+    assert store.mode == "local" and Path(store.location) == tmp_path / "qdrant"
+    assert store.capabilities == LOCAL_CAPABILITIES
+    store = QdrantStore.from_config(VPAConfig(providers={"qdrant": {"path": str(tmp_path / "p")}}))
+    assert Path(store.location) == tmp_path / "p"
+    store = QdrantStore.from_config(VPAConfig(providers={"qdrant": {"in_memory": True}}))
+    assert store.mode == "memory" and store.capabilities.persistent is False
+
+
+def test_config_server_mode():
+    config = VPAConfig(host="qdrant.internal", port=7000, api_key="s3cret-key")
+    store = QdrantStore.from_config(config)
+    assert store.mode == "server" and store.location == "http://qdrant.internal:7000"
+    assert store.capabilities.exact is False and store.capabilities.min_recall == 0.9
+    assert "s3cret" not in repr(store)
+    assert store._backend._options["prefer_grpc"] is False
+    grpc = QdrantStore.from_config(config.replace(providers={"qdrant": {"grpc_port": 7001, "exact": True}}))
+    assert grpc._backend._options["prefer_grpc"] is True and grpc._backend._options["grpc_port"] == 7001
+    assert grpc.capabilities.exact is True
+    url = QdrantStore.from_config(VPAConfig(providers={"qdrant": {"url": "https://x.example:6333"}}))
+    assert url.mode == "server" and url.location == "https://x.example:6333"
+
+
+def test_config_rejects_unknown_and_bad_options():
+    with pytest.raises(ConfigError, match="unknown options"):
+        QdrantStore.from_config(VPAConfig(providers={"qdrant": {"colection": "x"}}))
+    with pytest.raises(ConfigError, match="read_consistency"):
+        QdrantStore.from_config(VPAConfig(host="h", providers={"qdrant": {"read_consistency": "most"}}))
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "https", "url"),
+    [
+        ("localhost", None, None, "http://localhost:6333"),
+        ("db", 7000, True, "https://db:7000"),
+        ("https://xyz.cloud.qdrant.io", None, None, "https://xyz.cloud.qdrant.io"),
+        ("https://xyz.cloud.qdrant.io/", 6333, None, "https://xyz.cloud.qdrant.io:6333"),
+        ("http://h:1234", 9, None, "http://h:1234"),
+    ],
+)
+def test_build_url(host, port, https, url):
+    assert build_url(host, port, https=https) == url
