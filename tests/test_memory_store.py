@@ -41,8 +41,9 @@ async def test_persists_across_processes(tmp_path):
     assert out.strip() == '[19, "hashing", ["id-0", "id-19"], "text 0 \\u2713"]'
 
 
-def test_a_killed_writer_never_leaves_a_torn_file(tmp_path):
-    """Kill a process mid-stream of writes, several times: the file always loads, whole batches only."""
+def test_a_killed_writer_loses_no_acknowledged_write(tmp_path):
+    """Kill a process mid-stream of writes, several times: the files always load, whole batches
+    only, and every write the writer saw acknowledged is there."""
     script = textwrap.dedent(f"""
         import asyncio, numpy as np
         from vpa.models import Record
@@ -56,6 +57,7 @@ def test_a_killed_writer_never_leaves_a_torn_file(tmp_path):
                 batch = [Record(f"r{{n + j}}", np.ones(64) + j, "x" * 2000) for j in range(50)]
                 await s.upsert("c", batch)
                 n += 50
+                print(n, flush=True)
         asyncio.run(main())
     """)
     for delay in (0.3, 0.55, 0.8):
@@ -64,10 +66,26 @@ def test_a_killed_writer_never_leaves_a_torn_file(tmp_path):
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        acknowledged = [int(line) for line in proc.stdout.read().split()]
         count = asyncio.run(_count(tmp_path))
         assert count % 50 == 0
+        assert not acknowledged or count >= acknowledged[-1]
     assert count > 0
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # leftovers are swept on open
+
+
+async def test_a_torn_journal_tail_is_dropped(tmp_path):
+    store = MemoryStore(tmp_path)
+    await store.create_collection("c", 4)
+    await store.upsert("c", [rec(1), rec(2)])
+    journal = next(tmp_path.glob("*.log"))
+    with journal.open("ab") as fh:
+        fh.write(b"\x40\x00\x00\x00garbage")  # a frame header promising more than was written
+    assert await MemoryStore(tmp_path).count("c") == 2
+    reopened = MemoryStore(tmp_path)
+    await reopened.upsert("c", [rec(3)])
+    await reopened.close()
+    assert await MemoryStore(tmp_path).count("c") == 3
 
 
 async def _count(path) -> int:

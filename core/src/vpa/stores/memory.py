@@ -1,10 +1,10 @@
 """The built-in `memory` store: exact cosine search in numpy, optionally persisted to a folder.
 
 It is the reference the conformance suite compares other stores against, and the default for
-demos and small apps. Each collection lives in one file, ``<data_dir>/<name>.vpa.npz``, written
-whole to a temporary file, fsynced and renamed over the old one, so a crash leaves either the old
-or the new state, never a torn file. Writers that arrive while a snapshot is being written are
-folded into the next one (group commit), so many small concurrent writes cost few snapshots.
+demos and small apps. With a folder, every write is journaled and fsynced before it returns, and
+snapshots are replaced atomically (see `vpa.stores.memory_files`): a crash never leaves a torn
+file, and an acknowledged write is never lost. Heavy work (search, writes, file I/O) runs in a
+worker thread under one lock, so the event loop is never blocked and concurrent callers are safe.
 
 One process owns a data folder at a time; other processes may open it after the owner closed.
 """
@@ -12,22 +12,22 @@ One process owns a data folder at a time; other processes may open it after the 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vpa.errors import CollectionNotFound
 from vpa.filters import Node, evaluate
 from vpa.hookspecs import hookimpl
 from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities, from_json_dict, to_json_dict
 from vpa.stores.base import VectorStore
+from vpa.stores.memory_files import SNAPSHOT_SUFFIX, Cipher, CollectionFiles, sweep_leftovers
 
-SUFFIX = ".vpa.npz"
-FORMAT_VERSION = 1
+#: Fold the journal into a new snapshot once it is larger than this and than the snapshot.
+MIN_COMPACTION_BYTES = 8 * 1024 * 1024
 
 
 class _Table:
@@ -41,9 +41,6 @@ class _Table:
         self.norms = np.zeros(capacity, dtype=np.float32)
         self.texts: list[str] = []
         self.metadata: list[dict[str, Any]] = []
-        self.version = 0
-        self.saved_version = 0
-        self.save_lock = asyncio.Lock()
 
     @property
     def size(self) -> int:
@@ -60,28 +57,28 @@ class _Table:
         norms[: self.size] = self.norms[: self.size]
         self.vectors, self.norms = vectors, norms
 
-    def upsert(self, records: list[Record]) -> None:
-        matrix = np.stack([r.vector for r in records])
-        rows = np.empty(len(records), dtype=np.int64)
-        self._grow(self.size + len(records))
-        for i, record in enumerate(records):
-            row = self.row_of.get(record.id)
+    def upsert(self, ids: list[str], matrix: np.ndarray, texts: list[str], metadata: list[dict[str, Any]]) -> None:
+        rows = np.empty(len(ids), dtype=np.int64)
+        self._grow(self.size + len(ids))
+        for i, (id_, text, meta) in enumerate(zip(ids, texts, metadata, strict=True)):
+            row = self.row_of.get(id_)
             if row is None:
                 row = len(self.ids)
-                self.row_of[record.id] = row
-                self.ids.append(record.id)
-                self.texts.append(record.text)
-                self.metadata.append(dict(record.metadata))
+                self.row_of[id_] = row
+                self.ids.append(id_)
+                self.texts.append(text)
+                self.metadata.append(meta)
             else:
-                self.texts[row] = record.text
-                self.metadata[row] = dict(record.metadata)
+                self.texts[row] = text
+                self.metadata[row] = meta
             rows[i] = row
         self.vectors[rows] = matrix
         self.norms[rows] = np.linalg.norm(matrix, axis=1)
-        self.version += 1
 
-    def delete_rows(self, rows: list[int]) -> int:
-        for row in sorted(set(rows), reverse=True):
+    def delete_ids(self, ids: list[str]) -> list[str]:
+        """Remove the rows of those ids that exist; returns the ids removed."""
+        removed = [i for i in dict.fromkeys(ids) if i in self.row_of]
+        for row in sorted((self.row_of[i] for i in removed), reverse=True):
             last = self.size - 1
             del self.row_of[self.ids[row]]
             if row != last:
@@ -94,9 +91,7 @@ class _Table:
             self.ids.pop()
             self.texts.pop()
             self.metadata.pop()
-        if rows:
-            self.version += 1
-        return len(set(rows))
+        return removed
 
     def mask(self, node: Node | None) -> np.ndarray | None:
         if node is None:
@@ -106,51 +101,22 @@ class _Table:
     def record(self, row: int) -> Record:
         return Record(self.ids[row], self.vectors[row], self.texts[row], self.metadata[row])
 
-    # --- persistence ---------------------------------------------------------------------------
-
-    def snapshot(self) -> tuple[int, np.ndarray, bytes]:
-        document = {
-            "format": FORMAT_VERSION,
-            "info": to_json_dict(self.info),
-            "ids": self.ids,
-            "texts": self.texts,
-            "metadata": self.metadata,
-        }
-        payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        return self.version, self.vectors[: self.size].copy(), payload
+    def document(self) -> dict[str, Any]:
+        return {"info": to_json_dict(self.info), "dimension": self.info.dimension, "ids": self.ids,
+                "texts": self.texts, "metadata": self.metadata}
 
     @classmethod
-    def load(cls, path: Path) -> _Table:
-        with np.load(path, allow_pickle=False) as data:
-            document = json.loads(bytes(data["document"]).decode("utf-8"))
-            vectors = data["vectors"]
-        info = from_json_dict(document["info"], CollectionInfo)
-        table = cls(info, capacity=max(64, len(document["ids"])))
-        table.ids = list(document["ids"])
-        table.row_of = {id_: row for row, id_ in enumerate(table.ids)}
-        table.texts = list(document["texts"])
-        table.metadata = list(document["metadata"])
-        table.vectors[: table.size] = vectors
-        table.norms[: table.size] = np.linalg.norm(vectors, axis=1)
+    def load(cls, files: CollectionFiles) -> _Table:
+        document, vectors = files.read_snapshot()
+        table = cls(from_json_dict(document["info"], CollectionInfo), capacity=max(64, len(document["ids"])))
+        if document["ids"]:
+            table.upsert(document["ids"], vectors, document["texts"], document["metadata"])
+        for entry, entry_vectors in files.replay(table.info.dimension):
+            if entry["op"] == "upsert":
+                table.upsert(entry["ids"], entry_vectors, entry["texts"], entry["metadata"])
+            else:
+                table.delete_ids(entry["ids"])
         return table
-
-
-def _write_atomically(path: Path, vectors: np.ndarray, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, vectors=vectors, document=np.frombuffer(payload, dtype=np.uint8))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class MemoryStore(VectorStore):
@@ -158,14 +124,15 @@ class MemoryStore(VectorStore):
 
     capabilities = StoreCapabilities(exact=True, persistent=True)
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, cipher: Cipher | None = None) -> None:
         super().__init__()
         self.path = Path(path) if path is not None else None
+        self._cipher = cipher
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True)
-            for leftover in self.path.glob(f".*{SUFFIX}.*.tmp"):  # from a writer killed mid-snapshot
-                leftover.unlink(missing_ok=True)
+            sweep_leftovers(self.path)
         self._tables: dict[str, _Table] = {}
+        self._files: dict[str, CollectionFiles] = {}
         self._lock = threading.RLock()
 
     @classmethod
@@ -174,37 +141,38 @@ class MemoryStore(VectorStore):
         persist = options.get("persist", True)
         return cls(Path(options.get("path", Path(config.data_dir) / "memory")) if persist else None)
 
-    def _file(self, name: str) -> Path:
-        assert self.path is not None
-        return self.path / f"{name}{SUFFIX}"
+    # --- files (always called under self._lock, in a worker thread) ---------------------------
+
+    def _files_for(self, name: str) -> CollectionFiles | None:
+        if self.path is None:
+            return None
+        files = self._files.get(name)
+        if files is None:
+            files = self._files[name] = CollectionFiles(self.path, name, self._cipher)
+        return files
 
     def _table(self, name: str) -> _Table | None:
         with self._lock:
             table = self._tables.get(name)
-            if table is None and self.path is not None and self._file(name).is_file():
-                table = self._tables[name] = _Table.load(self._file(name))
+            files = self._files_for(name)
+            if table is None and files is not None and files.exists():
+                table = self._tables[name] = _Table.load(files)
             return table
 
     def _require(self, info: CollectionInfo) -> _Table:
-        from vpa.errors import CollectionNotFound
-
         table = self._table(info.name)
         if table is None:
             self._collections.pop(info.name, None)
             raise CollectionNotFound(info.name)
         return table
 
-    async def _persist(self, table: _Table) -> None:
-        if self.path is None:
+    def _journal(self, table: _Table, entry: dict[str, Any], vectors: np.ndarray | None = None) -> None:
+        files = self._files_for(table.info.name)
+        if files is None:
             return
-        target = table.version
-        async with table.save_lock:
-            if table.saved_version >= target:
-                return  # a snapshot taken after our write already covers it
-            with self._lock:
-                version, vectors, payload = table.snapshot()
-            await asyncio.to_thread(_write_atomically, self._file(table.info.name), vectors, payload)
-            table.saved_version = version
+        files.append(entry, vectors)
+        if files.journal_bytes > max(MIN_COMPACTION_BYTES, files.snapshot_bytes):
+            files.write_snapshot(table.document(), table.vectors[: table.size])
 
     # --- collections ---------------------------------------------------------------------------
 
@@ -213,37 +181,46 @@ class MemoryStore(VectorStore):
         return table.info if table is not None else None
 
     async def _create_collection(self, info: CollectionInfo) -> None:
-        with self._lock:
-            table = self._tables[info.name] = _Table(info)
-            table.version = 1
-        await self._persist(table)
+        def create() -> None:
+            with self._lock:
+                table = self._tables[info.name] = _Table(info)
+                files = self._files_for(info.name)
+                if files is not None:
+                    files.write_snapshot(table.document(), table.vectors[:0])
+
+        await asyncio.to_thread(create)
 
     async def _list_collections(self) -> list[str]:
         with self._lock:
             names = set(self._tables)
         if self.path is not None:
-            names.update(p.name[: -len(SUFFIX)] for p in self.path.glob(f"*{SUFFIX}"))
+            names.update(p.name[: -len(SNAPSHOT_SUFFIX)] for p in self.path.glob(f"*{SNAPSHOT_SUFFIX}"))
         return list(names)
 
     async def _drop_collection(self, name: str) -> bool:
         with self._lock:
             existed = self._tables.pop(name, None) is not None
-            if self.path is not None and self._file(name).exists():
-                self._file(name).unlink()
-                existed = True
+            files = self._files.pop(name, None) or (CollectionFiles(self.path, name) if self.path else None)
+            if files is not None:
+                existed = existed or files.exists()
+                files.remove()
         return existed
 
     # --- records -------------------------------------------------------------------------------
 
     async def _upsert(self, info: CollectionInfo, records: list[Record]) -> None:
         table = self._require(info)
+        ids = [r.id for r in records]
+        texts = [r.text for r in records]
+        metadata = [dict(r.metadata) for r in records]
 
         def write() -> None:
+            matrix = np.stack([r.vector for r in records])
             with self._lock:
-                table.upsert(records)
+                table.upsert(ids, matrix, texts, metadata)
+                self._journal(table, {"op": "upsert", "ids": ids, "texts": texts, "metadata": metadata}, matrix)
 
         await asyncio.to_thread(write)
-        await self._persist(table)
 
     async def _query(self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None) -> list[Hit]:
         table = self._require(info)
@@ -261,7 +238,7 @@ class MemoryStore(VectorStore):
                 k = min(top_k, pool.shape[0])
                 if k == 0:
                     return []
-                top = np.argpartition(-pool, k - 1)[:k]
+                top = np.argpartition(-pool, k - 1)[:k] if k < pool.shape[0] else np.arange(pool.shape[0])
                 top = top[np.argsort(-pool[top], kind="stable")]
                 rows = top if candidates is None else candidates[top]
                 return [
@@ -282,18 +259,18 @@ class MemoryStore(VectorStore):
         def remove() -> int:
             with self._lock:
                 if ids is not None:
-                    rows = [table.row_of[i] for i in ids if i in table.row_of]
+                    wanted = [i for i in ids if i in table.row_of]
                     if node is not None:
-                        rows = [r for r in rows if evaluate(node, table.metadata[r])]
+                        wanted = [i for i in wanted if evaluate(node, table.metadata[table.row_of[i]])]
                 else:
                     mask = table.mask(node)
-                    rows = np.flatnonzero(mask).tolist() if mask is not None else []
-                return table.delete_rows(rows)
+                    wanted = [table.ids[r] for r in np.flatnonzero(mask).tolist()] if mask is not None else []
+                removed = table.delete_ids(wanted)
+                if removed:
+                    self._journal(table, {"op": "delete", "ids": removed})
+                return len(removed)
 
-        removed = await asyncio.to_thread(remove)
-        if removed:
-            await self._persist(table)
-        return removed
+        return await asyncio.to_thread(remove)
 
     async def _count(self, info: CollectionInfo, node: Node | None) -> int:
         table = self._require(info)
@@ -308,10 +285,19 @@ class MemoryStore(VectorStore):
         return await asyncio.to_thread(count)
 
     async def close(self) -> None:
-        for table in list(self._tables.values()):
-            await self._persist(table)
-        with self._lock:
-            self._tables.clear()
+        """Fold each journal into its snapshot, so the next open is a single read."""
+
+        def flush() -> None:
+            with self._lock:
+                for name, files in self._files.items():
+                    table = self._tables.get(name)
+                    if table is not None and files.journal_bytes:
+                        files.write_snapshot(table.document(), table.vectors[: table.size])
+                    files.close()
+                self._files.clear()
+                self._tables.clear()
+
+        await asyncio.to_thread(flush)
         self._collections.clear()
 
 
