@@ -382,7 +382,10 @@ class RAGSystem:
         started = time.perf_counter()
         node = self._scope(filters, tenant)
         key = f"{top_k}|{canonical_json(node)}|{query}"
-        results = self.cache.get(self._results_namespace(), key)
+        # An eventually consistent store may still answer with pre-write data right after a write:
+        # caching that would pin stale results for a whole TTL, so only exact-now stores are cached.
+        cache_results = not self.store.capabilities.eventually_consistent
+        results = self.cache.get(self._results_namespace(), key) if cache_results else None
         if results is None:
             vector = await self._embed_query(query)
             hits = await self.store.query(info.name, vector, top_k, node)
@@ -393,7 +396,8 @@ class RAGSystem:
                 )
                 for hit in hits
             ]
-            self.cache.set(self._results_namespace(), key, results)
+            if cache_results:
+                self.cache.set(self._results_namespace(), key, results)
         latency = (time.perf_counter() - started) * 1000
         self._record_search(user_id, query, top_k, len(results), latency, filters is not None)
         return list(results)
