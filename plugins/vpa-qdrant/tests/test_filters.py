@@ -11,6 +11,8 @@ import uuid
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from qdrant_client import models
 from vpa.filters import evaluate, parse_filter
 from vpa.models import Record
@@ -174,3 +176,41 @@ async def test_store_query_count_delete_use_the_filter(local_store):
     assert await local_store.delete("t_filters", filter=spec) == len(want)
     assert await local_store.count("t_filters") == len(METADATA) - len(want)
     assert await local_store.count("t_filters", spec) == 0
+
+
+# --- random trees ----------------------------------------------------------------------------------
+
+_FIELDS = st.sampled_from(["n", "s", "b", "tags", "missing", "other"])
+_SAME_KIND = st.one_of(
+    st.lists(st.sampled_from([v for v in VALUES if _kind(v) == "number"]), min_size=1, max_size=3),
+    st.lists(
+        st.sampled_from([v for v in VALUES if _kind(v) == "str"] + ["a", "b", "c"]), min_size=1, max_size=3
+    ),
+    st.lists(st.booleans(), min_size=1, max_size=2),
+)
+
+
+def _leaf() -> st.SearchStrategy[dict]:
+    scalar = st.tuples(_FIELDS, st.sampled_from(["$eq", "$ne"]), st.sampled_from(VALUES))
+    ordering = st.tuples(
+        _FIELDS, st.sampled_from(ORDER_OPS), st.sampled_from([v for v in VALUES if _kind(v) == "number"])
+    )
+    listed = st.tuples(_FIELDS, st.sampled_from(["$in", "$nin"]), _SAME_KIND)
+    return st.one_of(scalar, ordering, listed).map(lambda t: {t[0]: {t[1]: t[2]}})
+
+
+_TREES = st.recursive(
+    _leaf(),
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda cs: {"$and": cs}),
+        st.lists(inner, min_size=1, max_size=3).map(lambda cs: {"$or": cs}),
+        inner.map(lambda c: {"$not": c}),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=_TREES)
+def test_random_trees_equal_reference(engine, spec):
+    assert native_ids(engine, spec) == reference_ids(spec)
