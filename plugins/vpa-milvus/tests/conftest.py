@@ -18,9 +18,20 @@ from vpa_milvus import MilvusStore
 SERVER_URI = os.environ.get("VPA_MILVUS_URI", "")
 SERVER_TOKEN = os.environ.get("VPA_MILVUS_TOKEN") or None
 SERVER_SKIP_REASON = (
-    "no Milvus server configured: set VPA_MILVUS_URI=http://host:19530 (and VPA_MILVUS_TOKEN if auth "
-    "is on) to run the server-mode tests, e.g. against `docker run -p 19530:19530 milvusdb/milvus standalone`"
+    "no Milvus server configured: set VPA_MILVUS_URI=http://host:19530 (and VPA_MILVUS_TOKEN if "
+    "authentication is on) to run the server-mode tests"
 )
+
+
+@pytest.fixture(scope="module", params=["lite", "server"])
+def mode_store_factory(request, tmp_path_factory):
+    """Makes stores of one mode: a Milvus Lite file, or the server named by VPA_MILVUS_URI."""
+    if request.param == "server":
+        if not SERVER_URI:
+            pytest.skip(SERVER_SKIP_REASON)
+        return lambda: MilvusStore(SERVER_URI, token=SERVER_TOKEN)
+    folder = tmp_path_factory.mktemp("lite")
+    return lambda: MilvusStore(str(folder / "vpa.db"))
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from vpa_milvus import MilvusStore
 from vpa_milvus.codec import decode_metadata, encode_metadata, milvus_name, vpa_name
 from vpa_milvus.filters import quote, translate
 
-TRICKY = 'q"\\\n\r\t\'é😀\x01 end'
+TRICKY = 'q"\\\n\r\t\'é😀\x01\x00 end'
 
 VALUES_OF_K = [
     1, 1.0, 1.5, 0, -0.0, 2**53, -(2**53), 1e300, -2.5, True, False,
@@ -43,11 +43,14 @@ KEYS = ["k", "j", "missing"]
 
 
 @pytest.fixture(scope="module")
-def corpus_store(runner, tmp_path_factory):
-    store = MilvusStore(str(tmp_path_factory.mktemp("filters") / "vpa.db"))
-    runner.run(store.create_collection("filters", 4))
-    runner.run(store.upsert("filters", CORPUS))
+def corpus_store(runner, mode_store_factory):
+    """The corpus in Milvus Lite, and in a Milvus server when VPA_MILVUS_URI is set."""
+    store = mode_store_factory()
+    runner.run(store.drop_collection("vpa_filters"))
+    runner.run(store.create_collection("vpa_filters", 4))
+    runner.run(store.upsert("vpa_filters", CORPUS))
     yield store
+    runner.run(store.drop_collection("vpa_filters"))
     runner.run(store.close())
 
 
@@ -58,9 +61,9 @@ def expected_ids(node) -> set[str]:
 def check(runner, store, spec) -> None:
     node = parse_filter(spec)
     want = expected_ids(node)
-    hits = runner.run(store.query("filters", [1.0, 1.0, 1.0, 1.0], top_k=len(CORPUS), filter=spec))
+    hits = runner.run(store.query("vpa_filters", [1.0, 1.0, 1.0, 1.0], top_k=len(CORPUS), filter=spec))
     assert {h.id for h in hits} == want, (spec, translate(node))
-    assert runner.run(store.count("filters", spec)) == len(want), (spec, translate(node))
+    assert runner.run(store.count("vpa_filters", spec)) == len(want), (spec, translate(node))
 
 
 # --- every operator, every value, on a key of mixed types ------------------------------------------
@@ -89,22 +92,22 @@ def test_list_operators_against_reference(runner, corpus_store, op):
 def test_not_is_an_exact_complement(runner, corpus_store):
     for spec in ({"k": "a"}, {"k": {"$gt": 0}}, {"missing": 1}, {"k": {"$in": ["a", "b"]}}, {"j": {"$ne": "a"}}):
         check(runner, corpus_store, {"$not": spec})
-        inside = runner.run(corpus_store.count("filters", spec))
-        outside = runner.run(corpus_store.count("filters", {"$not": spec}))
+        inside = runner.run(corpus_store.count("vpa_filters", spec))
+        outside = runner.run(corpus_store.count("vpa_filters", {"$not": spec}))
         assert inside + outside == len(CORPUS)
 
 
 def test_documented_semantics(runner, corpus_store):
     # int and float compare as numbers; bool is not a number; str never equals a number
-    hits = runner.run(corpus_store.query("filters", [1, 1, 1, 1], top_k=50, filter={"k": 1}))
+    hits = runner.run(corpus_store.query("vpa_filters", [1, 1, 1, 1], top_k=50, filter={"k": 1}))
     assert {h.metadata["k"] for h in hits} == {1}
     assert {type(h.metadata["k"]) for h in hits} == {int, float}
     assert {h.id for h in hits} == {"r0", "r1"}
-    assert runner.run(corpus_store.count("filters", {"k": True})) == 1
+    assert runner.run(corpus_store.count("vpa_filters", {"k": True})) == 1
     # $eq on a list means contains; $ne/$nin are true where the field is missing
-    assert {h.id for h in runner.run(corpus_store.query("filters", [1, 1, 1, 1], 50, {"k": "a"}))} == {"r12", "r17"}
-    assert runner.run(corpus_store.count("filters", {"missing": {"$ne": 1}})) == len(CORPUS)
-    assert runner.run(corpus_store.count("filters", {"missing": {"$nin": ["a"]}})) == len(CORPUS)
+    assert {h.id for h in runner.run(corpus_store.query("vpa_filters", [1, 1, 1, 1], 50, {"k": "a"}))} == {"r12", "r17"}
+    assert runner.run(corpus_store.count("vpa_filters", {"missing": {"$ne": 1}})) == len(CORPUS)
+    assert runner.run(corpus_store.count("vpa_filters", {"missing": {"$nin": ["a"]}})) == len(CORPUS)
 
 
 # --- generated trees ------------------------------------------------------------------------------
@@ -148,11 +151,12 @@ def test_generated_trees_match_reference(runner, corpus_store, tree):
     check(runner, corpus_store, tree)
 
 
-def test_delete_by_filter_removes_exactly_the_matches(runner, tmp_path):
-    store = MilvusStore(str(tmp_path / "vpa.db"))
+def test_delete_by_filter_removes_exactly_the_matches(runner, mode_store_factory):
+    store = mode_store_factory()
     try:
         for i, spec in enumerate([{"k": {"$ne": 1}}, {"$not": {"k": "a"}}, {"k": {"$gte": 0}}, {"j": {"$nin": ["a"]}}]):
-            name = f"del{i}"
+            name = f"vpa_del{i}"
+            runner.run(store.drop_collection(name))
             runner.run(store.create_collection(name, 4))
             runner.run(store.upsert(name, CORPUS))
             node = parse_filter(spec)
@@ -165,6 +169,7 @@ def test_delete_by_filter_removes_exactly_the_matches(runner, tmp_path):
             ids = [r.id for r in CORPUS[::2]] + ["nope"]
             removed = runner.run(store.delete(name, ids=ids, filter=spec))
             assert removed == len(expected_ids(node) & set(ids))
+            runner.run(store.drop_collection(name))
     finally:
         runner.run(store.close())
 

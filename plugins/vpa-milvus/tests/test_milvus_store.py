@@ -1,0 +1,347 @@
+"""The Milvus store on a real Milvus Lite file: round trips, batches, errors, config, persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from vpa.config import load_config
+from vpa.errors import (
+    CollectionNotFound,
+    ConfigError,
+    DimensionMismatch,
+    EmbedderMismatch,
+    InvalidCollection,
+    InvalidVector,
+    RecordTooLarge,
+    StoreAuthError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    ValidationError,
+)
+from vpa.models import EmbedderFingerprint, Record
+from vpa.plugins import Registry
+from vpa_milvus import MilvusStore
+from vpa_milvus.errors import map_error
+from vpa_milvus.store import server_uri
+
+METADATA = {
+    "year": 2020,
+    "score": 0.1,
+    "whole": 2.0,
+    "big": 2**53,
+    "neg": -(2**53),
+    "tiny": 5e-324,
+    "huge": 1.7976931348623157e308,
+    "flag": True,
+    "off": False,
+    "lang": "é\u0301 😀 \"'\\\n\x00",
+    "empty": "",
+    "tags": ["a", "", "é"],
+    "none": [],
+}
+
+
+def vec(*xs: float) -> list[float]:
+    return list(xs)
+
+
+async def test_round_trip_is_exact(lite_store):
+    await lite_store.create_collection("docs", 4)
+    vector = np.array([0.1234567, -3.3e-5, 12345.678, 1e-30], dtype=np.float32)
+    text = "Ünïcödé text with \"quotes\", 'single', \\ backslash,\n newline, \x00 NUL, 😀 and \u200b"
+    await lite_store.upsert("docs", [Record("id-1", vector, text, METADATA), Record("e", [1, 0, 0, 0], "", {})])
+    [got, empty] = await lite_store.get("docs", ["id-1", "e"])
+    assert np.array_equal(got.vector, vector)  # as written: not normalised
+    assert got.text == text
+    assert got.metadata == METADATA
+    assert {k: type(v) for k, v in got.metadata.items()} == {k: type(v) for k, v in METADATA.items()}
+    assert empty.text == "" and empty.metadata == {}
+    [hit, _] = await lite_store.query("docs", vector, top_k=2)
+    assert hit.id == "id-1" and hit.metadata == METADATA and hit.text == text
+
+
+async def test_scores_are_cosine_similarity_best_first(lite_store):
+    await lite_store.create_collection("cos", 3)
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(40, 3)).astype(np.float32) * rng.uniform(0.01, 100, size=(40, 1)).astype(np.float32)
+    await lite_store.upsert("cos", [Record(f"r{i}", v) for i, v in enumerate(vectors)])
+    q = np.array([0.3, -1.0, 2.0], dtype=np.float32)
+    hits = await lite_store.query("cos", q, top_k=10)
+    sims = vectors @ q / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q))
+    best = np.argsort(-sims)[:10]
+    assert [h.id for h in hits] == [f"r{i}" for i in best]
+    assert np.allclose([h.score for h in hits], sims[best], atol=1e-5)
+    assert all(-1.0 <= h.score <= 1.0 for h in hits)
+    # the opposite vector scores -1
+    await lite_store.upsert("cos", [Record("opp", -q)])
+    worst = (await lite_store.query("cos", -q, top_k=1))[0]
+    assert worst.id == "opp" and worst.score == pytest.approx(1.0, abs=1e-6)
+
+
+async def test_upsert_is_idempotent_and_newest_wins(lite_store):
+    await lite_store.create_collection("up", 2)
+    assert await lite_store.upsert("up", [Record("a", [1, 0], "old", {"v": 1}), Record("a", [0, 1], "new", {"v": "x"})]) == 1
+    await lite_store.upsert("up", [Record("a", [0, 1], "newer", {"w": 1.5})])
+    assert await lite_store.count("up") == 1
+    [a] = await lite_store.get("up", ["a"])
+    assert (a.text, a.metadata) == ("newer", {"w": 1.5})
+    assert await lite_store.count("up", {"v": 1}) == 0
+
+
+async def test_large_batches_are_split(lite_store):
+    await lite_store.create_collection("big", 8)
+    rng = np.random.default_rng(1)
+    records = [Record(f"r{i}", rng.normal(size=8) + 0.01, f"t{i}", {"i": i, "odd": bool(i % 2)}) for i in range(2345)]
+    started = time.perf_counter()
+    assert await lite_store.upsert("big", records) == 2345
+    assert time.perf_counter() - started < 60
+    assert await lite_store.count("big") == 2345
+    assert await lite_store.count("big", {"odd": True}) == 1172
+    got = await lite_store.get("big", [f"r{i}" for i in range(2344, -1, -1)])  # > one id chunk, in asked order
+    assert [r.id for r in got] == [f"r{i}" for i in range(2344, -1, -1)]
+    assert await lite_store.delete("big", filter={"i": {"$gte": 100}}) == 2245  # pages through the matches
+    assert await lite_store.count("big") == 100
+
+
+async def test_get_and_delete_semantics(lite_store):
+    await lite_store.create_collection("gd", 2)
+    await lite_store.upsert("gd", [Record(i, [1, 1], metadata={"n": n}) for n, i in enumerate(["a", "b", 'c"\\', "d é"])])
+    assert [r.id for r in await lite_store.get("gd", ["d é", "zz", "a", "a"])] == ["d é", "a"]
+    assert await lite_store.delete("gd", ["zz", "a", "a"]) == 1
+    assert await lite_store.delete("gd", ["a"]) == 0
+    assert await lite_store.delete("gd", ['c"\\', "b"], filter={"n": {"$gt": 1}}) == 1
+    assert sorted(r.id for r in await lite_store.get("gd", ["a", "b", 'c"\\', "d é"])) == ["b", "d é"]
+    with pytest.raises(ValidationError):
+        await lite_store.delete("gd")
+
+
+async def test_ids_up_to_512_characters(lite_store):
+    await lite_store.create_collection("ids", 2)
+    long_ids = ["x" * 512, "é" * 512, "😀" * 512, " leading", "123", "a'b\"c\\d\ne"]
+    await lite_store.upsert("ids", [Record(i, [1, 2]) for i in long_ids])
+    assert [r.id for r in await lite_store.get("ids", long_ids)] == long_ids
+    assert await lite_store.delete("ids", long_ids[:3]) == 3
+
+
+async def test_record_size_limit_is_declared_and_holds(lite_store):
+    limit = MilvusStore.capabilities.max_record_bytes
+    await lite_store.create_collection("sz", 2)
+    text = "é" * ((limit - 10) // 2)  # two UTF-8 bytes each: near the limit in bytes
+    await lite_store.upsert("sz", [Record("t", [1, 0], text)])
+    meta = {f"k{i}": "v" * 200 for i in range(300)}
+    while len(json.dumps(["", meta], ensure_ascii=False).encode()) > limit:
+        meta.popitem()
+    await lite_store.upsert("sz", [Record("m", [1, 0], "", meta)])
+    got = {r.id: r for r in await lite_store.get("sz", ["t", "m"])}
+    assert got["t"].text == text and got["m"].metadata == meta
+    with pytest.raises(RecordTooLarge):
+        await lite_store.upsert("sz", [Record("x", [1, 0], "a" * (limit + 1))])
+
+
+async def test_collections_fingerprint_and_names(lite_path):
+    fp = EmbedderFingerprint("hashing", "h-1", 3)
+    store = MilvusStore(lite_path)
+    try:
+        info = await store.create_collection("my-docs_v2", 3, fingerprint=fp)
+        assert info.fingerprint == fp
+        assert await store.create_collection("my-docs_v2", 3, fingerprint=fp) == info  # get-or-create
+        with pytest.raises(DimensionMismatch):
+            await store.create_collection("my-docs_v2", 4)
+        with pytest.raises(EmbedderMismatch):
+            await store.create_collection("my-docs_v2", 3, fingerprint=EmbedderFingerprint("other", "m", 3))
+        await store.create_collection("plain", 2)
+        assert await store.list_collections() == ["my-docs_v2", "plain"]
+        with pytest.raises(InvalidVector):
+            await store.upsert("plain", [Record("nan", [float("nan"), 1])])
+        with pytest.raises(DimensionMismatch):
+            await store.query("plain", [1, 2, 3])
+    finally:
+        await store.close()
+    # a new store instance (new Milvus Lite server on the same file) sees the same definition
+    reopened = MilvusStore(lite_path)
+    try:
+        assert await reopened.open_collection("my-docs_v2") == info
+        assert await reopened.drop_collection("my-docs_v2") is True
+        assert await reopened.drop_collection("my-docs_v2") is False
+        with pytest.raises(CollectionNotFound):
+            await reopened.open_collection("my-docs_v2")
+        assert await reopened.list_collections() == ["plain"]
+    finally:
+        await reopened.close()
+
+
+async def test_foreign_collection_is_refused(lite_path):
+    from pymilvus import MilvusClient
+
+    store = MilvusStore(lite_path)
+    try:
+        await store.list_collections()  # starts Milvus Lite on the file
+        client = MilvusClient(uri=lite_path)
+        client.create_collection("foreign", dimension=2)
+        client.close()
+        with pytest.raises(InvalidCollection, match="not created by VPA"):
+            await store.create_collection("foreign", 2)
+    finally:
+        await store.close()
+
+
+async def test_dropped_under_us_is_collection_not_found(lite_path):
+    a, b = MilvusStore(lite_path), MilvusStore(lite_path)
+    try:
+        await a.create_collection("gone", 2)
+        await a.upsert("gone", [Record("x", [1, 0])])
+        await b.drop_collection("gone")
+        for call in (a.upsert("gone", [Record("y", [1, 0])]), a.query("gone", [1, 0]), a.count("gone"),
+                     a.get("gone", ["x"]), a.delete("gone", ["x"])):
+            with pytest.raises(CollectionNotFound):
+                await call
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_persists_across_processes(lite_path):
+    store = MilvusStore(lite_path)
+    await store.create_collection("keep", 2, fingerprint=EmbedderFingerprint("e", "m", 2))
+    await store.upsert("keep", [Record(f"r{i}", [1, i], f"t{i}", {"i": i, "f": i / 2}) for i in range(10)])
+    await store.close()  # releases the Lite file so another process may open it
+    script = textwrap.dedent(
+        f"""
+        import asyncio, json
+        from vpa_milvus import MilvusStore
+        async def main():
+            s = MilvusStore({lite_path!r})
+            info = await s.open_collection("keep")
+            recs = await s.get("keep", ["r3"])
+            n = await s.count("keep", {{"f": {{"$gte": 2.0}}}})
+            await s.close()
+            print(json.dumps([info.fingerprint.model, n, recs[0].metadata, recs[0].vector.tolist()]))
+        asyncio.run(main())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    model, n, metadata, vector = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (model, n, metadata, vector) == ("m", 6, {"i": 3, "f": 1.5}, [1.0, 3.0])
+
+
+async def test_concurrent_writes_lose_nothing(lite_store):
+    await lite_store.create_collection("conc", 2)
+    await asyncio.gather(
+        *(lite_store.upsert("conc", [Record(f"w{w}-{i}", [1, i + 1], metadata={"w": w}) for i in range(25)]) for w in range(8))
+    )
+    assert await lite_store.count("conc") == 200
+    assert await lite_store.count("conc", {"w": {"$in": [1, 2]}}) == 50
+
+
+async def test_calls_do_not_block_the_event_loop(lite_store):
+    await lite_store.create_collection("loop", 2)
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker():
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await lite_store.upsert("loop", [Record(f"r{i}", [1, i]) for i in range(500)])
+    await lite_store.query("loop", [1, 1], top_k=50)
+    stop.set()
+    await task
+    assert ticks > 10
+
+
+# --- config, registration, errors ---------------------------------------------------------------
+
+
+def test_constructor_does_no_io(tmp_path):
+    store = MilvusStore(str(tmp_path / "nowhere" / "vpa.db"))
+    assert not (tmp_path / "nowhere").exists()
+    assert store.lite and "lite" in repr(store)
+
+
+def test_config_lite_under_data_dir(tmp_path):
+    config = load_config({"data_dir": tmp_path, "provider": "milvus"}, environ={})
+    store = MilvusStore.from_config(config)
+    assert store.lite and store.uri == str(tmp_path / "milvus" / "vpa.db")
+
+
+def test_config_server_from_host_port_and_token():
+    config = load_config({"host": "milvus.internal", "port": 19531, "api_key": "root:secret"}, environ={})
+    store = MilvusStore.from_config(config)
+    assert not store.lite and store.uri == "http://milvus.internal:19531"
+    assert "secret" not in repr(store)
+    assert server_uri("https://zilliz.example", None) == "https://zilliz.example:19530"
+    assert server_uri("http://h:1234", 99) == "http://h:1234"
+
+
+def test_config_toml_options(tmp_path):
+    toml = tmp_path / "vpa.toml"
+    toml.write_text('[providers.milvus]\nuri = "http://m:19530"\ndb_name = "rag"\ntimeout = 5\n')
+    store = MilvusStore.from_config(load_config(config_file=toml, environ={}))
+    assert (store.uri, store.db_name, store.timeout) == ("http://m:19530", "rag", 5.0)
+    toml.write_text('[providers.milvus]\nurl = "http://m:19530"\n')
+    with pytest.raises(ConfigError, match="url"):
+        MilvusStore.from_config(load_config(config_file=toml, environ={}))
+
+
+def test_registered_through_the_entry_point(tmp_path):
+    registry = Registry()
+    registration = registry.get("store", "milvus")
+    assert registration.package == "vpa-milvus"
+    assert registration.capabilities == MilvusStore.capabilities
+    store = registration.factory(load_config({"data_dir": tmp_path}, environ={}))
+    assert isinstance(store, MilvusStore)
+
+
+async def test_unreachable_server_is_store_unavailable():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = MilvusStore(f"http://127.0.0.1:{port}", timeout=2)
+    started = time.perf_counter()
+    with pytest.raises(StoreUnavailable) as info:
+        await store.list_collections()
+    assert info.value.__cause__ is not None
+    assert time.perf_counter() - started < 30
+    health = await store.health()
+    assert not health.ok
+    await store.close()
+
+
+async def test_closed_store_refuses(lite_store):
+    await lite_store.close()
+    with pytest.raises(StoreError):
+        await lite_store.list_collections()
+
+
+def test_error_mapping():
+    import grpc
+    from pymilvus.exceptions import MilvusException
+
+    class Rpc(grpc.RpcError):
+        def __init__(self, code):
+            self._code = code
+
+        def code(self):
+            return self._code
+
+    assert isinstance(map_error(Rpc(grpc.StatusCode.UNAUTHENTICATED), where="x"), StoreAuthError)
+    assert isinstance(map_error(Rpc(grpc.StatusCode.DEADLINE_EXCEEDED), where="x"), StoreTimeout)
+    assert isinstance(map_error(Rpc(grpc.StatusCode.UNAVAILABLE), where="x"), StoreUnavailable)
+    assert isinstance(map_error(MilvusException(100, "collection not found[c]"), where="x", collection="c"), CollectionNotFound)
+    assert isinstance(map_error(MilvusException(1, "Retry timeout: 5s"), where="x"), StoreTimeout)
+    assert isinstance(map_error(MilvusException(2, "Fail connecting to server"), where="x"), StoreUnavailable)
+    assert isinstance(map_error(MilvusException(1800, "user hasn't authenticated"), where="x"), StoreAuthError)
+    assert isinstance(map_error(MilvusException(65535, "something else"), where="x"), StoreError)
