@@ -1,0 +1,569 @@
+"""Hypothesis strategies for VPA data: ids, texts, metadata, vectors, records and filters.
+
+Every strategy that takes ``capabilities`` (a `vpa.models.StoreCapabilities`) produces only what
+that store declares: metadata types it can hold, filter operators it can evaluate, records within
+its size limit, one type per metadata key when it lacks ``heterogeneous_fields``. Plugin authors
+can use them in their own tests::
+
+    from hypothesis import given
+    from vpa_conformance import strategies as vst
+
+    @given(vst.record_lists(dimension=8, capabilities=MyStore.capabilities))
+    def test_my_translation(records): ...
+
+Generated data leans on the cases that break stores: unicode that normalisation would change,
+ids that look like numbers or UUIDs, keys named like a backend's reserved fields, the edges of the
+int and float ranges, empty strings and lists, records that lack a field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from vpa.filters import COMPARISON_OPS, LIST_OPS, ORDERING_OPS, And, Comparison, Node, Not, Or
+from vpa.models import FilterOp, MetadataType, Record, StoreCapabilities
+from vpa.validation import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_SAFE_INT, record_bytes
+
+__all__ = [
+    "ABSENT_FIELD",
+    "LOGICAL_OPS",
+    "MALFORMED_FILTERS",
+    "TRICKY_IDS",
+    "TRICKY_TEXTS",
+    "bool_values",
+    "comparisons",
+    "empty_list_values",
+    "filter_dicts",
+    "filter_trees",
+    "float_values",
+    "ids",
+    "int_values",
+    "metadata_dicts",
+    "metadata_keys",
+    "metadata_schemas",
+    "metadata_values",
+    "record_lists",
+    "records",
+    "render_filter",
+    "scalar_pool",
+    "str_list_values",
+    "str_values",
+    "texts",
+    "value_kind",
+    "vectors",
+]
+
+DEFAULT_CAPABILITIES = StoreCapabilities()
+LOGICAL_OPS = frozenset({FilterOp.AND, FilterOp.OR, FilterOp.NOT})
+COMPARISONS = tuple(op for op in FilterOp if op in COMPARISON_OPS)
+
+#: A field name no generated record has: filters on it exercise the missing-field rules.
+ABSENT_FIELD = "zz_absent"
+
+_CHARS = st.characters(exclude_categories=("Cs",))  # any code point UTF-8 can encode
+_ID_CHARS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+
+#: Texts that break stores: normalisation (NFC/NFKC would change them), zero-width and
+#: direction marks, emoji sequences, JSON- and SQL-looking text, NUL and control characters.
+TRICKY_TEXTS: tuple[str, ...] = (
+    "",
+    " ",
+    "  leading and trailing  ",
+    "e\u0301",  # decomposed é: NFC changes it
+    "\u00e9",
+    "\ufb01",  # the ﬁ ligature: NFKC changes it
+    "\u212b",  # ANGSTROM SIGN: NFC changes it
+    "\u2126",  # OHM SIGN
+    "\U0001f469\u200d\U0001f4bb",  # woman technologist (ZWJ sequence)
+    "\U0001f1eb\U0001f1f7",  # a flag
+    "\u05e2\u05d1\u05e8\u05d9\u05ea and \u0627\u0644\u0639\u0631\u0628\u064a\u0629",
+    "\u4e2d\u6587 \u65e5\u672c\u8a9e \ud55c\uad6d\uc5b4",
+    "\u200b\u200c\u200d\ufeff",
+    "tab\there\nnew line\r\nwindows",
+    "quotes \" ' ` \\ backslash",
+    '{"json": [1, 2.5, null]}',
+    "'; DROP TABLE records; --",
+    "$eq $in {$or}",
+    "%_*?[]",
+    "null",
+    "None",
+    "true",
+    "0",
+    "-0.0",
+    "nul\x00inside",
+    "\x01\x07\x1b\x7f",
+    "\U0010ffff\ue000",
+    "x" * 300,
+)
+
+#: Ids that break stores: look like numbers or UUIDs (and differ from each other as strings),
+#: contain separators, spaces or non-ASCII, or are as long as allowed.
+TRICKY_IDS: tuple[str, ...] = (
+    "1",
+    "01",
+    "1.0",
+    "-1",
+    "0",
+    "00000000-0000-0000-0000-000000000000",
+    "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    "6BA7B810-9DAD-11D1-80B4-00C04FD430C8",
+    "id with spaces",
+    " ",
+    "a/b\\c?d#e&f=g",
+    "caf\u00e9",
+    "cafe\u0301",
+    "\U0001f600",
+    "'quoted\"",
+    "tab\tnewline\n",
+    "i" * MAX_ID_LENGTH,
+    "\u00e9" * MAX_ID_LENGTH,
+)
+
+#: Metadata keys that collide with what backends keep beside the metadata, or are at the limits.
+RESERVED_LOOKING_KEYS: tuple[str, ...] = (
+    "id",
+    "_id",
+    "text",
+    "document",
+    "documents",
+    "vector",
+    "embedding",
+    "metadata",
+    "score",
+    "distance",
+    "payload",
+    "_",
+    "__vpa",
+    "_vpa_text",
+    "chroma_document",
+    "k" * MAX_KEY_LENGTH,
+    "Case",
+    "case",
+)
+_PLAIN_KEYS = ("a", "b", "c", "lang", "year", "tags", "draft", "rating", "category", "title")
+
+
+def value_kind(value: Any) -> str:
+    """The kind the filter language compares by: "number", "bool", "str" or "list"."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list | tuple):
+        return "list"
+    return "other"
+
+
+# --- scalars ---------------------------------------------------------------------------------
+
+
+def texts(max_size: int = 60) -> st.SearchStrategy[str]:
+    """Unicode text (every code point UTF-8 can encode) and the `TRICKY_TEXTS`."""
+    return st.one_of(st.sampled_from(TRICKY_TEXTS), st.text(_CHARS, max_size=max_size))
+
+
+def ids(max_size: int = 40) -> st.SearchStrategy[str]:
+    """Valid record ids: non-empty, no NUL, at most 512 characters; and the `TRICKY_IDS`."""
+    return st.one_of(st.sampled_from(TRICKY_IDS), st.text(_ID_CHARS, min_size=1, max_size=max_size))
+
+
+def metadata_keys() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(_PLAIN_KEYS),
+        st.sampled_from(RESERVED_LOOKING_KEYS),
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True),
+    )
+
+
+def str_values() -> st.SearchStrategy[str]:
+    return texts(max_size=30)
+
+
+def int_values() -> st.SearchStrategy[int]:
+    """Integers within ±2**53 (the portable range), with the edges likely."""
+    edges = [0, 1, -1, 2, 42, 2**31 - 1, 2**31, -(2**31), 2**32, MAX_SAFE_INT, -MAX_SAFE_INT, MAX_SAFE_INT - 1]
+    return st.one_of(st.sampled_from(edges), st.integers(-100, 100), st.integers(-MAX_SAFE_INT, MAX_SAFE_INT))
+
+
+def float_values() -> st.SearchStrategy[float]:
+    """Finite floats, including integral ones (``2.0`` must stay a float), -0.0, subnormals and
+    the largest doubles."""
+    edges = [0.0, -0.0, 0.5, 1.0, -1.5, 2.0, 0.1, 1 / 3, 1e-300, 5e-324, 1.7976931348623157e308, -1e308, 2.0**53]
+    return st.one_of(
+        st.sampled_from(edges),
+        st.integers(-100, 100).map(float),
+        st.floats(allow_nan=False, allow_infinity=False),
+    )
+
+
+def bool_values() -> st.SearchStrategy[bool]:
+    return st.booleans()
+
+
+def str_list_values() -> st.SearchStrategy[list[str]]:
+    return st.lists(str_values(), min_size=1, max_size=4)
+
+
+def empty_list_values() -> st.SearchStrategy[list[str]]:
+    return st.just([])
+
+
+VALUE_STRATEGIES = {
+    MetadataType.STR: str_values,
+    MetadataType.INT: int_values,
+    MetadataType.FLOAT: float_values,
+    MetadataType.BOOL: bool_values,
+    MetadataType.STR_LIST: str_list_values,
+    MetadataType.EMPTY_LIST: empty_list_values,
+}
+_TYPE_ORDER = tuple(VALUE_STRATEGIES)
+
+
+def _declared_types(capabilities: StoreCapabilities | None) -> list[MetadataType]:
+    caps = capabilities or DEFAULT_CAPABILITIES
+    return [t for t in _TYPE_ORDER if t in caps.metadata_types]
+
+
+def metadata_values(
+    capabilities: StoreCapabilities | None = None, types: Sequence[MetadataType] | None = None
+) -> st.SearchStrategy[Any]:
+    """Values of the given types (default: every type the store declares)."""
+    allowed = _declared_types(capabilities) if types is None else [MetadataType(t) for t in types]
+    if not allowed:
+        return st.nothing()
+    return st.one_of(*(VALUE_STRATEGIES[t]() for t in allowed))
+
+
+# --- metadata and records --------------------------------------------------------------------
+
+#: A schema maps each metadata key to the types its values may take in one collection.
+Schema = dict[str, tuple[MetadataType, ...]]
+
+
+@st.composite
+def metadata_schemas(
+    draw: st.DrawFn,
+    capabilities: StoreCapabilities | None = None,
+    *,
+    min_keys: int = 1,
+    max_keys: int = 4,
+    types: Sequence[MetadataType] | None = None,
+) -> Schema:
+    """Keys and the types each may hold. Without ``heterogeneous_fields``, one type per key
+    (a list key may hold empty lists too, when both are declared)."""
+    caps = capabilities or DEFAULT_CAPABILITIES
+    declared = _declared_types(caps) if types is None else [MetadataType(t) for t in types]
+    if not declared:
+        return {}
+    keys = draw(st.lists(metadata_keys(), min_size=min_keys, max_size=max_keys, unique=True))
+    schema: Schema = {}
+    for key in keys:
+        if caps.heterogeneous_fields and draw(st.booleans()):
+            chosen = draw(st.lists(st.sampled_from(declared), min_size=1, max_size=len(declared), unique=True))
+            schema[key] = tuple(sorted(chosen, key=_TYPE_ORDER.index))
+        else:
+            one = draw(st.sampled_from(declared))
+            group = {one}
+            lists_ = {MetadataType.STR_LIST, MetadataType.EMPTY_LIST}
+            if one in lists_:
+                group |= lists_ & set(declared)
+            schema[key] = tuple(sorted(group, key=_TYPE_ORDER.index))
+    return schema
+
+
+@st.composite
+def metadata_dicts(
+    draw: st.DrawFn,
+    capabilities: StoreCapabilities | None = None,
+    *,
+    schema: Schema | None = None,
+    presence: float | None = None,
+) -> dict[str, Any]:
+    """One record's metadata: each key of the schema present or not, with a value of its types."""
+    if schema is None:
+        schema = draw(metadata_schemas(capabilities))
+    out: dict[str, Any] = {}
+    for key, types in schema.items():
+        present = draw(st.booleans()) if presence is None else draw(st.floats(0, 1)) < presence
+        if present:
+            out[key] = draw(metadata_values(types=types))
+    return out
+
+
+@st.composite
+def vectors(draw: st.DrawFn, dimension: int) -> list[float]:
+    """A finite, non-zero vector of float32 values, at a scale of 1, 1e-3 or 1e3 (so a store that
+    ranks by dot product instead of cosine is caught)."""
+    component = st.one_of(st.sampled_from([0.0, 1.0, -1.0, 0.5, -0.25]), st.floats(-1, 1, width=32))
+    values = np.array(draw(st.lists(component, min_size=dimension, max_size=dimension)), dtype=np.float64)
+    if np.linalg.norm(values) < 1e-3:
+        values[draw(st.integers(0, dimension - 1))] = 1.0
+    scale = draw(st.sampled_from([1.0, 1.0, 1e-3, 1e3]))
+    return [float(x) for x in (values * scale).astype(np.float32)]
+
+
+def _fits(record: Record, capabilities: StoreCapabilities | None) -> bool:
+    limit = (capabilities or DEFAULT_CAPABILITIES).max_record_bytes
+    return limit is None or record_bytes(record) <= limit
+
+
+@st.composite
+def records(
+    draw: st.DrawFn,
+    dimension: int,
+    capabilities: StoreCapabilities | None = None,
+    *,
+    schema: Schema | None = None,
+    id: str | None = None,  # noqa: A002
+) -> Record:
+    """One valid record for a collection of ``dimension``, within the store's size limit."""
+    if schema is None:
+        schema = draw(metadata_schemas(capabilities))
+    record_id = id if id is not None else draw(ids())
+    vector = draw(vectors(dimension))
+    text = draw(texts())
+    metadata = draw(metadata_dicts(capabilities, schema=schema))
+    record = Record(record_id, vector, text, metadata)
+    if not _fits(record, capabilities):
+        record = Record(record_id, vector, "", {})
+    return record
+
+
+@st.composite
+def record_lists(
+    draw: st.DrawFn,
+    dimension: int,
+    capabilities: StoreCapabilities | None = None,
+    *,
+    min_size: int = 0,
+    max_size: int = 12,
+    schema: Schema | None = None,
+    unique_ids: bool = True,
+) -> list[Record]:
+    """Records sharing one schema; ids unique unless ``unique_ids=False`` (then repeats are
+    likely, to test newest-wins)."""
+    if schema is None:
+        schema = draw(metadata_schemas(capabilities))
+    if unique_ids:
+        id_list = draw(st.lists(ids(), min_size=min_size, max_size=max_size, unique=True))
+    else:
+        pool = draw(st.lists(ids(), min_size=1, max_size=max(1, max_size // 2), unique=True))
+        id_list = draw(st.lists(st.sampled_from(pool), min_size=max(min_size, 1), max_size=max_size))
+    return [draw(records(dimension, capabilities, schema=schema, id=i)) for i in id_list]
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+
+def scalar_pool(metadatas: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Every scalar that occurs in the metadata (list elements included): filter values drawn from
+    it hit records, so comparisons at exact boundaries are tested."""
+    pool: list[Any] = []
+    seen: set[tuple[str, Any]] = set()
+    for metadata in metadatas:
+        for value in metadata.values():
+            for item in value if isinstance(value, list) else [value]:
+                key = (type(item).__name__, item)
+                if key not in seen:
+                    seen.add(key)
+                    pool.append(item)
+    return pool
+
+
+def _scalar_values() -> st.SearchStrategy[Any]:
+    return st.one_of(str_values(), int_values(), float_values(), bool_values())
+
+
+def _operand(draw: st.DrawFn, op: FilterOp, values: Sequence[Any]) -> Any:
+    numbers = [v for v in values if value_kind(v) == "number"]
+    if op in ORDERING_OPS:
+        choices = [int_values(), float_values()]
+        if numbers:
+            choices = [st.sampled_from(numbers)] * 3 + choices
+        return draw(st.one_of(*choices))
+    if op in LIST_OPS:
+        by_kind: dict[str, list[Any]] = {}
+        for v in values:
+            by_kind.setdefault(value_kind(v), []).append(v)
+        kinds = sorted(by_kind) + ["str", "number", "bool"]
+        kind = draw(st.sampled_from(kinds))
+        fresh = {"str": str_values(), "number": st.one_of(int_values(), float_values()), "bool": bool_values()}
+        element = fresh[kind]
+        if by_kind.get(kind):
+            element = st.one_of(st.sampled_from(by_kind[kind]), st.sampled_from(by_kind[kind]), element)
+        return tuple(draw(st.lists(element, min_size=1, max_size=3)))
+    if values:
+        return draw(st.one_of(st.sampled_from(list(values)), st.sampled_from(list(values)), _scalar_values()))
+    return draw(_scalar_values())
+
+
+@st.composite
+def comparisons(
+    draw: st.DrawFn, fields: Sequence[str], values: Sequence[Any], ops: Sequence[FilterOp] = COMPARISONS
+) -> Comparison:
+    """``field op value`` with an operand of the right shape for ``op``."""
+    op = draw(st.sampled_from(list(ops)))
+    field = draw(st.sampled_from(list(fields)))
+    return Comparison(field, op, _operand(draw, op, values))
+
+
+def _declared_ops(capabilities: StoreCapabilities | None) -> frozenset[FilterOp]:
+    return (capabilities or DEFAULT_CAPABILITIES).filter_operators
+
+
+def _random_tree(
+    fields: Sequence[str], values: Sequence[Any], ops: frozenset[FilterOp], max_leaves: int
+) -> st.SearchStrategy[Node]:
+    leaf_ops = [op for op in COMPARISONS if op in ops]
+    if not leaf_ops:
+        return st.nothing()
+    leaf = comparisons(fields, values, leaf_ops)
+
+    def extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
+        options = []
+        if FilterOp.AND in ops:
+            options.append(st.lists(children, min_size=1, max_size=3).map(lambda cs: And(tuple(cs))))
+        if FilterOp.OR in ops:
+            options.append(st.lists(children, min_size=1, max_size=3).map(lambda cs: Or(tuple(cs))))
+        if FilterOp.NOT in ops:
+            options.append(children.map(Not))
+        return st.one_of(*options)
+
+    if not ops & LOGICAL_OPS:
+        return leaf
+    return st.recursive(leaf, extend, max_leaves=max_leaves)
+
+
+@st.composite
+def filter_trees(
+    draw: st.DrawFn,
+    fields: Sequence[str],
+    values: Sequence[Any] = (),
+    capabilities: StoreCapabilities | None = None,
+    *,
+    require: FilterOp | str | None = None,
+    max_leaves: int = 6,
+) -> Node:
+    """A parsed filter tree over ``fields`` using only declared operators — except ``require``,
+    which the tree always contains (declared or not: use an undeclared one to test that the store
+    refuses it)."""
+    ops = _declared_ops(capabilities)
+    if require is None:
+        return draw(_random_tree(fields, values, ops, max_leaves))
+    require = FilterOp(require)
+    helpers = ops if any(op in ops for op in COMPARISONS) else ops | frozenset(COMPARISONS)
+    sub = _random_tree(fields, values, helpers - {require} if require in LOGICAL_OPS else helpers, 3)
+    if require in COMPARISON_OPS:
+        core: Node = draw(comparisons(fields, values, [require]))
+    elif require is FilterOp.NOT:
+        core = Not(draw(sub))
+    else:
+        children = tuple(draw(st.lists(sub, min_size=1, max_size=3)))
+        core = And(children) if require is FilterOp.AND else Or(children)
+    wrappers = [op for op in (FilterOp.AND, FilterOp.OR, FilterOp.NOT) if op in ops]
+    if wrappers and draw(st.booleans()):
+        wrapper = draw(st.sampled_from(wrappers))
+        if wrapper is FilterOp.NOT:
+            return Not(core)
+        others = draw(st.lists(_random_tree(fields, values, ops, 3), max_size=2))
+        position = draw(st.integers(0, len(others)))
+        children = (*others[:position], core, *others[position:])
+        return And(children) if wrapper is FilterOp.AND else Or(children)
+    return core
+
+
+def _is_operator_object(value: Any) -> bool:
+    return isinstance(value, Mapping) and bool(value) and all(str(k).startswith("$") for k in value)
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if key not in merged:
+                merged[key] = dict(value) if _is_operator_object(value) else value
+            elif _is_operator_object(merged[key]) and _is_operator_object(value) and not set(merged[key]) & set(value):
+                merged[key].update(value)
+            else:
+                return None
+    return merged
+
+
+@st.composite
+def render_filter(draw: st.DrawFn, node: Node) -> dict[str, Any]:
+    """The JSON form of a tree, in any of the equivalent spellings: ``{"f": v}`` shorthand,
+    ``{"f": {"$gt": 1, "$lt": 5}}``, several keys for an implicit ``$and``, or explicit
+    ``$and``/``$or``/``$not``."""
+    if isinstance(node, Comparison):
+        value = list(node.value) if isinstance(node.value, tuple) else node.value
+        if node.op is FilterOp.EQ and value_kind(value) != "list" and draw(st.booleans()):
+            return {node.field: value}
+        return {node.field: {node.op.value: value}}
+    if isinstance(node, Not):
+        return {"$not": draw(render_filter(node.child))}
+    parts = [draw(render_filter(child)) for child in node.children]
+    if isinstance(node, Or):
+        return {"$or": parts}
+    if draw(st.booleans()):
+        merged = _merge(parts)
+        if merged is not None:
+            return merged
+    return {"$and": parts}
+
+
+@st.composite
+def filter_dicts(
+    draw: st.DrawFn,
+    fields: Sequence[str],
+    values: Sequence[Any] = (),
+    capabilities: StoreCapabilities | None = None,
+    *,
+    require: FilterOp | str | None = None,
+    max_leaves: int = 6,
+) -> dict[str, Any]:
+    """`filter_trees`, rendered to the JSON form a caller passes to a store."""
+    tree = draw(filter_trees(fields, values, capabilities, require=require, max_leaves=max_leaves))
+    return draw(render_filter(tree))
+
+
+#: Filters `vpa.filters.parse_filter` must refuse with `InvalidFilter`.
+MALFORMED_FILTERS: tuple[Any, ...] = (
+    {"$foo": 1},
+    {"a": {"$regex": "x"}},
+    {"a": {"$in": []}},
+    {"a": {"$in": "x"}},
+    {"a": {"$in": [1, "x"]}},
+    {"a": {"$nin": [True, 1]}},
+    {"a": {"$gt": "x"}},
+    {"a": {"$lte": True}},
+    {"a": {"$gte": [1]}},
+    {"a": None},
+    {"a": {"$eq": None}},
+    {"a": {"b": 1}},
+    {"a": {}},
+    {"a": [1, 2]},
+    {"a": {"$eq": [1]}},
+    {"a": math.nan},
+    {"a": {"$lt": math.inf}},
+    {"a": 2**60},
+    {"$and": []},
+    {"$and": {"a": 1}},
+    {"$or": [1]},
+    {"$or": []},
+    {"$not": []},
+    {"$not": {}},
+    {"1bad": 1},
+    {"a-b": 1},
+    {"": 1},
+    [],
+    [{"a": 1}],
+    "a",
+    5,
+)
