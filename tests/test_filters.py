@@ -86,6 +86,10 @@ leaf = st.builds(
     scalars,
 ) | st.builds(lambda f, op, v: {f: {op: v}}, fields, st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
               st.integers(-5, 5) | st.floats(-5, 5, allow_nan=False))
+homogeneous = st.lists(st.text(max_size=2), min_size=1, max_size=3) | st.lists(
+    st.integers(-5, 5) | st.floats(-5, 5, allow_nan=False), min_size=1, max_size=3
+) | st.lists(st.booleans(), min_size=1, max_size=2)
+leaf = leaf | st.builds(lambda f, op, v: {f: {op: v}}, fields, st.sampled_from(["$in", "$nin"]), homogeneous)
 filters = st.recursive(
     leaf,
     lambda inner: st.builds(lambda xs: {"$and": xs}, st.lists(inner, min_size=1, max_size=3))
@@ -114,3 +118,12 @@ def test_or_is_any_and_is_all(spec, record):
     node = parse_filter(spec)
     assert evaluate(Or((node, Not(node))), record)
     assert not evaluate(And((node, Not(node))), record)
+
+
+@given(filters, st.lists(metadata, max_size=12))
+def test_memory_store_column_index_agrees_with_the_reference(spec, records):
+    from vpa.stores.memory_filter import ColumnIndex
+
+    node = parse_filter(spec)
+    expected = [evaluate(node, record) for record in records]
+    assert ColumnIndex(records).mask(node).tolist() == expected

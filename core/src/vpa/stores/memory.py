@@ -24,6 +24,7 @@ from vpa.filters import Node, evaluate
 from vpa.hookspecs import hookimpl
 from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities, from_json_dict, to_json_dict
 from vpa.stores.base import VectorStore
+from vpa.stores.memory_filter import ColumnIndex
 from vpa.stores.memory_files import SNAPSHOT_SUFFIX, Cipher, CollectionFiles, sweep_leftovers
 
 #: Fold the journal into a new snapshot once it is larger than this and than the snapshot.
@@ -38,9 +39,10 @@ class _Table:
         self.ids: list[str] = []
         self.row_of: dict[str, int] = {}
         self.vectors = np.zeros((capacity, info.dimension), dtype=np.float32)
-        self.norms = np.zeros(capacity, dtype=np.float32)
+        self.inv_norms = np.zeros(capacity, dtype=np.float32)
         self.texts: list[str] = []
         self.metadata: list[dict[str, Any]] = []
+        self._index: ColumnIndex | None = None  # filter columns, dropped on every write
 
     @property
     def size(self) -> int:
@@ -53,11 +55,12 @@ class _Table:
         new_capacity = max(needed, capacity * 2)
         vectors = np.zeros((new_capacity, self.info.dimension), dtype=np.float32)
         vectors[: self.size] = self.vectors[: self.size]
-        norms = np.zeros(new_capacity, dtype=np.float32)
-        norms[: self.size] = self.norms[: self.size]
-        self.vectors, self.norms = vectors, norms
+        inv_norms = np.zeros(new_capacity, dtype=np.float32)
+        inv_norms[: self.size] = self.inv_norms[: self.size]
+        self.vectors, self.inv_norms = vectors, inv_norms
 
     def upsert(self, ids: list[str], matrix: np.ndarray, texts: list[str], metadata: list[dict[str, Any]]) -> None:
+        self._index = None
         rows = np.empty(len(ids), dtype=np.int64)
         self._grow(self.size + len(ids))
         for i, (id_, text, meta) in enumerate(zip(ids, texts, metadata, strict=True)):
@@ -73,11 +76,13 @@ class _Table:
                 self.metadata[row] = meta
             rows[i] = row
         self.vectors[rows] = matrix
-        self.norms[rows] = np.linalg.norm(matrix, axis=1)
+        self.inv_norms[rows] = 1.0 / np.linalg.norm(matrix, axis=1)
 
     def delete_ids(self, ids: list[str]) -> list[str]:
         """Remove the rows of those ids that exist; returns the ids removed."""
         removed = [i for i in dict.fromkeys(ids) if i in self.row_of]
+        if removed:
+            self._index = None
         for row in sorted((self.row_of[i] for i in removed), reverse=True):
             last = self.size - 1
             del self.row_of[self.ids[row]]
@@ -86,7 +91,7 @@ class _Table:
                 self.texts[row] = self.texts[last]
                 self.metadata[row] = self.metadata[last]
                 self.vectors[row] = self.vectors[last]
-                self.norms[row] = self.norms[last]
+                self.inv_norms[row] = self.inv_norms[last]
                 self.row_of[self.ids[row]] = row
             self.ids.pop()
             self.texts.pop()
@@ -96,7 +101,9 @@ class _Table:
     def mask(self, node: Node | None) -> np.ndarray | None:
         if node is None:
             return None
-        return np.fromiter((evaluate(node, m) for m in self.metadata), dtype=bool, count=self.size)
+        if self._index is None:
+            self._index = ColumnIndex(self.metadata)
+        return self._index.mask(node)
 
     def record(self, row: int) -> Record:
         return Record(self.ids[row], self.vectors[row], self.texts[row], self.metadata[row])
@@ -230,8 +237,8 @@ class MemoryStore(VectorStore):
                 n = table.size
                 if n == 0:
                     return []
-                scores = table.vectors[:n] @ vector
-                scores /= table.norms[:n] * np.float32(np.linalg.norm(vector))
+                scores = table.vectors[:n] @ (vector / np.float32(np.linalg.norm(vector)))
+                scores *= table.inv_norms[:n]
                 mask = table.mask(node)
                 candidates = np.flatnonzero(mask) if mask is not None else None
                 pool = scores if candidates is None else scores[candidates]
