@@ -321,7 +321,7 @@ def test_registered_through_the_entry_point():
     registration = get_registry().get("store", "qdrant")
     assert registration.package == "vpa-qdrant"
     assert registration.capabilities.max_batch_size == 256
-    assert registration.capabilities.exact is False  # what holds in every mode
+    assert registration.capabilities == LOCAL_CAPABILITIES  # the default mode (no host configured)
 
 
 def test_config_local_mode_uses_data_dir(tmp_path):

@@ -6,15 +6,18 @@ from typing import Any
 
 from vpa.hookspecs import hookimpl
 
-from vpa_qdrant.store import BASE_CAPABILITIES, QdrantStore
+from vpa_qdrant.store import LOCAL_CAPABILITIES, QdrantStore
 
 
 @hookimpl
 def vpa_register_stores(register: Any) -> None:
+    # The registration is static, so it declares the default mode (no VPA_VECTOR_DB_HOST): the
+    # persistent embedded engine, exact. A server-mode instance declares its own capabilities on
+    # `store.capabilities` (approximate HNSW search unless the `exact` option is set).
     register(
         "qdrant",
         QdrantStore.from_config,
-        capabilities=BASE_CAPABILITIES,
+        capabilities=LOCAL_CAPABILITIES,
         description=(
             "Qdrant: embedded local mode in VPA_DATA_DIR/qdrant (exact search), or a server at "
             "VPA_VECTOR_DB_HOST (HNSW, approximate unless exact = true)"

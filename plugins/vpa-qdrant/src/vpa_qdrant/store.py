@@ -66,7 +66,7 @@ REQUEST_BYTES_BUDGET = 16 * 1024 * 1024
 PAGE_SIZE = 1000
 DEFAULT_SERVER_MIN_RECALL = 0.9
 
-#: What every mode guarantees; the registration declares this (see `vpa_qdrant.plugin`).
+#: What every mode guarantees (server mode with HNSW search declares exactly this).
 BASE_CAPABILITIES = StoreCapabilities(
     filter_operators=ALL_FILTER_OPS,
     metadata_types=ALL_METADATA_TYPES,
@@ -79,7 +79,8 @@ BASE_CAPABILITIES = StoreCapabilities(
     max_record_bytes=MAX_RECORD_BYTES,
 )
 
-#: Local mode is brute force: every query scores every point, so it is exact.
+#: Local mode is brute force: every query scores every point, so it is exact. The default mode,
+#: so the registration declares it (see `vpa_qdrant.plugin`).
 LOCAL_CAPABILITIES = attrs.evolve(BASE_CAPABILITIES, exact=True, min_recall=1.0)
 
 OPTIONS = {
