@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import uuid
 from collections.abc import Mapping
@@ -197,13 +198,15 @@ class QdrantStore(VectorStore):
         super().__init__()
         if max_batch_size < 1:
             raise ConfigError("[providers.qdrant] max_batch_size must be positive")
+        if not 0.0 < min_recall <= 1.0:
+            raise ConfigError("[providers.qdrant] min_recall must be in (0, 1]")
         self._backend: LocalBackend | RemoteBackend
         if url is not None:
             options: dict[str, Any] = {
                 "url": url,
                 "api_key": api_key,
                 "prefer_grpc": grpc_port is not None if prefer_grpc is None else bool(prefer_grpc),
-                "timeout": int(timeout) if timeout else None,
+                "timeout": math.ceil(timeout) if timeout else None,
                 "check_compatibility": check_compatibility,
             }
             if grpc_port is not None:
