@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from vpa_milvus import MilvusStore
 
 SERVER_URI = os.environ.get("VPA_MILVUS_URI", "")

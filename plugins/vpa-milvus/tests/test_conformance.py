@@ -12,7 +12,6 @@ import os
 
 import pytest
 from vpa_conformance import StoreContract
-
 from vpa_milvus import MilvusStore
 
 SERVER_URI = os.environ.get("VPA_MILVUS_URI", "")

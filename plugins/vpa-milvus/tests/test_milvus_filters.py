@@ -13,19 +13,36 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from vpa.filters import And, Comparison, Not, Or, evaluate, parse_filter
 from vpa.models import FilterOp, Record
-from vpa_milvus import MilvusStore
 from vpa_milvus.codec import decode_metadata, encode_metadata, milvus_name, vpa_name
 from vpa_milvus.filters import quote, translate
 
-TRICKY = 'q"\\\n\r\t\'é😀\x01\x00 end'
+TRICKY = "q\"\\\n\r\t'é😀\x01\x00 end"
 
 VALUES_OF_K = [
-    1, 1.0, 1.5, 0, -0.0, 2**53, -(2**53), 1e300, -2.5, True, False,
-    "1", "a", "", TRICKY, "1.0", "true",
-    ["a", "b"], [], [""], ["1"], [TRICKY, "z"],
+    1,
+    1.0,
+    1.5,
+    0,
+    -0.0,
+    2**53,
+    -(2**53),
+    1e300,
+    -2.5,
+    True,
+    False,
+    "1",
+    "a",
+    "",
+    TRICKY,
+    "1.0",
+    "true",
+    ["a", "b"],
+    [],
+    [""],
+    ["1"],
+    [TRICKY, "z"],
 ]
 CORPUS = [Record("none", [1.0, 0.0, 0.0, 0.0], "", {})] + [
     Record(
@@ -37,8 +54,28 @@ CORPUS = [Record("none", [1.0, 0.0, 0.0, 0.0], "", {})] + [
     for i, value in enumerate(VALUES_OF_K)
 ]
 
-POOL = [1, 1.0, 1.5, 0, -0.0, 2**53, -(2**53), 1e300, -2.5, 2, 0.5, True, False,
-        "1", "a", "b", "", "z", TRICKY, "true"]
+POOL = [
+    1,
+    1.0,
+    1.5,
+    0,
+    -0.0,
+    2**53,
+    -(2**53),
+    1e300,
+    -2.5,
+    2,
+    0.5,
+    True,
+    False,
+    "1",
+    "a",
+    "b",
+    "",
+    "z",
+    TRICKY,
+    "true",
+]
 KEYS = ["k", "j", "missing"]
 
 
@@ -73,7 +110,9 @@ def check(runner, store, spec) -> None:
 def test_scalar_operators_against_reference(runner, corpus_store, op):
     for key in KEYS:
         for value in POOL:
-            if op in ("$gt", "$gte", "$lt", "$lte") and (isinstance(value, bool) or not isinstance(value, int | float)):
+            if op in ("$gt", "$gte", "$lt", "$lte") and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
                 continue
             check(runner, corpus_store, {key: {op: value}})
 
@@ -81,8 +120,17 @@ def test_scalar_operators_against_reference(runner, corpus_store, op):
 @pytest.mark.parametrize("op", ["$in", "$nin"])
 def test_list_operators_against_reference(runner, corpus_store, op):
     groups = [
-        [1, 2.5], [1.5], [0, 2**53], [True], [False, True], ["a"], ["a", "z"], ["", TRICKY], ["1", "true"],
-        [1e300, -(2**53)], [-0.0],
+        [1, 2.5],
+        [1.5],
+        [0, 2**53],
+        [True],
+        [False, True],
+        ["a"],
+        ["a", "z"],
+        ["", TRICKY],
+        ["1", "true"],
+        [1e300, -(2**53)],
+        [-0.0],
     ]
     for key in KEYS:
         for values in groups:
@@ -90,7 +138,13 @@ def test_list_operators_against_reference(runner, corpus_store, op):
 
 
 def test_not_is_an_exact_complement(runner, corpus_store):
-    for spec in ({"k": "a"}, {"k": {"$gt": 0}}, {"missing": 1}, {"k": {"$in": ["a", "b"]}}, {"j": {"$ne": "a"}}):
+    for spec in (
+        {"k": "a"},
+        {"k": {"$gt": 0}},
+        {"missing": 1},
+        {"k": {"$in": ["a", "b"]}},
+        {"j": {"$ne": "a"}},
+    ):
         check(runner, corpus_store, {"$not": spec})
         inside = runner.run(corpus_store.count("vpa_filters", spec))
         outside = runner.run(corpus_store.count("vpa_filters", {"$not": spec}))
@@ -105,7 +159,10 @@ def test_documented_semantics(runner, corpus_store):
     assert {h.id for h in hits} == {"r0", "r1"}
     assert runner.run(corpus_store.count("vpa_filters", {"k": True})) == 1
     # $eq on a list means contains; $ne/$nin are true where the field is missing
-    assert {h.id for h in runner.run(corpus_store.query("vpa_filters", [1, 1, 1, 1], 50, {"k": "a"}))} == {"r12", "r17"}
+    assert {h.id for h in runner.run(corpus_store.query("vpa_filters", [1, 1, 1, 1], 50, {"k": "a"}))} == {
+        "r12",
+        "r17",
+    }
     assert runner.run(corpus_store.count("vpa_filters", {"missing": {"$ne": 1}})) == len(CORPUS)
     assert runner.run(corpus_store.count("vpa_filters", {"missing": {"$nin": ["a"]}})) == len(CORPUS)
 
@@ -154,7 +211,9 @@ def test_generated_trees_match_reference(runner, corpus_store, tree):
 def test_delete_by_filter_removes_exactly_the_matches(runner, mode_store_factory):
     store = mode_store_factory()
     try:
-        for i, spec in enumerate([{"k": {"$ne": 1}}, {"$not": {"k": "a"}}, {"k": {"$gte": 0}}, {"j": {"$nin": ["a"]}}]):
+        for i, spec in enumerate(
+            [{"k": {"$ne": 1}}, {"$not": {"k": "a"}}, {"k": {"$gte": 0}}, {"j": {"$nin": ["a"]}}]
+        ):
             name = f"vpa_del{i}"
             runner.run(store.drop_collection(name))
             runner.run(store.create_collection(name, 4))
@@ -181,7 +240,7 @@ def test_quote_escapes_only_what_the_grammars_need():
     assert quote('a"b') == '"a\\"b"'
     assert quote("a\\b") == '"a\\\\b"'
     assert quote("l1\nl2\r\t") == '"l1\\nl2\\r\\t"'
-    assert quote("it's é 😀") == "\"it's é 😀\""
+    assert quote("it's é 😀") == '"it\'s é 😀"'
 
 
 def test_translation_is_guarded_and_typed():
@@ -198,12 +257,19 @@ def test_translation_is_guarded_and_typed():
     assert translate(None) == ""
 
 
-@given(st.dictionaries(
-    st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True),
-    st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False), st.booleans(),
-              st.text(), st.lists(st.text(), max_size=3)),
-    max_size=5,
-))
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True),
+        st.one_of(
+            st.integers(-(2**53), 2**53),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.booleans(),
+            st.text(),
+            st.lists(st.text(), max_size=3),
+        ),
+        max_size=5,
+    )
+)
 def test_metadata_codec_round_trips_types(metadata):
     back = decode_metadata(encode_metadata(metadata))
     assert back == metadata

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +13,6 @@ import time
 
 import numpy as np
 import pytest
-
 from vpa.config import load_config
 from vpa.errors import (
     CollectionNotFound,
@@ -30,7 +30,7 @@ from vpa.errors import (
 )
 from vpa.models import EmbedderFingerprint, Record
 from vpa.plugins import Registry
-from vpa_milvus import MilvusStore
+from vpa_milvus import MilvusStore, lite
 from vpa_milvus.errors import map_error
 from vpa_milvus.store import server_uri
 
@@ -59,7 +59,9 @@ async def test_round_trip_is_exact(lite_store):
     await lite_store.create_collection("docs", 4)
     vector = np.array([0.1234567, -3.3e-5, 12345.678, 1e-30], dtype=np.float32)
     text = "Ünïcödé text with \"quotes\", 'single', \\ backslash,\n newline, \x00 NUL, 😀 and \u200b"
-    await lite_store.upsert("docs", [Record("id-1", vector, text, METADATA), Record("e", [1, 0, 0, 0], "", {})])
+    await lite_store.upsert(
+        "docs", [Record("id-1", vector, text, METADATA), Record("e", [1, 0, 0, 0], "", {})]
+    )
     [got, empty] = await lite_store.get("docs", ["id-1", "e"])
     assert np.array_equal(got.vector, vector)  # as written: not normalised
     assert got.text == text
@@ -73,7 +75,9 @@ async def test_round_trip_is_exact(lite_store):
 async def test_scores_are_cosine_similarity_best_first(lite_store):
     await lite_store.create_collection("cos", 3)
     rng = np.random.default_rng(7)
-    vectors = rng.normal(size=(40, 3)).astype(np.float32) * rng.uniform(0.01, 100, size=(40, 1)).astype(np.float32)
+    vectors = rng.normal(size=(40, 3)).astype(np.float32) * rng.uniform(0.01, 100, size=(40, 1)).astype(
+        np.float32
+    )
     await lite_store.upsert("cos", [Record(f"r{i}", v) for i, v in enumerate(vectors)])
     q = np.array([0.3, -1.0, 2.0], dtype=np.float32)
     hits = await lite_store.query("cos", q, top_k=10)
@@ -90,7 +94,12 @@ async def test_scores_are_cosine_similarity_best_first(lite_store):
 
 async def test_upsert_is_idempotent_and_newest_wins(lite_store):
     await lite_store.create_collection("up", 2)
-    assert await lite_store.upsert("up", [Record("a", [1, 0], "old", {"v": 1}), Record("a", [0, 1], "new", {"v": "x"})]) == 1
+    assert (
+        await lite_store.upsert(
+            "up", [Record("a", [1, 0], "old", {"v": 1}), Record("a", [0, 1], "new", {"v": "x"})]
+        )
+        == 1
+    )
     await lite_store.upsert("up", [Record("a", [0, 1], "newer", {"w": 1.5})])
     assert await lite_store.count("up") == 1
     [a] = await lite_store.get("up", ["a"])
@@ -101,13 +110,17 @@ async def test_upsert_is_idempotent_and_newest_wins(lite_store):
 async def test_large_batches_are_split(lite_store):
     await lite_store.create_collection("big", 8)
     rng = np.random.default_rng(1)
-    records = [Record(f"r{i}", rng.normal(size=8) + 0.01, f"t{i}", {"i": i, "odd": bool(i % 2)}) for i in range(2345)]
+    records = [
+        Record(f"r{i}", rng.normal(size=8) + 0.01, f"t{i}", {"i": i, "odd": bool(i % 2)}) for i in range(2345)
+    ]
     started = time.perf_counter()
     assert await lite_store.upsert("big", records) == 2345
     assert time.perf_counter() - started < 60
     assert await lite_store.count("big") == 2345
     assert await lite_store.count("big", {"odd": True}) == 1172
-    got = await lite_store.get("big", [f"r{i}" for i in range(2344, -1, -1)])  # > one id chunk, in asked order
+    got = await lite_store.get(
+        "big", [f"r{i}" for i in range(2344, -1, -1)]
+    )  # > one id chunk, in asked order
     assert [r.id for r in got] == [f"r{i}" for i in range(2344, -1, -1)]
     assert await lite_store.delete("big", filter={"i": {"$gte": 100}}) == 2245  # pages through the matches
     assert await lite_store.count("big") == 100
@@ -115,7 +128,9 @@ async def test_large_batches_are_split(lite_store):
 
 async def test_get_and_delete_semantics(lite_store):
     await lite_store.create_collection("gd", 2)
-    await lite_store.upsert("gd", [Record(i, [1, 1], metadata={"n": n}) for n, i in enumerate(["a", "b", 'c"\\', "d é"])])
+    await lite_store.upsert(
+        "gd", [Record(i, [1, 1], metadata={"n": n}) for n, i in enumerate(["a", "b", 'c"\\', "d é"])]
+    )
     assert [r.id for r in await lite_store.get("gd", ["d é", "zz", "a", "a"])] == ["d é", "a"]
     assert await lite_store.delete("gd", ["zz", "a", "a"]) == 1
     assert await lite_store.delete("gd", ["a"]) == 0
@@ -181,14 +196,10 @@ async def test_collections_fingerprint_and_names(lite_path):
 
 
 async def test_foreign_collection_is_refused(lite_path):
-    from pymilvus import MilvusClient
-
     store = MilvusStore(lite_path)
     try:
         await store.list_collections()  # starts Milvus Lite on the file
-        client = MilvusClient(uri=lite_path)
-        client.create_collection("foreign", dimension=2)
-        client.close()
+        store._client.create_collection("foreign", dimension=2)  # made without VPA
         with pytest.raises(InvalidCollection, match="not created by VPA"):
             await store.create_collection("foreign", 2)
     finally:
@@ -201,8 +212,13 @@ async def test_dropped_under_us_is_collection_not_found(lite_path):
         await a.create_collection("gone", 2)
         await a.upsert("gone", [Record("x", [1, 0])])
         await b.drop_collection("gone")
-        for call in (a.upsert("gone", [Record("y", [1, 0])]), a.query("gone", [1, 0]), a.count("gone"),
-                     a.get("gone", ["x"]), a.delete("gone", ["x"])):
+        for call in (
+            a.upsert("gone", [Record("y", [1, 0])]),
+            a.query("gone", [1, 0]),
+            a.count("gone"),
+            a.get("gone", ["x"]),
+            a.delete("gone", ["x"]),
+        ):
             with pytest.raises(CollectionNotFound):
                 await call
     finally:
@@ -218,7 +234,7 @@ async def test_persists_across_processes(lite_path):
     script = textwrap.dedent(
         f"""
         import asyncio, json
-        from vpa_milvus import MilvusStore
+        from vpa_milvus import MilvusStore, lite
         async def main():
             s = MilvusStore({lite_path!r})
             info = await s.open_collection("keep")
@@ -229,15 +245,104 @@ async def test_persists_across_processes(lite_path):
         asyncio.run(main())
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
     model, n, metadata, vector = json.loads(out.stdout.strip().splitlines()[-1])
     assert (model, n, metadata, vector) == ("m", 6, {"i": 3, "f": 1.5}, [1.0, 3.0])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_lite_server_is_shared_and_released(lite_path):
+    a, b = MilvusStore(lite_path), MilvusStore(lite_path)
+    await a.create_collection("shared", 2)
+    await b.upsert("shared", [Record("x", [1, 0])])
+    assert lite.users(lite_path) == 2
+    host = lite.host_pid()
+    assert host is not None and host != os.getpid()  # the engine runs outside this process
+    await a.close()
+    assert await b.count("shared") == 1  # b keeps working
+    await b.close()
+    assert lite.users(lite_path) == 0
+
+
+async def test_lite_file_used_by_another_process_is_unavailable(lite_path):
+    holder = MilvusStore(lite_path)
+    await holder.list_collections()
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from vpa.errors import StoreUnavailable
+        from vpa_milvus import MilvusStore, lite
+        async def main():
+            s = MilvusStore({lite_path!r})
+            try:
+                await s.list_collections()
+            except StoreUnavailable as exc:
+                print("unavailable:", exc)
+            await s.close()
+        asyncio.run(main())
+        """
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+        )
+        assert "unavailable:" in out.stdout and "one process uses a Milvus Lite file" in out.stdout
+    finally:
+        await holder.close()
+
+
+async def test_lite_child_does_not_outlive_a_killed_parent(lite_path):
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os, sys
+        from vpa_milvus import MilvusStore, lite
+        async def main():
+            s = MilvusStore({lite_path!r})
+            await s.list_collections()
+            print(lite.host_pid(), flush=True)
+            sys.stdin.read()  # wait to be killed
+        asyncio.run(main())
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        child_pid = int(parent.stdout.readline())
+        assert _pid_alive(child_pid)
+        parent.kill()  # SIGKILL: no cleanup runs in the parent
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _pid_alive(child_pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not _pid_alive(child_pid)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    reopened = MilvusStore(lite_path)  # the data is free again
+    try:
+        assert await reopened.list_collections() == []
+    finally:
+        await reopened.close()
 
 
 async def test_concurrent_writes_lose_nothing(lite_store):
     await lite_store.create_collection("conc", 2)
     await asyncio.gather(
-        *(lite_store.upsert("conc", [Record(f"w{w}-{i}", [1, i + 1], metadata={"w": w}) for i in range(25)]) for w in range(8))
+        *(
+            lite_store.upsert("conc", [Record(f"w{w}-{i}", [1, i + 1], metadata={"w": w}) for i in range(25)])
+            for w in range(8)
+        )
     )
     assert await lite_store.count("conc") == 200
     assert await lite_store.count("conc", {"w": {"$in": [1, 2]}}) == 50
@@ -340,8 +445,13 @@ def test_error_mapping():
     assert isinstance(map_error(Rpc(grpc.StatusCode.UNAUTHENTICATED), where="x"), StoreAuthError)
     assert isinstance(map_error(Rpc(grpc.StatusCode.DEADLINE_EXCEEDED), where="x"), StoreTimeout)
     assert isinstance(map_error(Rpc(grpc.StatusCode.UNAVAILABLE), where="x"), StoreUnavailable)
-    assert isinstance(map_error(MilvusException(100, "collection not found[c]"), where="x", collection="c"), CollectionNotFound)
+    assert isinstance(
+        map_error(MilvusException(100, "collection not found[c]"), where="x", collection="c"),
+        CollectionNotFound,
+    )
     assert isinstance(map_error(MilvusException(1, "Retry timeout: 5s"), where="x"), StoreTimeout)
     assert isinstance(map_error(MilvusException(2, "Fail connecting to server"), where="x"), StoreUnavailable)
-    assert isinstance(map_error(MilvusException(1800, "user hasn't authenticated"), where="x"), StoreAuthError)
+    assert isinstance(
+        map_error(MilvusException(1800, "user hasn't authenticated"), where="x"), StoreAuthError
+    )
     assert isinstance(map_error(MilvusException(65535, "something else"), where="x"), StoreError)

@@ -6,6 +6,7 @@ from typing import Any
 
 from vpa.errors import (
     CollectionNotFound,
+    DependencyMissing,
     StoreAuthError,
     StoreError,
     StoreTimeout,
@@ -22,9 +23,18 @@ except ImportError:  # pragma: no cover
 COLLECTION_NOT_FOUND = 100
 CONNECT_FAILED = 2
 RATE_LIMITED = (8, 9)
-_AUTH_WORDS = ("unauthenticated", "authenticat", "credential", "permission denied", "privilege",
-               "not permitted", "access denied", "invalid token", "wrong password")
-_NOT_FOUND_WORDS = ("collection not found", "does not exist", "can't find collection", "not exist")
+_AUTH_WORDS = (
+    "unauthenticated",
+    "authenticat",
+    "credential",
+    "permission denied",
+    "privilege",
+    "not permitted",
+    "access denied",
+    "invalid token",
+    "wrong password",
+)
+_NOT_FOUND_WORDS = ("not found", "not exist", "can't find")
 
 
 def _grpc_code(exc: BaseException) -> Any:
@@ -58,14 +68,17 @@ def map_error(exc: BaseException, *, where: str, collection: str | None = None) 
             return StoreUnavailable(f"Milvus is unreachable during {where}: {message}")
     if name == "ConnectionConfigException":
         if "milvus-lite is required" in lowered:
-            return StoreUnavailable(f"Milvus Lite is not installed (pip install 'vpa-milvus[lite]'): {message}")
+            return DependencyMissing("Milvus Lite is not installed: pip install 'vpa-milvus[lite]'")
         return StoreUnavailable(
-            f"cannot open Milvus during {where}: {message} (a Milvus Lite file is used by one process at a time)"
+            f"cannot open Milvus during {where}: {message} "
+            "(a Milvus Lite file is used by one process at a time)"
         )
     compatible = getattr(exc, "compatible_code", None)
-    if code == COLLECTION_NOT_FOUND or (collection is not None and any(w in lowered for w in _NOT_FOUND_WORDS)):
-        if collection is not None:
-            return CollectionNotFound(collection)
+    not_found = code == COLLECTION_NOT_FOUND or (
+        "collection" in lowered and any(w in lowered for w in _NOT_FOUND_WORDS)
+    )
+    if not_found and collection is not None:
+        return CollectionNotFound(collection)
     if _auth_like(lowered) or compatible == 3:  # common_pb2.PermissionDenied
         return StoreAuthError(f"Milvus rejected the credentials during {where}")
     if "retry timeout" in lowered or "timed out" in lowered or "timeout" in lowered:

@@ -2,9 +2,10 @@
 
 Two modes, one code path:
 
-- **Milvus Lite** — ``uri`` is a local ``.db`` path (default ``<VPA_DATA_DIR>/milvus/vpa.db``);
-  pymilvus starts Milvus Lite inside this process. One process uses a ``.db`` at a time; the
-  store releases it when the last store on that file in this process is closed.
+- **Milvus Lite** — ``uri`` is a local ``.db`` path (default ``<VPA_DATA_DIR>/milvus/vpa.db``).
+  Milvus Lite runs in a child process (lite.py) so that its pure-Python engine does not compete
+  with the app's event loop for the GIL; the store talks to it over gRPC on 127.0.0.1. One
+  process uses a ``.db`` at a time; the child stops when the last store on that path is closed.
 - **server** — ``uri`` is ``http(s)://host:port`` of Milvus standalone or distributed, with an
   optional token (``user:password`` or an API key).
 
@@ -37,7 +38,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
-
 from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection, StoreError
 from vpa.filters import Node
 from vpa.models import (
@@ -51,6 +51,7 @@ from vpa.models import (
 )
 from vpa.stores.base import VectorStore
 
+from vpa_milvus import lite
 from vpa_milvus.codec import decode_metadata, encode_metadata, milvus_name, vpa_name
 from vpa_milvus.errors import map_error
 from vpa_milvus.filters import ID_FIELD, METADATA_FIELD, id_in, translate
@@ -72,31 +73,6 @@ IDS_PER_CALL = 1000
 REQUEST_BYTES = 16 * 1024 * 1024
 
 OPTION_NAMES = frozenset({"uri", "db_name", "timeout", "shards_num", "replica_number"})
-
-# --- Milvus Lite servers shared by the stores of this process ------------------------------------
-
-_lite_lock = threading.Lock()
-_lite_users: dict[str, int] = {}
-
-
-def _lite_acquire(path: str) -> None:
-    with _lite_lock:
-        _lite_users[path] = _lite_users.get(path, 0) + 1
-
-
-def _lite_release(path: str) -> None:
-    """Forget one user of a Lite file; the last one stops its server and releases the file lock."""
-    with _lite_lock:
-        left = _lite_users.get(path, 0) - 1
-        if left > 0:
-            _lite_users[path] = left
-            return
-        _lite_users.pop(path, None)
-        try:
-            from milvus_lite.server_manager import server_manager_instance
-        except ImportError:  # pragma: no cover - nothing was started then
-            return
-        server_manager_instance.release_server(path)
 
 
 def server_uri(host: str, port: int | None) -> str:
@@ -197,15 +173,14 @@ class MilvusStore(VectorStore):
                 from pymilvus import MilvusClient
 
                 if self.lite:
-                    path = Path(self.uri).expanduser().resolve()
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    _lite_acquire(str(path))
+                    path = str(Path(self.uri).expanduser().resolve())
+                    uri = lite.acquire(path, timeout=max(self.timeout, 60.0))
                     try:
-                        self._client = MilvusClient(uri=str(path), timeout=self.timeout)
+                        self._client = MilvusClient(uri=uri, timeout=self.timeout)
                     except BaseException:
-                        _lite_release(str(path))
+                        lite.release(path)
                         raise
-                    self._lite_path = str(path)
+                    self._lite_path = path
                 else:
                     self._client = MilvusClient(
                         uri=self.uri, token=self._token or "", db_name=self.db_name, timeout=self.timeout
@@ -239,7 +214,7 @@ class MilvusStore(VectorStore):
                 client.close()
         finally:
             if lite_path is not None:
-                _lite_release(lite_path)
+                lite.release(lite_path)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._close_sync)
@@ -253,7 +228,9 @@ class MilvusStore(VectorStore):
             return HealthStatus(ok=False, detail=f"{type(exc).__name__}: {exc}")
         mode = "Milvus Lite" if self.lite else "Milvus server"
         return HealthStatus(
-            ok=True, detail=f"{mode} at {redact_uri(self.uri)}", latency_ms=(time.perf_counter() - started) * 1000
+            ok=True,
+            detail=f"{mode} at {redact_uri(self.uri)}",
+            latency_ms=(time.perf_counter() - started) * 1000,
         )
 
     # --- collections -----------------------------------------------------------------------------
@@ -310,7 +287,9 @@ class MilvusStore(VectorStore):
                 if existing.dimension != info.dimension:
                     raise
             index = client.prepare_index_params()
-            index.add_index(field_name=VECTOR_FIELD, index_type="FLAT", metric_type="COSINE", index_name=VECTOR_FIELD)
+            index.add_index(
+                field_name=VECTOR_FIELD, index_type="FLAT", metric_type="COSINE", index_name=VECTOR_FIELD
+            )
             try:
                 # Milvus Lite builds FLAT at once; pymilvus's sync wait would sleep 0.5 s per collection.
                 client.create_index(mname, index, timeout=self.timeout, sync=not self.lite)
@@ -356,7 +335,9 @@ class MilvusStore(VectorStore):
 
         await self._call(f"upserting into {info.name!r}", write, info.name)
 
-    async def _query(self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None) -> list[Hit]:
+    async def _query(
+        self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None
+    ) -> list[Hit]:
         mname = milvus_name(info.name)
         expression = translate(node)
 
@@ -376,7 +357,14 @@ class MilvusStore(VectorStore):
             for hit in result[0] if result else []:
                 entity = hit["entity"]
                 score = float(np.clip(hit["distance"], -1.0, 1.0))
-                hits.append(Hit(hit["id"], score, entity.get(TEXT_FIELD) or "", decode_metadata(entity.get(METADATA_FIELD))))
+                hits.append(
+                    Hit(
+                        hit["id"],
+                        score,
+                        entity.get(TEXT_FIELD) or "",
+                        decode_metadata(entity.get(METADATA_FIELD)),
+                    )
+                )
             hits.sort(key=lambda h: -h.score)
             return hits
 
@@ -479,7 +467,9 @@ def _properties(info: CollectionInfo) -> dict[str, str]:
     if info.fingerprint is not None:
         fp = info.fingerprint
         props["vpa.fingerprint"] = json.dumps(
-            {"name": fp.name, "model": fp.model, "dimension": fp.dimension}, ensure_ascii=False, sort_keys=True
+            {"name": fp.name, "model": fp.model, "dimension": fp.dimension},
+            ensure_ascii=False,
+            sort_keys=True,
         )
     return props
 
@@ -500,7 +490,10 @@ def _info_from_description(name: str, description: dict[str, Any]) -> Collection
         data = json.loads(props["vpa.fingerprint"])
         fingerprint = EmbedderFingerprint(str(data["name"]), str(data["model"]), int(data["dimension"]))
     return CollectionInfo(
-        name=name, dimension=dimension, metric=Metric(props.get("vpa.metric", "cosine")), fingerprint=fingerprint
+        name=name,
+        dimension=dimension,
+        metric=Metric(props.get("vpa.metric", "cosine")),
+        fingerprint=fingerprint,
     )
 
 
