@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from vpa_chroma import ChromaStore
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vpa_chroma import ChromaStore
 from vpa_conformance import StoreContract
 

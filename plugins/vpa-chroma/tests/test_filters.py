@@ -12,12 +12,10 @@ import uuid
 
 import numpy as np
 import pytest
-
-from vpa.filters import And, Comparison, Not, Or, evaluate, parse_filter
-from vpa.models import FilterOp, Record
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
+from vpa.filters import And, Comparison, Not, Or, evaluate, parse_filter
+from vpa.models import FilterOp, Record
 from vpa_chroma.filters import (
     EMPTY_LIST_KEY,
     FLOAT_PREFIX,
@@ -66,12 +64,65 @@ RECORDS["r_missing"] = {"w": 100}
 RECORDS["r_nothing"] = {}
 RECORDS["r_other_types"] = {"v": 1, "u": "x"}
 
-OPERANDS = [1, 2, 0, -3, -2, 1.0, 1.5, -1.5, -2.5, 2.5, -3.5, 0.5, -0.5, 2.0, 2**53, 2**53 - 1, True, False,
-            "1", "x", "", "y", "é漢", 1 / 3, 0.1, 0.30000000000000004, 2.0000000000000004, 1.9999999999999998,
-            123456789.12345679, 123456789.1234568, 5e-324, 0.0, -0.0, 1.7976931348623157e308, -1e308, 1e300,
-            2.0**53, 2.0**53 + 2]
-LISTS = [[1], [1, 2], [1.5], [-2.5, 2.5], [1, 1.5], [0, -2.5, 2], [1.0, 2.0], [True], [True, False],
-         ["x"], ["1", "x"], [""], ["z"], [0.1, 1 / 3], [2.0000000000000004, 5e-324], [-0.0], [1e300, 2**53]]
+OPERANDS = [
+    1,
+    2,
+    0,
+    -3,
+    -2,
+    1.0,
+    1.5,
+    -1.5,
+    -2.5,
+    2.5,
+    -3.5,
+    0.5,
+    -0.5,
+    2.0,
+    2**53,
+    2**53 - 1,
+    True,
+    False,
+    "1",
+    "x",
+    "",
+    "y",
+    "é漢",
+    1 / 3,
+    0.1,
+    0.30000000000000004,
+    2.0000000000000004,
+    1.9999999999999998,
+    123456789.12345679,
+    123456789.1234568,
+    5e-324,
+    0.0,
+    -0.0,
+    1.7976931348623157e308,
+    -1e308,
+    1e300,
+    2.0**53,
+    2.0**53 + 2,
+]
+LISTS = [
+    [1],
+    [1, 2],
+    [1.5],
+    [-2.5, 2.5],
+    [1, 1.5],
+    [0, -2.5, 2],
+    [1.0, 2.0],
+    [True],
+    [True, False],
+    ["x"],
+    ["1", "x"],
+    [""],
+    ["z"],
+    [0.1, 1 / 3],
+    [2.0000000000000004, 5e-324],
+    [-0.0],
+    [1e300, 2**53],
+]
 
 
 def _comparisons() -> list[Comparison]:
@@ -79,8 +130,11 @@ def _comparisons() -> list[Comparison]:
     for op in (FilterOp.EQ, FilterOp.NE):
         out += [Comparison("v", op, value) for value in OPERANDS]
     for op in (FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE):
-        out += [Comparison("v", op, value) for value in OPERANDS if isinstance(value, int | float)
-                and not isinstance(value, bool)]
+        out += [
+            Comparison("v", op, value)
+            for value in OPERANDS
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ]
     for op in (FilterOp.IN, FilterOp.NIN):
         out += [Comparison("v", op, tuple(values)) for values in LISTS]
     return out
@@ -104,7 +158,7 @@ ALL = COMPARISONS + [Not(c) for c in COMPARISONS] + COMPOUND
 def _check_shape(where: object) -> None:
     """Chroma's structural rules: one key per object, $and/$or with two or more operands."""
     assert isinstance(where, dict) and len(where) == 1, where
-    (key, value), = where.items()
+    ((key, value),) = where.items()
     if key in ("$and", "$or"):
         assert isinstance(value, list) and len(value) >= 2, where
         for child in value:
@@ -165,7 +219,9 @@ def loaded(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     store = ChromaStore(path=tmp_path_factory.mktemp("filters") / "chroma")
     name = "filters"
     rng = np.random.default_rng(7)
-    records = [Record(rid, rng.standard_normal(4).astype(np.float32) + 0.01, rid, md) for rid, md in RECORDS.items()]
+    records = [
+        Record(rid, rng.standard_normal(4).astype(np.float32) + 0.01, rid, md) for rid, md in RECORDS.items()
+    ]
     loop = asyncio.new_event_loop()
     loop.run_until_complete(store.create_collection(name, 4))
     loop.run_until_complete(store.upsert(name, records))
@@ -190,7 +246,9 @@ def test_count_and_query_match_the_reference(loaded, node) -> None:  # type: ign
 @pytest.mark.parametrize("node", COMPARISONS, ids=str)
 def test_negation_is_complement(loaded, node) -> None:  # type: ignore[no-untyped-def]
     loop, store, name = loaded
-    total = loop.run_until_complete(store.count(name, node)) + loop.run_until_complete(store.count(name, Not(node)))
+    total = loop.run_until_complete(store.count(name, node)) + loop.run_until_complete(
+        store.count(name, Not(node))
+    )
     assert total == len(RECORDS)
 
 
@@ -201,8 +259,11 @@ async def test_delete_by_filter_in_both_modes(make_store) -> None:  # type: igno
     records = [Record(rid, rng.standard_normal(4) + 0.01, "", md) for rid, md in RECORDS.items()]
     await store.create_collection(name, 4)
     try:
-        for node in [Comparison("v", FilterOp.EQ, "x"), Not(Comparison("v", FilterOp.GTE, 1.5)),
-                     Comparison("v", FilterOp.NIN, (1.5, -2.5))]:
+        for node in [
+            Comparison("v", FilterOp.EQ, "x"),
+            Not(Comparison("v", FilterOp.GTE, 1.5)),
+            Comparison("v", FilterOp.NIN, (1.5, -2.5)),
+        ]:
             await store.upsert(name, records)
             expected = _expected(node)
             assert await store.delete(name, filter=node) == len(expected)
@@ -229,7 +290,9 @@ async def test_every_operator_in_server_mode(chroma_server) -> None:  # type: ig
     rng = np.random.default_rng(5)
     await store.create_collection(name, 4)
     try:
-        await store.upsert(name, [Record(rid, rng.standard_normal(4) + 0.01, "", md) for rid, md in RECORDS.items()])
+        await store.upsert(
+            name, [Record(rid, rng.standard_normal(4) + 0.01, "", md) for rid, md in RECORDS.items()]
+        )
         sample = [c for c in COMPARISONS if not isinstance(c.value, bool)][::3] + COMPOUND
         for node in itertools.chain(sample, (Not(c) for c in sample)):
             assert await store.count(name, node) == len(_expected(node)), node

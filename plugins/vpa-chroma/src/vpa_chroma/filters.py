@@ -74,6 +74,7 @@ def key_float(key: int) -> float:
     bits = key if key >= 0 else (-key) | _SIGN
     return float(struct.unpack("<d", struct.pack("<Q", bits))[0])
 
+
 Where = dict[str, Any]
 
 _NEGATE = {
@@ -168,10 +169,10 @@ def _number_leaf(field: str, op: FilterOp, value: int | float) -> Where:
             return stored_float
         ints = {field: {op.value: as_int}}
         return _any([ints, stored_float]) if op is FilterOp.EQ else _all([ints, stored_float])
-    if op in (FilterOp.GT, FilterOp.LTE):  # x > v  iff  x > floor(v), for an int x
-        bound = _clamp(math.floor(value))
-    else:  # x >= v  iff  x >= ceil(v);  x < v  iff  x < ceil(v)
-        bound = _clamp(math.ceil(value))
+    # For an int x: x > v iff x > floor(v), x <= v iff x <= floor(v); x >= v iff x >= ceil(v),
+    # x < v iff x < ceil(v).
+    rounded = math.floor(value) if op in (FilterOp.GT, FilterOp.LTE) else math.ceil(value)
+    bound = _clamp(rounded)
     return _any([{field: {op.value: bound}}, stored_float])
 
 
@@ -194,7 +195,9 @@ def _list_leaf(field: str, op: FilterOp, values: tuple[Any, ...]) -> Where:
 # --- record metadata ---------------------------------------------------------------------------
 
 
-def encode_metadata(metadata: Mapping[str, Any], previous_keys: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+def encode_metadata(
+    metadata: Mapping[str, Any], previous_keys: frozenset[str] = frozenset()
+) -> dict[str, Any] | None:
     """The Chroma metadata for a VPA record, with the bookkeeping keys.
 
     Chroma's upsert *merges* metadata into an existing record; ``previous_keys`` are the keys the

@@ -26,7 +26,6 @@ import httpx
 import numpy as np
 from chromadb import errors as chroma_errors
 from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
-
 from vpa.errors import (
     CollectionNotFound,
     ConfigError,
@@ -64,6 +63,10 @@ CHROMA_MAX_BATCH = 5461
 WRITE_CALL_SECONDS = 0.12
 MIN_WRITE_CALL = 32
 FIRST_WRITE_CALL = 128
+
+#: Chroma's ef_search default (100) gives recall@10 of about 0.9 on 10k unstructured 64-d
+#: vectors; 200 gives about 0.98 (clustered, realistic data: 1.0 either way). Set at creation.
+HNSW_DEFAULTS = {"ef_search": 200}
 
 #: Collection-metadata keys holding VPA's definition of the collection.
 META_FORMAT = "vpa:format"
@@ -198,7 +201,8 @@ class ChromaStore(VectorStore):
         self.database = database
         self.timeout = timeout
         self.index = index
-        self.index_options = dict(index_options or {})
+        defaults = HNSW_DEFAULTS if index == "hnsw" else {}
+        self.index_options = {**defaults, **(index_options or {})}
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._handles: dict[str, Any] = {}
@@ -207,7 +211,9 @@ class ChromaStore(VectorStore):
         self._pace = FIRST_WRITE_CALL
 
     def __repr__(self) -> str:  # never shows the API key
-        where = f"path={str(self.path)!r}" if self.path is not None else f"host={self.host!r}, port={self.port}"
+        where = (
+            f"path={str(self.path)!r}" if self.path is not None else f"host={self.host!r}, port={self.port}"
+        )
         return f"ChromaStore({where})"
 
     @property
@@ -224,7 +230,9 @@ class ChromaStore(VectorStore):
                 f"unknown option(s) {', '.join(sorted(unknown))} in [providers.chroma]; "
                 f"known: {', '.join(sorted(OPTIONS))}"
             )
-        index_options = {k: options[k] for k in ("ef_search", "ef_construction", "max_neighbors") if k in options}
+        index_options = {
+            k: options[k] for k in ("ef_search", "ef_construction", "max_neighbors") if k in options
+        }
         common: dict[str, Any] = {
             "index": options.get("index", "hnsw"),
             "index_options": index_options,
@@ -294,7 +302,7 @@ class ChromaStore(VectorStore):
             if isinstance(exc, CollectionNotFound):
                 self._forget(exc.name)
             raise
-        except (asyncio.TimeoutError, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise StoreTimeout(f"Chroma did not answer within {self.timeout} s") from exc
         except Exception as exc:
             error = map_error(exc, collection)
@@ -378,7 +386,10 @@ class ChromaStore(VectorStore):
                 dimension=int(meta.get(META_EMBEDDER_DIMENSION, dimension)),
             )
         return CollectionInfo(
-            name=name, dimension=dimension, metric=Metric(meta.get(META_METRIC, "cosine")), fingerprint=fingerprint
+            name=name,
+            dimension=dimension,
+            metric=Metric(meta.get(META_METRIC, "cosine")),
+            fingerprint=fingerprint,
         )
 
     async def _describe_collection(self, name: str) -> CollectionInfo | None:
@@ -475,7 +486,8 @@ class ChromaStore(VectorStore):
                 # now and delete those the new metadata lacks, so the write replaces.
                 current = collection.get(ids=ids, include=["metadatas"])
                 previous = {
-                    i: frozenset(m or ()) for i, m in zip(current["ids"], current["metadatas"] or [], strict=False)
+                    i: frozenset(m or ())
+                    for i, m in zip(current["ids"], current["metadatas"] or [], strict=False)
                 }
                 metadatas = [encode_metadata(r.metadata, previous.get(r.id, frozenset())) for r in batch]
                 rows = list(zip(batch, metadatas, strict=True))
@@ -499,7 +511,9 @@ class ChromaStore(VectorStore):
 
         await self._run(locked, info.name)
 
-    async def _query(self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None) -> list[Hit]:
+    async def _query(
+        self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None
+    ) -> list[Hit]:
         where = to_where(node)
 
         def search(collection: Any) -> list[Hit]:
