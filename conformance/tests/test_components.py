@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vpa.auth.api_keys import ApiKeyAuthenticator
 from vpa.caches.lru import LRUCache
 from vpa.chunkers.recursive import RecursiveChunker

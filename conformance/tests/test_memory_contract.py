@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vpa.stores.memory import MemoryStore
 from vpa_conformance import StoreContract
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from vpa.filters import FilterLike
 from vpa.models import Hit, Record, StoreCapabilities
 
@@ -47,7 +46,9 @@ def check_record(got: Record, want: Record) -> None:
     got_vector = np.asarray(got.vector, dtype=np.float64).reshape(-1)
     want_vector = np.asarray(want.vector, dtype=np.float64).reshape(-1)
     if got_vector.shape != want_vector.shape:
-        fail(f"record {_short(want.id)}: vector has {got_vector.shape[0]} components, not {want_vector.shape[0]}")
+        fail(
+            f"record {_short(want.id)}: vector has {got_vector.shape[0]} components, not {want_vector.shape[0]}"
+        )
     error = float(np.max(np.abs(got_vector - want_vector))) if want_vector.size else 0.0
     if not np.isfinite(got_vector).all() or error > VECTOR_TOLERANCE * float(np.linalg.norm(want_vector)):
         fail(
@@ -81,7 +82,7 @@ def check_hits(
     oracle: Oracle,
     vector: Sequence[float],
     top_k: int,
-    filter: FilterLike,  # noqa: A002
+    filter: FilterLike,
     capabilities: StoreCapabilities,
 ) -> None:
     """Hits are matching records, best first, scored by cosine; an exact store returns exactly
@@ -126,10 +127,14 @@ def check_hits(
                     )
             for record_id, score in scores.items():
                 if score > kth + TIE_TOLERANCE and record_id not in seen:
-                    fail(f"{label}: missed {_short(record_id)} (cosine {score:.6f}), which is in the top {expected}")
+                    fail(
+                        f"{label}: missed {_short(record_id)} (cosine {score:.6f}), which is in the top {expected}"
+                    )
 
 
-def recall(hits: Sequence[Hit], oracle: Oracle, vector: Sequence[float], top_k: int, filter: FilterLike = None) -> float:  # noqa: A002
+def recall(
+    hits: Sequence[Hit], oracle: Oracle, vector: Sequence[float], top_k: int, filter: FilterLike = None
+) -> float:
     """Fraction of the reference top-k found (ties at the boundary count as found)."""
     reference = oracle.top_k(vector, top_k, filter)
     if not reference:

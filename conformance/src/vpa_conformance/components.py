@@ -49,7 +49,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from vpa.auth.base import ALLOWED, Action, Authenticator, Principal, Role
 from vpa.caches.base import Cache, CacheStats
 from vpa.chunkers.base import Chunker
@@ -95,7 +94,20 @@ class _CountsExamples:
 
 # --- embedder --------------------------------------------------------------------------------
 
-_SENTENCE_WORDS = ["vector", "store", "café", "naïve", "数据", "search", "the", "a", "RAG", "Ünïcode", "42", "🙂"]
+_SENTENCE_WORDS = [
+    "vector",
+    "store",
+    "café",
+    "naïve",
+    "数据",
+    "search",
+    "the",
+    "a",
+    "RAG",
+    "Ünïcode",
+    "42",
+    "🙂",
+]
 
 
 def _embedder_texts() -> st.SearchStrategy[str]:
@@ -119,7 +131,9 @@ class EmbedderContract(_CountsExamples):
         if not isinstance(vectors, np.ndarray):
             fail(f"embed must return a numpy array, got {type(vectors).__name__}")
         if vectors.shape != (len(texts), embedder.dimension):
-            fail(f"embed of {len(texts)} texts returned shape {vectors.shape}; expected ({len(texts)}, {embedder.dimension})")
+            fail(
+                f"embed of {len(texts)} texts returned shape {vectors.shape}; expected ({len(texts)}, {embedder.dimension})"
+            )
         if vectors.dtype != np.float32:
             fail(f"embed must return float32, got {vectors.dtype}")
         if not np.isfinite(vectors).all():
@@ -165,14 +179,18 @@ class EmbedderContract(_CountsExamples):
 
     @clause_settings(COMPONENT_EXAMPLES["embedder"])
     @given(texts=st.lists(_embedder_texts(), min_size=2, max_size=4))
-    def test_batch_equals_one_by_one(self, embedder: Embedder, vpa_examples: _Counter, texts: list[str]) -> None:
+    def test_batch_equals_one_by_one(
+        self, embedder: Embedder, vpa_examples: _Counter, texts: list[str]
+    ) -> None:
         """A text's vector does not depend on the batch it is embedded in."""
         vpa_examples.tick()
         batch = self._embed(embedder, texts)
         for i, text in enumerate(texts):
             alone = self._embed(embedder, [text])[0]
             if not np.allclose(batch[i], alone, rtol=0, atol=self.BATCH_TOLERANCE):
-                fail(f"text {i} embedded in a batch differs from embedded alone by {np.abs(batch[i] - alone).max():.2e}")
+                fail(
+                    f"text {i} embedded in a batch differs from embedded alone by {np.abs(batch[i] - alone).max():.2e}"
+                )
 
     def test_query_and_async(self, embedder: Embedder, vpa_examples: _Counter) -> None:
         """embed_query(t) equals embed([t])[0], and aembed equals embed."""
@@ -197,7 +215,20 @@ class EmbedderContract(_CountsExamples):
 
 # --- chunker ---------------------------------------------------------------------------------
 
-_CHUNK_WORDS = ["a", "word", "longerword", "ünïcode", "数据库", "🙂", "x" * 40, "end.", "stop!", "why?", "semi;", "co,"]
+_CHUNK_WORDS = [
+    "a",
+    "word",
+    "longerword",
+    "ünïcode",
+    "数据库",
+    "🙂",
+    "x" * 40,
+    "end.",
+    "stop!",
+    "why?",
+    "semi;",
+    "co,",
+]
 _CHUNK_SEPARATORS = [" ", " ", " ", "\n", "\n\n", ". ", ", ", "\t", "  ", ""]
 
 
@@ -252,22 +283,30 @@ class ChunkerContract(_CountsExamples):
             if chunk.index != i:
                 fail(f"chunk {i} has index {chunk.index}")
             if not 0 <= chunk.start < chunk.end <= len(text):
-                fail(f"chunk {i} has offsets [{chunk.start}, {chunk.end}) outside the text of {len(text)} characters")
+                fail(
+                    f"chunk {i} has offsets [{chunk.start}, {chunk.end}) outside the text of {len(text)} characters"
+                )
             if chunk.text != text[chunk.start : chunk.end]:
                 fail(f"chunk {i}'s text is not text[{chunk.start}:{chunk.end}]")
             if chunk.end - chunk.start > chunker.chunk_size:
-                fail(f"chunk {i} is {chunk.end - chunk.start} characters long; chunk_size is {chunker.chunk_size}")
+                fail(
+                    f"chunk {i} is {chunk.end - chunk.start} characters long; chunk_size is {chunker.chunk_size}"
+                )
             if previous is None:
                 if chunk.start != 0:
                     fail(f"the first chunk starts at {chunk.start}: characters [0, {chunk.start}) are lost")
             else:
                 if chunk.start > previous.end:
-                    fail(f"characters [{previous.end}, {chunk.start}) between chunks {i - 1} and {i} are lost")
+                    fail(
+                        f"characters [{previous.end}, {chunk.start}) between chunks {i - 1} and {i} are lost"
+                    )
                 if chunk.start <= previous.start or chunk.end <= previous.end:
                     fail(f"chunk {i} [{chunk.start}, {chunk.end}) does not advance past chunk {i - 1}")
                 overlap = previous.end - chunk.start
                 if overlap > chunker.chunk_overlap:
-                    fail(f"chunks {i - 1} and {i} overlap by {overlap} characters; chunk_overlap is {chunker.chunk_overlap}")
+                    fail(
+                        f"chunks {i - 1} and {i} overlap by {overlap} characters; chunk_overlap is {chunker.chunk_overlap}"
+                    )
             previous = chunk
         assert previous is not None
         if previous.end != len(text):
@@ -309,7 +348,9 @@ class FakeClock:
 
 
 _NAMESPACES = st.sampled_from(["emb:hashing", "col:a", "col:b", "col:caf\u00e9"])
-_KEYS = st.one_of(st.sampled_from(["q1", "q2", "q3", "", "k\u00fc"]), st.text(string.ascii_letters, min_size=1, max_size=6))
+_KEYS = st.one_of(
+    st.sampled_from(["q1", "q2", "q3", "", "k\u00fc"]), st.text(string.ascii_letters, min_size=1, max_size=6)
+)
 _VALUES = st.one_of(
     st.integers(),
     st.text(max_size=10),
@@ -387,12 +428,18 @@ class CacheContract(_CountsExamples):
         cache.get("s", "miss")
         after = cache.stats()
         if (after.hits - before.hits, after.misses - before.misses) != (2, 1):
-            fail(f"after 2 hits and 1 miss, stats moved by {after.hits - before.hits} hits, {after.misses - before.misses} misses")
+            fail(
+                f"after 2 hits and 1 miss, stats moved by {after.hits - before.hits} hits, {after.misses - before.misses} misses"
+            )
         if not 0 <= after.size <= after.maxsize:
             fail(f"stats size {after.size} is outside [0, maxsize={after.maxsize}]")
 
     def test_ttl(
-        self, cache: Cache, cache_clock: FakeClock | None, cache_ttl: float | None, vpa_examples: _Counter,
+        self,
+        cache: Cache,
+        cache_clock: FakeClock | None,
+        cache_ttl: float | None,
+        vpa_examples: _Counter,
         request: pytest.FixtureRequest,
     ) -> None:
         """A value is returned before its TTL and never after it."""
@@ -434,7 +481,9 @@ class CacheContract(_CountsExamples):
         for i in range(cache_maxsize * 2 + 3):
             cache.set("e", f"k{i}", i)
             if cache_maxsize >= 3 and cache.get("e", "hot") != "hot":
-                fail(f"the most recently read entry was evicted (after {i + 1} inserts, maxsize {cache_maxsize})")
+                fail(
+                    f"the most recently read entry was evicted (after {i + 1} inserts, maxsize {cache_maxsize})"
+                )
             if cache.get("e", f"k{i}") != i:
                 fail("the newest entry was evicted at once")
             if cache.stats().size > cache_maxsize:
@@ -454,8 +503,13 @@ class CacheContract(_CountsExamples):
         )
     )
     def test_against_model(
-        self, cache: Cache, cache_clock: FakeClock | None, cache_ttl: float | None, cache_maxsize: int | None,
-        vpa_examples: _Counter, ops: list[tuple[Any, ...]],
+        self,
+        cache: Cache,
+        cache_clock: FakeClock | None,
+        cache_ttl: float | None,
+        cache_maxsize: int | None,
+        vpa_examples: _Counter,
+        ops: list[tuple[Any, ...]],
     ) -> None:
         """Random set/get/invalidate/clear/time sequences: a get returns either nothing or the
         newest live value, and the value while it must still be there (no size pressure, not
@@ -490,7 +544,9 @@ class CacheContract(_CountsExamples):
                 else:
                     hits += 1
                     if entry is None:
-                        fail(f"get({ns!r}, {key!r}) returned {got!r} after it was invalidated, cleared or never set")
+                        fail(
+                            f"get({ns!r}, {key!r}) returned {got!r} after it was invalidated, cleared or never set"
+                        )
                     if expired:
                         fail(f"get({ns!r}, {key!r}) returned a value older than the TTL")
                     if got != entry[0]:
@@ -506,12 +562,17 @@ class CacheContract(_CountsExamples):
                 inserted = 0
         end = cache.stats()
         if (end.hits - start.hits, end.misses - start.misses) != (hits, misses):
-            fail(f"stats counted {end.hits - start.hits} hits and {end.misses - start.misses} misses; expected {hits} and {misses}")
+            fail(
+                f"stats counted {end.hits - start.hits} hits and {end.misses - start.misses} misses; expected {hits} and {misses}"
+            )
 
 
 # --- auth ------------------------------------------------------------------------------------
 
-_TENANTS = st.one_of(st.sampled_from(["acme", "globex", "t-1", "caf\u00e9"]), st.text(string.ascii_lowercase, min_size=1, max_size=8))
+_TENANTS = st.one_of(
+    st.sampled_from(["acme", "globex", "t-1", "caf\u00e9"]),
+    st.text(string.ascii_lowercase, min_size=1, max_size=8),
+)
 _ROLES = st.sampled_from([*Role, *(r.value for r in Role)])
 
 
@@ -559,7 +620,12 @@ class AuthContract(_CountsExamples):
 
     @clause_settings(COMPONENT_EXAMPLES["auth"])
     @given(
-        garbage=st.one_of(st.none(), st.just(""), st.text(max_size=60), st.from_regex(r"vpa_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", fullmatch=True)),
+        garbage=st.one_of(
+            st.none(),
+            st.just(""),
+            st.text(max_size=60),
+            st.from_regex(r"vpa_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", fullmatch=True),
+        ),
         cut=st.integers(1, 10),
         flip=st.integers(0, 1000),
     )
@@ -572,7 +638,13 @@ class AuthContract(_CountsExamples):
         _, secret = authenticator.create_key(Role.READER, "t")
         position = flip % len(secret)
         altered = secret[:position] + ("A" if secret[position] != "A" else "B") + secret[position + 1 :]
-        for bad in (garbage, secret[:-cut], secret + "x", altered, secret.upper() if secret.upper() != secret else None):
+        for bad in (
+            garbage,
+            secret[:-cut],
+            secret + "x",
+            altered,
+            secret.upper() if secret.upper() != secret else None,
+        ):
             if bad == secret:
                 continue
             try:

@@ -34,7 +34,9 @@ class StoreHarness:
 
     def __init__(self, store: VectorStore, runner: asyncio.Runner, node: Any = None) -> None:
         if not isinstance(store, VectorStore):
-            raise TypeError(f"the store fixture must return a vpa.stores.base.VectorStore, got {type(store).__name__}")
+            raise TypeError(
+                f"the store fixture must return a vpa.stores.base.VectorStore, got {type(store).__name__}"
+            )
         self.store = store
         self.capabilities: StoreCapabilities = store.capabilities
         self.runner = runner
@@ -72,9 +74,7 @@ class StoreHarness:
         return self.run(self.store.drop_collection(name))
 
     @contextlib.contextmanager
-    def collection(
-        self, dimension: int, fingerprint: EmbedderFingerprint | None = None
-    ) -> Iterator[str]:
+    def collection(self, dimension: int, fingerprint: EmbedderFingerprint | None = None) -> Iterator[str]:
         """A new, empty collection for one example, dropped when the example ends."""
         name = collection_name()
         self.create(name, dimension, fingerprint)
@@ -100,7 +100,7 @@ class StoreHarness:
         self.settle(name)
         return written
 
-    def delete(self, name: str, ids: Sequence[str] | None = None, filter: FilterLike = None) -> int:  # noqa: A002
+    def delete(self, name: str, ids: Sequence[str] | None = None, filter: FilterLike = None) -> int:
         removed = self.run(self.store.delete(name, ids=ids, filter=filter))
         self.settle(name)
         return removed
@@ -108,11 +108,11 @@ class StoreHarness:
     def get(self, name: str, ids: Sequence[str]) -> list[Record]:
         return self.run(self.store.get(name, ids))
 
-    def count(self, name: str, filter: FilterLike = None) -> int:  # noqa: A002
+    def count(self, name: str, filter: FilterLike = None) -> int:
         return self.run(self.store.count(name, filter=filter))
 
     def query(
-        self, name: str, vector: Sequence[float], top_k: int = 10, filter: FilterLike = None  # noqa: A002
+        self, name: str, vector: Sequence[float], top_k: int = 10, filter: FilterLike = None
     ) -> list[Hit]:
         return self.run(self.store.query(name, vector, top_k=top_k, filter=filter))
 

@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from vpa.filters import FilterLike, Node, evaluate, parse_filter
 from vpa.models import Record
 
-__all__ = ["Oracle", "cosine", "same_value", "same_metadata"]
+__all__ = ["Oracle", "cosine", "same_metadata", "same_value"]
 
 
 def _as_float32(vector: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -48,9 +47,7 @@ def same_value(got: Any, want: Any) -> bool:
 
 def same_metadata(got: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
     return (
-        isinstance(got, Mapping)
-        and set(got) == set(want)
-        and all(same_value(got[k], want[k]) for k in want)
+        isinstance(got, Mapping) and set(got) == set(want) and all(same_value(got[k], want[k]) for k in want)
     )
 
 
@@ -73,9 +70,11 @@ class Oracle:
             written.add(record.id)
         return len(written)
 
-    def delete(self, ids: Sequence[str] | None = None, filter: FilterLike = None) -> int:  # noqa: A002
+    def delete(self, ids: Sequence[str] | None = None, filter: FilterLike = None) -> int:
         node = parse_filter(filter)
-        candidates = list(self.records) if ids is None else [i for i in dict.fromkeys(ids) if i in self.records]
+        candidates = (
+            list(self.records) if ids is None else [i for i in dict.fromkeys(ids) if i in self.records]
+        )
         doomed = [i for i in candidates if evaluate(node, self.records[i].metadata)]
         for i in doomed:
             del self.records[i]
@@ -89,20 +88,20 @@ class Oracle:
     def get(self, ids: Sequence[str]) -> list[Record]:
         return [self.records[i] for i in dict.fromkeys(ids) if i in self.records]
 
-    def matching(self, filter: FilterLike = None) -> list[Record]:  # noqa: A002
+    def matching(self, filter: FilterLike = None) -> list[Record]:
         node: Node | None = parse_filter(filter)
         return [r for r in self.records.values() if evaluate(node, r.metadata)]
 
-    def count(self, filter: FilterLike = None) -> int:  # noqa: A002
+    def count(self, filter: FilterLike = None) -> int:
         return len(self.matching(filter))
 
-    def scores(self, vector: Sequence[float], filter: FilterLike = None) -> dict[str, float]:  # noqa: A002
+    def scores(self, vector: Sequence[float], filter: FilterLike = None) -> dict[str, float]:
         """Cosine similarity of ``vector`` with every record that matches ``filter``."""
         return {r.id: cosine(r.vector, vector) for r in self.matching(filter)}
 
-    def ranking(self, vector: Sequence[float], filter: FilterLike = None) -> list[tuple[str, float]]:  # noqa: A002
+    def ranking(self, vector: Sequence[float], filter: FilterLike = None) -> list[tuple[str, float]]:
         """Every matching record, best first."""
         return sorted(self.scores(vector, filter).items(), key=lambda item: -item[1])
 
-    def top_k(self, vector: Sequence[float], k: int, filter: FilterLike = None) -> list[tuple[str, float]]:  # noqa: A002
+    def top_k(self, vector: Sequence[float], k: int, filter: FilterLike = None) -> list[tuple[str, float]]:
         return self.ranking(vector, filter)[:k]

@@ -33,8 +33,14 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
-
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from vpa.errors import (
     CollectionNotFound,
     DimensionMismatch,
@@ -49,14 +55,14 @@ from vpa.errors import (
     UnsupportedMetadata,
     ValidationError,
 )
-from vpa.filters import COMPARISON_OPS
+from vpa.filters import COMPARISON_OPS, ORDERING_OPS
 from vpa.models import (
     CONTRACT_VERSION,
     CollectionInfo,
     EmbedderFingerprint,
     FilterOp,
-    Metric,
     MetadataType,
+    Metric,
     Record,
     StoreCapabilities,
 )
@@ -69,7 +75,7 @@ from vpa_conformance.harness import StoreHarness, collection_name
 from vpa_conformance.oracle import Oracle
 from vpa_conformance.profiles import clause_settings
 
-__all__ = ["StoreContract", "BASE_EXAMPLES", "MAX_LOOP_STALL"]
+__all__ = ["BASE_EXAMPLES", "MAX_LOOP_STALL", "StoreContract"]
 
 #: Examples per clause in the ``ci`` profile (the profile scales them).
 BASE_EXAMPLES = {
@@ -80,7 +86,7 @@ BASE_EXAMPLES = {
     "delete_ids_and_filter": 12,
     "query": 25,
     "filters": 25,
-    "filter_operator": 4,
+    "filter_operator": 5,
     "metadata_type": 4,
     "bad_input": 12,
     "state_machine": 10,
@@ -113,7 +119,9 @@ def _fill(h: StoreHarness, name: str, oracle: Oracle, records: list[Record]) -> 
         fail(f"upsert returned {written!r}; {expected} distinct ids were written")
 
 
-def _check_unchanged(h: StoreHarness, name: str, oracle: Oracle, extra_ids: list[str] | tuple[str, ...] = ()) -> None:
+def _check_unchanged(
+    h: StoreHarness, name: str, oracle: Oracle, extra_ids: list[str] | tuple[str, ...] = ()
+) -> None:
     """The collection holds exactly what the oracle holds (after a rejected call, say)."""
     total = h.count(name)
     if total != len(oracle.records):
@@ -132,8 +140,8 @@ def _raises(expected: type[BaseException], call: Callable[[], Any], what: str) -
     fail(f"{what} did not raise {expected.__name__}")
 
 
-def _values_of(records: list[Record]) -> list[Any]:
-    return vst.scalar_pool([r.metadata for r in records])
+def _values_of(records: list[Record]) -> dict[str, list[Any]]:
+    return vst.field_values([r.metadata for r in records])
 
 
 class StoreContract:
@@ -174,7 +182,9 @@ class StoreContract:
             fail(f"capabilities must be a StoreCapabilities, got {type(caps).__name__}")
         ours = CONTRACT_VERSION.split(".")[0]
         if str(caps.contract_version).split(".")[0] != ours:
-            fail(f"the store meets contract {caps.contract_version!r}; this suite checks contract {CONTRACT_VERSION}")
+            fail(
+                f"the store meets contract {caps.contract_version!r}; this suite checks contract {CONTRACT_VERSION}"
+            )
         if not 0.0 < caps.min_recall <= 1.0:
             fail(f"min_recall must be in (0, 1], got {caps.min_recall}")
         for field in ("max_batch_size", "max_top_k", "max_record_bytes"):
@@ -182,7 +192,9 @@ class StoreContract:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 fail(f"{field} must be None or a positive int, got {value!r}")
         if caps.max_record_bytes is not None and caps.max_record_bytes < 1024:
-            fail(f"max_record_bytes={caps.max_record_bytes} is too small to hold a useful chunk (at least 1024)")
+            fail(
+                f"max_record_bytes={caps.max_record_bytes} is too small to hold a useful chunk (at least 1024)"
+            )
         if caps.max_top_k is not None and caps.max_top_k < 10:
             fail(f"max_top_k={caps.max_top_k}: a store must answer at least top_k=10")
 
@@ -197,7 +209,11 @@ class StoreContract:
         if name in h.run(h.store.list_collections()):
             fail(f"list_collections() lists {name!r} before it was created")
         info = h.create(name, 4)
-        if not isinstance(info, CollectionInfo) or (info.name, info.dimension, info.metric) != (name, 4, Metric.COSINE):
+        if not isinstance(info, CollectionInfo) or (info.name, info.dimension, info.metric) != (
+            name,
+            4,
+            Metric.COSINE,
+        ):
             fail(f"create_collection returned {info!r}")
         listed = h.run(h.store.list_collections())
         if not isinstance(listed, list) or name not in listed:
@@ -205,7 +221,9 @@ class StoreContract:
         if listed != sorted(listed):
             fail("list_collections() is not sorted")
         oracle = Oracle(4)
-        _fill(h, name, oracle, [Record("a", [1, 0, 0, 0], "alpha", {}), Record("b", [0, 1, 0, 0], "beta", {})])
+        _fill(
+            h, name, oracle, [Record("a", [1, 0, 0, 0], "alpha", {}), Record("b", [0, 1, 0, 0], "beta", {})]
+        )
         again = h.create(name, 4)
         if again.dimension != 4 or again.name != name:
             fail(f"re-creating {name!r} with the same dimension returned {again!r}")
@@ -260,11 +278,19 @@ class StoreContract:
         h = vpa_store
         h.examples += 1
         for bad in ["", "1abc", "a b", "a/b", "caf\u00e9", "a" * 64, "-a", "_a", "a.b"]:
-            _raises(InvalidCollection, lambda bad=bad: h.run(h.store.create_collection(bad, 4)), f"name {bad!r}")
+            _raises(
+                InvalidCollection, lambda bad=bad: h.run(h.store.create_collection(bad, 4)), f"name {bad!r}"
+            )
         name = collection_name()
         for dim in [0, -1, True, 1.5, "4"]:
-            _raises(InvalidCollection, lambda dim=dim: h.run(h.store.create_collection(name, dim)), f"dimension {dim!r}")
-        _raises(InvalidCollection, lambda: h.run(h.store.create_collection(name, 4, metric="l2")), "metric 'l2'")
+            _raises(
+                InvalidCollection,
+                lambda dim=dim: h.run(h.store.create_collection(name, dim)),
+                f"dimension {dim!r}",
+            )
+        _raises(
+            InvalidCollection, lambda: h.run(h.store.create_collection(name, 4, metric="l2")), "metric 'l2'"
+        )
         if name in h.run(h.store.list_collections()):
             fail("a refused create_collection created the collection")
 
@@ -278,12 +304,23 @@ class StoreContract:
             _fill(h, name, oracle, [Record("x", [1, 2, 3, 4], "t", {})])
             info = h.create(name, 4, fingerprint)
             if info.fingerprint != fingerprint:
-                fail(f"re-opening returned fingerprint {info.fingerprint!r}; the collection was created by {fingerprint!r}")
+                fail(
+                    f"re-opening returned fingerprint {info.fingerprint!r}; the collection was created by {fingerprint!r}"
+                )
             plain = h.create(name, 4)
             if plain.fingerprint != fingerprint:
-                fail(f"opening without a fingerprint returned {plain.fingerprint!r}; expected {fingerprint!r}")
-            for other in (EmbedderFingerprint("hashing", "model-b", 4), EmbedderFingerprint("other", "model-a", 4)):
-                _raises(EmbedderMismatch, lambda other=other: h.create(name, 4, other), f"re-open with {other.describe()}")
+                fail(
+                    f"opening without a fingerprint returned {plain.fingerprint!r}; expected {fingerprint!r}"
+                )
+            for other in (
+                EmbedderFingerprint("hashing", "model-b", 4),
+                EmbedderFingerprint("other", "model-a", 4),
+            ):
+                _raises(
+                    EmbedderMismatch,
+                    lambda other=other: h.create(name, 4, other),
+                    f"re-open with {other.describe()}",
+                )
             _raises(
                 DimensionMismatch,
                 lambda: h.create(name, 5, EmbedderFingerprint("hashing", "model-a", 5)),
@@ -296,7 +333,9 @@ class StoreContract:
             )
             _check_unchanged(h, name, oracle)
 
-    def test_persistence(self, vpa_store: StoreHarness, store_factory: Callable[[], VectorStore] | None) -> None:
+    def test_persistence(
+        self, vpa_store: StoreHarness, store_factory: Callable[[], VectorStore] | None
+    ) -> None:
         """A new instance over the same data sees the collection, its definition (dimension,
         fingerprint) and its records (needs capabilities.persistent and a store_factory)."""
         h = vpa_store
@@ -306,7 +345,12 @@ class StoreContract:
         fingerprint = EmbedderFingerprint("hashing", "model-p", 3)
         name = collection_name("p")
         records = [
-            Record("1", [1, 0, 0], "caf\u00e9 e\u0301 \U0001f600", {"n": 1, "f": 2.0, "b": True, "s": "x", "l": ["a", "b"]}),
+            Record(
+                "1",
+                [1, 0, 0],
+                "caf\u00e9 e\u0301 \U0001f600",
+                {"n": 1, "f": 2.0, "b": True, "s": "x", "l": ["a", "b"]},
+            ),
             Record("01", [0.5, 0.5, 0], "", {}),
         ]
         records = [self._declared_only(r, h.capabilities) for r in records]
@@ -379,6 +423,35 @@ class StoreContract:
             if h.count(name) != len(records):
                 fail(f"count() is {h.count(name)} after writing {len(records)} records")
 
+    def test_unicode(self, vpa_store: StoreHarness) -> None:
+        """Every tricky text (decomposed accents, ligatures, emoji sequences, right-to-left, zero
+        width, NUL and control characters, JSON- and SQL-looking) round-trips unchanged as text,
+        as a metadata string and in a list; tricky ids (numeric-looking, UUIDs, 512 characters)
+        stay distinct; equality filters match them exactly."""
+        h = vpa_store
+        caps = h.capabilities
+        texts = list(vst.TRICKY_TEXTS)
+        ids = list(dict.fromkeys([*vst.TRICKY_IDS, *(f"u{i}" for i in range(len(texts)))]))
+        records = []
+        for i, record_id in enumerate(ids):
+            text = texts[i % len(texts)]
+            metadata = {"s": text, "l": [text, texts[(i + 1) % len(texts)]], "n": i}
+            records.append(
+                self._declared_only(Record(record_id, [1.0, float(i % 7) + 0.5], text, metadata), caps)
+            )
+        records = [
+            r for r in records if caps.max_record_bytes is None or record_bytes(r) <= caps.max_record_bytes
+        ]
+        with h.collection(2) as name:
+            oracle = Oracle(2)
+            _fill(h, name, oracle, records)
+            _check_unchanged(h, name, oracle)
+            if FilterOp.EQ in caps.filter_operators and MetadataType.STR in caps.metadata_types:
+                for text in texts:
+                    got, want = h.count(name, {"s": text}), oracle.count({"s": text})
+                    if got != want:
+                        fail(f"count({{'s': {text!r}}}) is {got}; {want} records hold exactly that string")
+
     def test_large_values(self, vpa_store: StoreHarness) -> None:
         """Large text, long strings and lists, and the edges of the int and float ranges
         round-trip unchanged; a record exactly at max_record_bytes is accepted, one byte more is
@@ -434,7 +507,9 @@ class StoreContract:
         )
         known = [r.id for r in first]
         reused = st.sampled_from(known)
-        second_ids = data.draw(st.lists(st.one_of(reused, vst.ids()), min_size=1, max_size=8), label="second ids")
+        second_ids = data.draw(
+            st.lists(st.one_of(reused, vst.ids()), min_size=1, max_size=8), label="second ids"
+        )
         second = [data.draw(vst.records(dim, h.capabilities, schema=schema, id=i)) for i in second_ids]
         with h.collection(dim) as name:
             oracle = Oracle(dim)
@@ -454,14 +529,18 @@ class StoreContract:
         rng = np.random.default_rng(7)
         vectors = rng.standard_normal((size, 4)).astype(np.float32)
         with_int = MetadataType.INT in h.capabilities.metadata_types
-        records = [Record(f"r{i}", vectors[i], f"text {i}", {"i": i} if with_int else {}) for i in range(size)]
+        records = [
+            Record(f"r{i}", vectors[i], f"text {i}", {"i": i} if with_int else {}) for i in range(size)
+        ]
         records.append(Record("r0", vectors[0] * 2 + 1, "newest", {"i": -1} if with_int else {}))
         with h.collection(4) as name:
             oracle = Oracle(4)
             _fill(h, name, oracle, records)
             if h.count(name) != size:
                 fail(f"count() is {h.count(name)} after one upsert of {size} distinct ids")
-            probe = sorted({0, 1, size // 2, size - 1, *(range(limit - 2, min(limit + 2, size)) if limit else [])})
+            probe = sorted(
+                {0, 1, size // 2, size - 1, *(range(limit - 2, min(limit + 2, size)) if limit else [])}
+            )
             asked = [f"r{i}" for i in probe]
             check_get(h.get(name, asked), oracle, asked)
 
@@ -517,9 +596,13 @@ class StoreContract:
             return
         dim = data.draw(DIMENSIONS, label="dimension")
         schema = data.draw(vst.metadata_schemas(caps), label="schema")
-        records = data.draw(vst.record_lists(dim, caps, min_size=1, max_size=12, schema=schema), label="records")
+        records = data.draw(
+            vst.record_lists(dim, caps, min_size=1, max_size=12, schema=schema), label="records"
+        )
         present = [r.id for r in records]
-        doomed = data.draw(st.lists(st.one_of(st.sampled_from(present), vst.ids()), min_size=1, max_size=8), label="ids")
+        doomed = data.draw(
+            st.lists(st.one_of(st.sampled_from(present), vst.ids()), min_size=1, max_size=8), label="ids"
+        )
         spec = data.draw(vst.filter_dicts(_fields(schema), _values_of(records), caps), label="filter")
         with h.collection(dim) as name:
             oracle = Oracle(dim)
@@ -620,7 +703,9 @@ class StoreContract:
                 fail(f"count(filter={spec!r}) is {got}; {want} records match")
             vector = data.draw(vst.vectors(dim), label="query vector")
             top_k = h.clamp_top_k(data.draw(st.integers(1, max(1, len(oracle.records) + 2)), label="top_k"))
-            check_hits(h.query(name, vector, top_k=top_k, filter=spec), oracle, vector, top_k, spec, h.capabilities)
+            check_hits(
+                h.query(name, vector, top_k=top_k, filter=spec), oracle, vector, top_k, spec, h.capabilities
+            )
         spec = specs[-1]
         removed = h.delete(name, filter=spec)
         expected = oracle.delete(filter=spec)
@@ -642,7 +727,9 @@ class StoreContract:
         schema = data.draw(vst.metadata_schemas(caps), label="schema")
         records = data.draw(vst.record_lists(dim, caps, max_size=20, schema=schema), label="records")
         fields, values = _fields(schema), _values_of(records)
-        specs = data.draw(st.lists(vst.filter_dicts(fields, values, caps), min_size=1, max_size=3), label="filters")
+        specs = data.draw(
+            st.lists(vst.filter_dicts(fields, values, caps), min_size=1, max_size=3), label="filters"
+        )
         with h.collection(dim) as name:
             oracle = Oracle(dim)
             _fill(h, name, oracle, records)
@@ -657,11 +744,18 @@ class StoreContract:
         h = vpa_store
         caps = h.capabilities
         dim = data.draw(DIMENSIONS, label="dimension")
-        schema = data.draw(vst.metadata_schemas(caps), label="schema")
-        records = data.draw(vst.record_lists(dim, caps, min_size=1, max_size=15, schema=schema), label="records")
+        numeric = [t for t in (MetadataType.INT, MetadataType.FLOAT) if t in caps.metadata_types]
+        if op in ORDERING_OPS and numeric:  # boundaries matter: compare numbers with numbers
+            schema = data.draw(vst.metadata_schemas(caps, max_keys=2, types=numeric), label="schema")
+        else:
+            schema = data.draw(vst.metadata_schemas(caps, max_keys=3), label="schema")
+        records = data.draw(
+            vst.record_lists(dim, caps, min_size=1, max_size=15, schema=schema), label="records"
+        )
         fields, values = _fields(schema), _values_of(records)
         specs = data.draw(
-            st.lists(vst.filter_dicts(fields, values, caps, require=op), min_size=1, max_size=3), label="filters"
+            st.lists(vst.filter_dicts(fields, values, caps, require=op), min_size=1, max_size=3),
+            label="filters",
         )
         with h.collection(dim) as name:
             oracle = Oracle(dim)
@@ -672,9 +766,19 @@ class StoreContract:
             h.not_declared()
             vector = data.draw(vst.vectors(dim), label="query vector")
             for spec in specs:
-                _raises(UnsupportedFilter, lambda spec=spec: h.count(name, spec), f"count with undeclared {op}")
-                _raises(UnsupportedFilter, lambda spec=spec: h.query(name, vector, 3, spec), f"query with undeclared {op}")
-                _raises(UnsupportedFilter, lambda spec=spec: h.delete(name, filter=spec), f"delete with undeclared {op}")
+                _raises(
+                    UnsupportedFilter, lambda spec=spec: h.count(name, spec), f"count with undeclared {op}"
+                )
+                _raises(
+                    UnsupportedFilter,
+                    lambda spec=spec: h.query(name, vector, 3, spec),
+                    f"query with undeclared {op}",
+                )
+                _raises(
+                    UnsupportedFilter,
+                    lambda spec=spec: h.delete(name, filter=spec),
+                    f"delete with undeclared {op}",
+                )
                 _raises(
                     UnsupportedFilter,
                     lambda spec=spec: h.delete(name, ids=[r.id for r in records], filter=spec),
@@ -712,8 +816,13 @@ class StoreContract:
             for value in probes:
                 specs += [{field: {op.value: value}} for op in (FilterOp.EQ, FilterOp.NE)]
                 if vst.value_kind(value) == "number":
-                    specs += [{field: {op.value: value}} for op in (FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE)]
-                same_kind = [p for p in probes if vst.value_kind(p) == vst.value_kind(value) and p != value][:1]
+                    specs += [
+                        {field: {op.value: value}}
+                        for op in (FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE)
+                    ]
+                same_kind = [p for p in probes if vst.value_kind(p) == vst.value_kind(value) and p != value][
+                    :1
+                ]
                 specs += [{field: {op.value: [value, *same_kind]}} for op in (FilterOp.IN, FilterOp.NIN)]
         usable = [s for s in specs if self._declared_filter(s, caps)]
         if not usable:
@@ -733,7 +842,10 @@ class StoreContract:
                     if got_not != len(records) - want:
                         wrong.append(f"count({negated!r}) is {got_not}, expected {len(records) - want}")
             if wrong:
-                fail(f"{len(wrong)} of {len(usable)} filters disagree with vpa.filters:\n  " + "\n  ".join(wrong[:15]))
+                fail(
+                    f"{len(wrong)} of {len(usable)} filters disagree with vpa.filters:\n  "
+                    + "\n  ".join(wrong[:15])
+                )
 
     @staticmethod
     def _declared_filter(spec: dict[str, Any], caps: StoreCapabilities) -> bool:
@@ -753,20 +865,26 @@ class StoreContract:
         declared = kind in caps.metadata_types
         if declared:
             schema = data.draw(vst.metadata_schemas(caps, types=[kind]), label="schema")
-            records = data.draw(vst.record_lists(dim, caps, min_size=1, max_size=10, schema=schema), label="records")
+            records = data.draw(
+                vst.record_lists(dim, caps, min_size=1, max_size=10, schema=schema), label="records"
+            )
             with h.collection(dim) as name:
                 oracle = Oracle(dim)
                 _fill(h, name, oracle, records)
                 _check_unchanged(h, name, oracle)
                 if _has_filters(caps):
                     fields, values = _fields(schema), _values_of(records)
-                    specs = data.draw(st.lists(vst.filter_dicts(fields, values, caps), min_size=1, max_size=2))
+                    specs = data.draw(
+                        st.lists(vst.filter_dicts(fields, values, caps), min_size=1, max_size=2)
+                    )
                     self._check_filters(h, name, oracle, dim, specs, data)
             return
         h.not_declared()
         others = [t for t in ALL_TYPES if t in caps.metadata_types]
         schema = data.draw(vst.metadata_schemas(caps, types=others), label="schema") if others else {}
-        records = data.draw(vst.record_lists(dim, caps, min_size=1, max_size=6, schema=schema), label="records")
+        records = data.draw(
+            vst.record_lists(dim, caps, min_size=1, max_size=6, schema=schema), label="records"
+        )
         value = data.draw(vst.metadata_values(types=[kind]), label="undeclared value")
         key = data.draw(vst.metadata_keys().filter(lambda k: k not in schema), label="key")
         bad = data.draw(vst.records(dim, caps, schema=schema), label="bad record")
@@ -775,7 +893,11 @@ class StoreContract:
         with h.collection(dim) as name:
             oracle = Oracle(dim)
             _fill(h, name, oracle, records[:1])
-            _raises(UnsupportedMetadata, lambda: h.upsert(name, batch), f"upsert of undeclared metadata type {kind}")
+            _raises(
+                UnsupportedMetadata,
+                lambda: h.upsert(name, batch),
+                f"upsert of undeclared metadata type {kind}",
+            )
             _check_unchanged(h, name, oracle, [r.id for r in batch])
 
     def test_heterogeneous_fields(self, vpa_store: StoreHarness) -> None:
@@ -858,7 +980,9 @@ class StoreContract:
         caps = h.capabilities
         dim = data.draw(DIMENSIONS, label="dimension")
         schema = data.draw(vst.metadata_schemas(caps), label="schema")
-        records = data.draw(vst.record_lists(dim, caps, min_size=1, max_size=8, schema=schema), label="records")
+        records = data.draw(
+            vst.record_lists(dim, caps, min_size=1, max_size=8, schema=schema), label="records"
+        )
         bad_records = self._bad_records(dim)
         good = [1.0] * dim
         with h.collection(dim) as name:
@@ -871,13 +995,18 @@ class StoreContract:
                 if kind == "batch":
                     what, bad, error = data.draw(st.sampled_from(bad_records), label="bad record")
                     updates = data.draw(
-                        st.lists(vst.records(dim, caps, schema=schema, id=None), max_size=4), label="good records"
+                        st.lists(vst.records(dim, caps, schema=schema, id=None), max_size=4),
+                        label="good records",
                     )
-                    updates += [data.draw(vst.records(dim, caps, schema=schema, id=r.id)) for r in records[:2]]
+                    updates += [
+                        data.draw(vst.records(dim, caps, schema=schema, id=r.id)) for r in records[:2]
+                    ]
                     position = data.draw(st.integers(0, len(updates)), label="position")
                     batch = [*updates[:position], bad, *updates[position:]]
                     touched += [r.id for r in updates if isinstance(r.id, str)]
-                    _raises(error, lambda batch=batch: h.upsert(name, batch), f"upsert of a batch with {what}")
+                    _raises(
+                        error, lambda batch=batch: h.upsert(name, batch), f"upsert of a batch with {what}"
+                    )
                 elif kind == "query":
                     what, vector, error = data.draw(
                         st.sampled_from(
@@ -896,21 +1025,32 @@ class StoreContract:
                     _raises(error, lambda vector=vector: h.query(name, vector, top_k=3), what)
                 elif kind == "filter":
                     spec = data.draw(st.sampled_from(vst.MALFORMED_FILTERS), label="malformed filter")
-                    call = data.draw(st.sampled_from(["count", "query", "delete", "delete_ids"]), label="call")
+                    call = data.draw(
+                        st.sampled_from(["count", "query", "delete", "delete_ids"]), label="call"
+                    )
                     calls = {
                         "count": lambda spec=spec: h.count(name, spec),
                         "query": lambda spec=spec: h.query(name, good, 3, spec),
                         "delete": lambda spec=spec: h.delete(name, filter=spec),
-                        "delete_ids": lambda spec=spec: h.delete(name, ids=[r.id for r in records], filter=spec),
+                        "delete_ids": lambda spec=spec: h.delete(
+                            name, ids=[r.id for r in records], filter=spec
+                        ),
                     }
                     _raises(InvalidFilter, calls[call], f"{call} with malformed filter {spec!r}")
                 else:
-                    bad_ids = data.draw(st.sampled_from(["abc", [""], ["ok", ""], ["a\x00"], [1], ["i" * 513]]), label="bad ids")
+                    bad_ids = data.draw(
+                        st.sampled_from(["abc", [""], ["ok", ""], ["a\x00"], [1], ["i" * 513]]),
+                        label="bad ids",
+                    )
                     call = data.draw(st.sampled_from(["get", "delete"]), label="call")
                     if call == "get":
                         _raises(InvalidId, lambda bad_ids=bad_ids: h.get(name, bad_ids), f"get({bad_ids!r})")
                     else:
-                        _raises(InvalidId, lambda bad_ids=bad_ids: h.delete(name, ids=bad_ids), f"delete(ids={bad_ids!r})")
+                        _raises(
+                            InvalidId,
+                            lambda bad_ids=bad_ids: h.delete(name, ids=bad_ids),
+                            f"delete(ids={bad_ids!r})",
+                        )
             _check_unchanged(h, name, oracle, touched)
 
     # --- stateful --------------------------------------------------------------------------------
@@ -929,7 +1069,7 @@ class StoreContract:
                 self.dim = 2
                 self.oracle = Oracle(2)
                 self.schema: dict[str, Any] = {}
-                self.pool: list[Any] = []
+                self.pool: dict[str, list[Any]] = {}
 
             @initialize(dim=st.integers(2, 6), schema=vst.metadata_schemas(caps))
             def open(self, dim: int, schema: dict[str, Any]) -> None:
@@ -945,7 +1085,9 @@ class StoreContract:
                 return st.one_of(st.sampled_from(known), vst.ids()) if known else vst.ids()
 
             def _filter(self, data: st.DataObject) -> Any:
-                return data.draw(vst.filter_dicts(_fields(self.schema), self.pool, caps, max_leaves=4), label="filter")
+                return data.draw(
+                    vst.filter_dicts(_fields(self.schema), self.pool, caps, max_leaves=4), label="filter"
+                )
 
             @rule(data=st.data())
             def upsert(self, data: st.DataObject) -> None:
@@ -953,7 +1095,7 @@ class StoreContract:
                 ids = data.draw(st.lists(self._ids(), min_size=1, max_size=5), label="upsert ids")
                 batch = [data.draw(vst.records(self.dim, caps, schema=self.schema, id=i)) for i in ids]
                 _fill(h, self.name, self.oracle, batch)
-                self.pool = vst.scalar_pool([r.metadata for r in self.oracle.records.values()])[:40]
+                self.pool = vst.field_values([r.metadata for r in self.oracle.records.values()])
 
             @rule(data=st.data())
             def delete_ids(self, data: st.DataObject) -> None:
@@ -969,7 +1111,10 @@ class StoreContract:
                 assert self.name
                 spec = self._filter(data)
                 ids = data.draw(st.none() | st.lists(self._ids(), min_size=1, max_size=4), label="and ids")
-                removed, expected = h.delete(self.name, ids=ids, filter=spec), self.oracle.delete(ids=ids, filter=spec)
+                removed, expected = (
+                    h.delete(self.name, ids=ids, filter=spec),
+                    self.oracle.delete(ids=ids, filter=spec),
+                )
                 if removed != expected:
                     fail(f"delete(ids={ids!r}, filter={spec!r}) returned {removed}; expected {expected}")
 
@@ -1014,7 +1159,9 @@ class StoreContract:
                 if self.name is not None:
                     h.drop(self.name)
 
-        run_state_machine_as_test(StoreMachine, settings=clause_settings(BASE_EXAMPLES["state_machine"], stateful=True))
+        run_state_machine_as_test(
+            StoreMachine, settings=clause_settings(BASE_EXAMPLES["state_machine"], stateful=True)
+        )
 
     # --- concurrency and the event loop ------------------------------------------------------------
 
@@ -1029,7 +1176,12 @@ class StoreContract:
         plan = [
             [
                 [
-                    Record(f"t{t}-b{b}-r{r}", rng.standard_normal(dim), f"task {t}", {"task": t} if with_int else {})
+                    Record(
+                        f"t{t}-b{b}-r{r}",
+                        rng.standard_normal(dim),
+                        f"task {t}",
+                        {"task": t} if with_int else {},
+                    )
                     for r in range(per_batch)
                 ]
                 for b in range(batches)
@@ -1066,7 +1218,9 @@ class StoreContract:
             oracle.upsert(extra)
             removed = sum(results[: len(plan[::2])])
             if removed != len(plan[::2]) * batches * per_batch:
-                fail(f"concurrent deletes reported {removed} removals; {len(plan[::2]) * batches * per_batch} existed")
+                fail(
+                    f"concurrent deletes reported {removed} removals; {len(plan[::2]) * batches * per_batch} existed"
+                )
             _check_unchanged(h, name, oracle)
 
     def test_event_loop_not_blocked(self, vpa_store: StoreHarness) -> None:
@@ -1079,7 +1233,9 @@ class StoreContract:
         n, dim = 5000, 64
         vectors = rng.standard_normal((n, dim)).astype(np.float32)
         with_int = MetadataType.INT in caps.metadata_types
-        records = [Record(f"e{i}", vectors[i], f"text {i}", {"i": i % 10} if with_int else {}) for i in range(n)]
+        records = [
+            Record(f"e{i}", vectors[i], f"text {i}", {"i": i % 10} if with_int else {}) for i in range(n)
+        ]
         spec = {"i": 3} if with_int and FilterOp.EQ in caps.filter_operators else None
         with h.collection(dim) as name:
 
@@ -1101,12 +1257,18 @@ class StoreContract:
                 await asyncio.sleep(0.02)
                 steps: list[tuple[str, Callable[[], Any]]] = [
                     ("upsert", lambda: h.store.upsert(name, records)),
-                    ("settle", lambda: h.store.settle(name) if caps.eventually_consistent else asyncio.sleep(0)),
+                    (
+                        "settle",
+                        lambda: h.store.settle(name) if caps.eventually_consistent else asyncio.sleep(0),
+                    ),
                     ("count", lambda: h.store.count(name)),
                     ("count(filter)", lambda: h.store.count(name, spec)),
                     ("query", lambda: h.store.query(name, vectors[1].tolist(), h.clamp_top_k(50), spec)),
                     ("get", lambda: h.store.get(name, [f"e{i}" for i in range(0, n, 5)])),
-                    ("delete", lambda: h.store.delete(name, ids=[f"e{i}" for i in range(0, n, 2)], filter=spec)),
+                    (
+                        "delete",
+                        lambda: h.store.delete(name, ids=[f"e{i}" for i in range(0, n, 2)], filter=spec),
+                    ),
                 ]
                 started = time.perf_counter()
                 for label, step in steps:
@@ -1122,7 +1284,9 @@ class StoreContract:
             worst, stalls = h.run(scenario())
             h.node.user_properties.append(("vpa_max_loop_stall_ms", round(worst * 1000, 1)))
             if worst > MAX_LOOP_STALL:
-                detail = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in stalls.items() if k != "total_seconds")
+                detail = ", ".join(
+                    f"{k} {v * 1000:.0f} ms" for k, v in stalls.items() if k != "total_seconds"
+                )
                 fail(
                     f"the event loop stalled for {worst * 1000:.0f} ms (limit {MAX_LOOP_STALL * 1000:.0f} ms) "
                     f"while the store worked; worst stall per call: {detail}. Run blocking client calls "

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
-
 from vpa.filters import COMPARISON_OPS, LIST_OPS, ORDERING_OPS, And, Comparison, Node, Not, Or
 from vpa.models import FilterOp, MetadataType, Record, StoreCapabilities
 from vpa.validation import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_SAFE_INT, record_bytes
@@ -38,6 +37,7 @@ __all__ = [
     "bool_values",
     "comparisons",
     "empty_list_values",
+    "field_values",
     "filter_dicts",
     "filter_trees",
     "float_values",
@@ -188,14 +188,41 @@ def str_values() -> st.SearchStrategy[str]:
 
 def int_values() -> st.SearchStrategy[int]:
     """Integers within ±2**53 (the portable range), with the edges likely."""
-    edges = [0, 1, -1, 2, 42, 2**31 - 1, 2**31, -(2**31), 2**32, MAX_SAFE_INT, -MAX_SAFE_INT, MAX_SAFE_INT - 1]
+    edges = [
+        0,
+        1,
+        -1,
+        2,
+        42,
+        2**31 - 1,
+        2**31,
+        -(2**31),
+        2**32,
+        MAX_SAFE_INT,
+        -MAX_SAFE_INT,
+        MAX_SAFE_INT - 1,
+    ]
     return st.one_of(st.sampled_from(edges), st.integers(-100, 100), st.integers(-MAX_SAFE_INT, MAX_SAFE_INT))
 
 
 def float_values() -> st.SearchStrategy[float]:
     """Finite floats, including integral ones (``2.0`` must stay a float), -0.0, subnormals and
     the largest doubles."""
-    edges = [0.0, -0.0, 0.5, 1.0, -1.5, 2.0, 0.1, 1 / 3, 1e-300, 5e-324, 1.7976931348623157e308, -1e308, 2.0**53]
+    edges = [
+        0.0,
+        -0.0,
+        0.5,
+        1.0,
+        -1.5,
+        2.0,
+        0.1,
+        1 / 3,
+        1e-300,
+        5e-324,
+        1.7976931348623157e308,
+        -1e308,
+        2.0**53,
+    ]
     return st.one_of(
         st.sampled_from(edges),
         st.integers(-100, 100).map(float),
@@ -266,7 +293,9 @@ def metadata_schemas(
     schema: Schema = {}
     for key in keys:
         if caps.heterogeneous_fields and draw(st.booleans()):
-            chosen = draw(st.lists(st.sampled_from(declared), min_size=1, max_size=len(declared), unique=True))
+            chosen = draw(
+                st.lists(st.sampled_from(declared), min_size=1, max_size=len(declared), unique=True)
+            )
             schema[key] = tuple(sorted(chosen, key=_TYPE_ORDER.index))
         else:
             one = draw(st.sampled_from(declared))
@@ -291,7 +320,7 @@ def metadata_dicts(
         schema = draw(metadata_schemas(capabilities))
     out: dict[str, Any] = {}
     for key, types in schema.items():
-        present = draw(st.booleans()) if presence is None else draw(st.floats(0, 1)) < presence
+        present = draw(st.integers(0, 3)) > 0 if presence is None else draw(st.floats(0, 1)) < presence
         if present:
             out[key] = draw(metadata_values(types=types))
     return out
@@ -321,7 +350,7 @@ def records(
     capabilities: StoreCapabilities | None = None,
     *,
     schema: Schema | None = None,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
 ) -> Record:
     """One valid record for a collection of ``dimension``, within the store's size limit."""
     if schema is None:
@@ -377,41 +406,74 @@ def scalar_pool(metadatas: Sequence[Mapping[str, Any]]) -> list[Any]:
     return pool
 
 
+def field_values(metadatas: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """`scalar_pool` per field: filters whose operands come from the same field hit exact
+    boundaries (``$lte`` on a stored value) far more often."""
+    keys = dict.fromkeys(k for m in metadatas for k in m)
+    return {k: scalar_pool([{k: m[k]} for m in metadatas if k in m]) for k in keys}
+
+
+Values = Sequence[Any] | Mapping[str, Sequence[Any]]
+
+
+def _pools(values: Values, field: str) -> tuple[list[Any], list[Any]]:
+    """(values of this field, values of every field)."""
+    if isinstance(values, Mapping):
+        everything = [v for pool in values.values() for v in pool]
+        return list(values.get(field, ())), everything
+    return list(values), list(values)
+
+
 def _scalar_values() -> st.SearchStrategy[Any]:
     return st.one_of(str_values(), int_values(), float_values(), bool_values())
 
 
-def _operand(draw: st.DrawFn, op: FilterOp, values: Sequence[Any]) -> Any:
-    numbers = [v for v in values if value_kind(v) == "number"]
+def _operand(draw: st.DrawFn, op: FilterOp, own: Sequence[Any], every: Sequence[Any]) -> Any:
+    def prefer(
+        pool_own: list[Any], pool_every: list[Any], fresh: st.SearchStrategy[Any]
+    ) -> st.SearchStrategy[Any]:
+        # a weighted choice (st.one_of would flatten nested one_ofs and dilute the weights):
+        # mostly this field's own values, sometimes another field's, sometimes a fresh value
+        roll = draw(st.integers(0, 9))
+        if pool_own and roll < 7:
+            return st.sampled_from(pool_own)
+        if pool_every and roll < 9:
+            return st.sampled_from(pool_every)
+        return fresh
+
     if op in ORDERING_OPS:
-        choices = [int_values(), float_values()]
-        if numbers:
-            choices = [st.sampled_from(numbers)] * 3 + choices
-        return draw(st.one_of(*choices))
+        numbers_own = [v for v in own if value_kind(v) == "number"]
+        numbers_every = [v for v in every if value_kind(v) == "number"]
+        return draw(prefer(numbers_own, numbers_every, st.one_of(int_values(), float_values())))
     if op in LIST_OPS:
-        by_kind: dict[str, list[Any]] = {}
-        for v in values:
-            by_kind.setdefault(value_kind(v), []).append(v)
-        kinds = sorted(by_kind) + ["str", "number", "bool"]
+        kinds = sorted({value_kind(v) for v in [*own, *every]}) + ["str", "number", "bool"]
         kind = draw(st.sampled_from(kinds))
-        fresh = {"str": str_values(), "number": st.one_of(int_values(), float_values()), "bool": bool_values()}
-        element = fresh[kind]
-        if by_kind.get(kind):
-            element = st.one_of(st.sampled_from(by_kind[kind]), st.sampled_from(by_kind[kind]), element)
+        fresh = {
+            "str": str_values(),
+            "number": st.one_of(int_values(), float_values()),
+            "bool": bool_values(),
+        }[kind]
+        element = prefer(
+            [v for v in own if value_kind(v) == kind], [v for v in every if value_kind(v) == kind], fresh
+        )
         return tuple(draw(st.lists(element, min_size=1, max_size=3)))
-    if values:
-        return draw(st.one_of(st.sampled_from(list(values)), st.sampled_from(list(values)), _scalar_values()))
-    return draw(_scalar_values())
+    return draw(prefer(list(own), list(every), _scalar_values()))
 
 
 @st.composite
 def comparisons(
-    draw: st.DrawFn, fields: Sequence[str], values: Sequence[Any], ops: Sequence[FilterOp] = COMPARISONS
+    draw: st.DrawFn, fields: Sequence[str], values: Values = (), ops: Sequence[FilterOp] = COMPARISONS
 ) -> Comparison:
-    """``field op value`` with an operand of the right shape for ``op``."""
+    """``field op value`` with an operand of the right shape for ``op``, drawn mostly from
+    ``values`` (a list, or a mapping field → values to prefer each field's own values)."""
     op = draw(st.sampled_from(list(ops)))
-    field = draw(st.sampled_from(list(fields)))
-    return Comparison(field, op, _operand(draw, op, values))
+    present = [f for f in fields if f != ABSENT_FIELD]
+    # mostly fields records have; the absent one (missing-field rules) about one time in six
+    field = draw(
+        st.sampled_from(present) if present and draw(st.integers(0, 5)) else st.sampled_from(list(fields))
+    )
+    own, every = _pools(values, field)
+    return Comparison(field, op, _operand(draw, op, own, every))
 
 
 def _declared_ops(capabilities: StoreCapabilities | None) -> frozenset[FilterOp]:
@@ -419,7 +481,7 @@ def _declared_ops(capabilities: StoreCapabilities | None) -> frozenset[FilterOp]
 
 
 def _random_tree(
-    fields: Sequence[str], values: Sequence[Any], ops: frozenset[FilterOp], max_leaves: int
+    fields: Sequence[str], values: Values, ops: frozenset[FilterOp], max_leaves: int
 ) -> st.SearchStrategy[Node]:
     leaf_ops = [op for op in COMPARISONS if op in ops]
     if not leaf_ops:
@@ -445,7 +507,7 @@ def _random_tree(
 def filter_trees(
     draw: st.DrawFn,
     fields: Sequence[str],
-    values: Sequence[Any] = (),
+    values: Values = (),
     capabilities: StoreCapabilities | None = None,
     *,
     require: FilterOp | str | None = None,
@@ -489,7 +551,11 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
         for key, value in part.items():
             if key not in merged:
                 merged[key] = dict(value) if _is_operator_object(value) else value
-            elif _is_operator_object(merged[key]) and _is_operator_object(value) and not set(merged[key]) & set(value):
+            elif (
+                _is_operator_object(merged[key])
+                and _is_operator_object(value)
+                and not set(merged[key]) & set(value)
+            ):
                 merged[key].update(value)
             else:
                 return None
@@ -522,7 +588,7 @@ def render_filter(draw: st.DrawFn, node: Node) -> dict[str, Any]:
 def filter_dicts(
     draw: st.DrawFn,
     fields: Sequence[str],
-    values: Sequence[Any] = (),
+    values: Values = (),
     capabilities: StoreCapabilities | None = None,
     *,
     require: FilterOp | str | None = None,

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from vpa.config import VPAConfig, load_config
 from vpa.plugins import get_registry
 from vpa.stores.base import VectorStore
@@ -37,7 +36,9 @@ class TestRegisteredStore(StoreContract):
         return get_registry().create("store", _name(request.config), vpa_config)
 
     @pytest.fixture
-    def store_factory(self, request: pytest.FixtureRequest, vpa_config: VPAConfig) -> Callable[[], VectorStore]:
+    def store_factory(
+        self, request: pytest.FixtureRequest, vpa_config: VPAConfig
+    ) -> Callable[[], VectorStore]:
         return lambda: get_registry().create("store", _name(request.config), vpa_config)
 
     def test_registration(self, vpa_store: StoreHarness, request: pytest.FixtureRequest) -> None:

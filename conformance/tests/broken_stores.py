@@ -1,0 +1,269 @@
+"""Deliberately broken stores, each with the contract test class that must catch it.
+
+Not collected by a normal run (the name does not start with ``test_``): `test_broken_stores`
+runs chosen clauses of these classes in a subprocess and asserts that they fail.
+Each store is the reference memory store with one realistic bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import unicodedata
+from typing import Any
+
+import attrs
+import numpy as np
+import pytest
+from vpa.filters import And, Comparison, Node, Not, Or
+from vpa.models import FilterOp, Hit, Record, StoreCapabilities
+from vpa.stores.memory import MemoryStore
+from vpa_conformance import StoreContract
+
+
+def _rewrite(node: Node | None, leaf: Any = None, drop_not: bool = False) -> Node | None:
+    """Rebuild a filter tree, changing comparisons with ``leaf`` and/or dropping negations."""
+    if node is None:
+        return None
+    if isinstance(node, Comparison):
+        return leaf(node) if leaf else node
+    if isinstance(node, Not):
+        child = _rewrite(node.child, leaf, drop_not)
+        return child if drop_not else Not(child)
+    children = tuple(_rewrite(c, leaf, drop_not) for c in node.children)
+    return And(children) if isinstance(node, And) else Or(children)
+
+
+class DropsLastHit(MemoryStore):
+    """Off by one: the last hit of every query is lost."""
+
+    async def _query(self, info, vector, top_k, node):
+        hits = await super()._query(info, vector, top_k, node)
+        return hits[:-1]
+
+
+class ReturnsDistances(MemoryStore):
+    """Reports the backend's cosine distance (1 - similarity) as the score."""
+
+    async def _query(self, info, vector, top_k, node):
+        hits = await super()._query(info, vector, top_k, node)
+        return [attrs.evolve(h, score=1.0 - h.score) for h in hits]
+
+
+class RanksByDotProduct(MemoryStore):
+    """Scores with the raw dot product (right only for unit vectors)."""
+
+    async def _query(self, info, vector, top_k, node):
+        table = self._require(info)
+        rows = [i for i in range(table.size) if node is None or self._match(node, table.metadata[i])]
+        scored = sorted(((float(table.vectors[r] @ vector), r) for r in rows), reverse=True)[:top_k]
+        return [Hit(table.ids[r], s, table.texts[r], table.metadata[r]) for s, r in scored]
+
+    @staticmethod
+    def _match(node, metadata):
+        from vpa.filters import evaluate
+
+        return evaluate(node, metadata)
+
+
+class MiscountsWithFilter(MemoryStore):
+    """count(filter) drops negations ($not) from the tree."""
+
+    async def _count(self, info, node):
+        return await super()._count(info, _rewrite(node, drop_not=True))
+
+
+class IgnoresFilterOnDelete(MemoryStore):
+    """delete(ids, filter) deletes every listed id, ignoring the filter."""
+
+    async def _delete(self, info, ids, node):
+        return await super()._delete(info, ids, None if ids is not None else node)
+
+
+class MangledUnicode(MemoryStore):
+    """Normalises text and string metadata to NFC on the way in."""
+
+    async def _upsert(self, info, records):
+        def fix(value):
+            if isinstance(value, str):
+                return unicodedata.normalize("NFC", value)
+            if isinstance(value, list):
+                return [fix(v) for v in value]
+            return value
+
+        records = [
+            Record(r.id, r.vector, fix(r.text), {k: fix(v) for k, v in r.metadata.items()}) for r in records
+        ]
+        await super()._upsert(info, records)
+
+
+class KeepsDuplicates(MemoryStore):
+    """An upsert of an existing id appends a new row and keeps the old one searchable."""
+
+    async def _upsert(self, info, records):
+        table = self._require(info)
+        with self._lock:
+            for record in records:
+                row = table.row_of.pop(record.id, None)
+                if row is not None:
+                    ghost = f"{record.id}#old{row}"
+                    table.ids[row] = ghost
+                    table.row_of[ghost] = row
+        await super()._upsert(info, records)
+
+
+class WrongLte(MemoryStore):
+    """Declares $lte but evaluates it as $lt."""
+
+    def _fix(self, node):
+        return _rewrite(node, leaf=lambda c: attrs.evolve(c, op=FilterOp.LT) if c.op is FilterOp.LTE else c)
+
+    async def _query(self, info, vector, top_k, node):
+        return await super()._query(info, vector, top_k, self._fix(node))
+
+    async def _count(self, info, node):
+        return await super()._count(info, self._fix(node))
+
+    async def _delete(self, info, ids, node):
+        return await super()._delete(info, ids, self._fix(node))
+
+
+class NeFalseOnMissing(MemoryStore):
+    """$ne and $nin translated naively: false on records that lack the field (as a backend's
+    native "not equal" often is)."""
+
+    async def _count(self, info, node):
+        from vpa.filters import evaluate
+
+        table = self._require(info)
+        if node is None:
+            return table.size
+        with self._lock:
+            return sum(1 for m in table.metadata if _evaluate_naive(node, m, evaluate))
+
+
+def _evaluate_naive(node, metadata, evaluate):
+    if isinstance(node, Comparison):
+        if node.op in (FilterOp.NE, FilterOp.NIN) and node.field not in metadata:
+            return False
+        return evaluate(node, metadata)
+    if isinstance(node, Not):
+        return not _evaluate_naive(node.child, metadata, evaluate)
+    results = [_evaluate_naive(c, metadata, evaluate) for c in node.children]
+    return all(results) if isinstance(node, And) else any(results)
+
+
+class LosesConcurrentWrites(MemoryStore):
+    """A write that arrives while another is in flight is acknowledged and silently dropped
+    (a read-modify-write of a shared snapshot, the classic lost update)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._in_flight = 0
+
+    async def _upsert(self, info, records):
+        if self._in_flight:
+            await asyncio.sleep(0)
+            return
+        self._in_flight += 1
+        try:
+            await asyncio.sleep(0.001)
+            await super()._upsert(info, records)
+        finally:
+            self._in_flight -= 1
+
+
+class BlocksEventLoop(MemoryStore):
+    """Calls a synchronous client on the event loop (0.2 ms per record written)."""
+
+    async def _upsert(self, info, records):
+        time.sleep(0.0002 * len(records))
+        await super()._upsert(info, records)
+
+
+class NormalisesVectors(MemoryStore):
+    """Stores unit vectors for cosine and returns them as stored, not as written."""
+
+    async def _upsert(self, info, records):
+        records = [
+            Record(r.id, np.asarray(r.vector) / np.linalg.norm(r.vector), r.text, r.metadata) for r in records
+        ]
+        await super()._upsert(info, records)
+
+
+class IntsBecomeFloats(MemoryStore):
+    """Keeps every number as a float (a JSON layer that loses the int/float distinction)."""
+
+    async def _upsert(self, info, records):
+        def fix(v):
+            return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+        records = [
+            Record(r.id, r.vector, r.text, {k: fix(v) for k, v in r.metadata.items()}) for r in records
+        ]
+        await super()._upsert(info, records)
+
+
+class AcceptsUndeclaredOperator(MemoryStore):
+    """Declares no $nin but evaluates it anyway (skips the capability check)."""
+
+    capabilities = StoreCapabilities(filter_operators=[op for op in FilterOp if op is not FilterOp.NIN])
+
+    def prepare_filter(self, spec):
+        from vpa.filters import parse_filter
+
+        return parse_filter(spec)
+
+
+class DeleteCountsRequested(MemoryStore):
+    """delete(ids) reports how many ids were asked, not how many records it removed."""
+
+    async def _delete(self, info, ids, node):
+        removed = await super()._delete(info, ids, node)
+        return len(ids) if ids is not None else removed
+
+
+class ForgetsFingerprint(MemoryStore):
+    """Does not keep the embedder fingerprint with the collection."""
+
+    async def _create_collection(self, info):
+        await super()._create_collection(attrs.evolve(info, fingerprint=None))
+
+    async def _describe_collection(self, name):
+        info = await super()._describe_collection(name)
+        return None if info is None else attrs.evolve(info, fingerprint=None)
+
+
+#: broken store → the clauses that must fail for it
+EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
+    DropsLastHit: ("test_query", "test_recall"),
+    ReturnsDistances: ("test_query", "test_recall"),
+    RanksByDotProduct: ("test_query",),
+    MiscountsWithFilter: ("test_filter_semantics", "test_filter_operator[$not]"),
+    IgnoresFilterOnDelete: ("test_delete_ids_and_filter",),
+    MangledUnicode: ("test_round_trip", "test_unicode"),
+    KeepsDuplicates: ("test_upsert_idempotent",),
+    WrongLte: ("test_filter_operator[$lte]", "test_filter_semantics"),
+    NeFalseOnMissing: ("test_filter_semantics",),
+    LosesConcurrentWrites: ("test_concurrent_writes",),
+    BlocksEventLoop: ("test_event_loop_not_blocked",),
+    NormalisesVectors: ("test_round_trip",),
+    IntsBecomeFloats: ("test_round_trip", "test_large_values"),
+    AcceptsUndeclaredOperator: ("test_filter_operator[$nin]",),
+    DeleteCountsRequested: ("test_delete_by_ids",),
+    ForgetsFingerprint: ("test_embedder_fingerprint",),
+}
+
+
+def _contract_class(store_class: type[MemoryStore]) -> type:
+    class Contract(StoreContract):
+        @pytest.fixture
+        def store(self):
+            return store_class()
+
+    Contract.__name__ = Contract.__qualname__ = f"Test{store_class.__name__}"
+    return Contract
+
+
+for _store_class in EXPECTED:
+    globals()[f"Test{_store_class.__name__}"] = _contract_class(_store_class)
