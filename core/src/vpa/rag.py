@@ -105,6 +105,13 @@ class RAGSystem:
         self.config = config or load_config()
         registry = registry or get_registry()
         self.store = store or registry.create("store", self.config.provider, self.config)
+        if self.config.encrypt_at_rest and not getattr(self.store, "encrypts_at_rest", False):
+            # A store that does not encrypt on its own (a remote one) gets each chunk's text sealed
+            # with AES-256-GCM before upsert and opened after query/get; vectors and metadata stay
+            # searchable, the text is no longer searchable by the store itself.
+            from vpa.crypto import EncryptedTextStore
+
+            self.store = EncryptedTextStore.from_config(self.store, self.config)
         self.embedder = embedder or registry.create("embedder", self.config.embedder, self.config)
         self.chunker = chunker or registry.create("chunker", self.config.chunker, self.config)
         self.cache = cache or registry.create("cache", self.config.cache, self.config)

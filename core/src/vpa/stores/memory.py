@@ -135,6 +135,8 @@ class MemoryStore(VectorStore):
         super().__init__()
         self.path = Path(path) if path is not None else None
         self._cipher = cipher
+        #: True when this store encrypts what it writes to disk (the RAG layer then leaves text clear).
+        self.encrypts_at_rest = cipher is not None
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True)
             sweep_leftovers(self.path)
@@ -146,7 +148,13 @@ class MemoryStore(VectorStore):
     def from_config(cls, config: Any) -> MemoryStore:
         options = config.provider_options("memory")
         persist = options.get("persist", True)
-        return cls(Path(options.get("path", Path(config.data_dir) / "memory")) if persist else None)
+        cipher = None
+        if config.encrypt_at_rest:  # AES-256-GCM over every snapshot and journal frame
+            from vpa.crypto import cipher_from_config
+
+            cipher = cipher_from_config(config)
+        path = Path(options.get("path", Path(config.data_dir) / "memory")) if persist else None
+        return cls(path, cipher=cipher)
 
     # --- files (always called under self._lock, in a worker thread) ---------------------------
 
