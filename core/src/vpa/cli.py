@@ -273,5 +273,143 @@ def show_config() -> None:
         sys.exit(EXIT_BAD_INPUT)
 
 
+# --- the REST service and its keys ------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", envvar="VPA_SERVER_HOST", default="127.0.0.1", show_default=True,
+              help="address to bind (VPA_SERVER_HOST)")
+@click.option("--port", envvar="VPA_SERVER_PORT", default=8000, show_default=True, type=int,
+              help="port (VPA_SERVER_PORT)")
+@click.option("--tls-cert", envvar="VPA_TLS_CERT_FILE", type=click.Path(path_type=Path, dir_okay=False),
+              help="PEM certificate; with --tls-key, serve HTTPS (VPA_TLS_CERT_FILE)")
+@click.option("--tls-key", envvar="VPA_TLS_KEY_FILE", type=click.Path(path_type=Path, dir_okay=False),
+              help="PEM private key (VPA_TLS_KEY_FILE)")
+@click.option("--max-body-bytes", envvar="VPA_MAX_BODY_BYTES", type=int,
+              help="largest request body (VPA_MAX_BODY_BYTES; default 2 x VPA_MAX_DOCUMENT_BYTES + 1 MiB)")
+@click.option("--rate-limit-burst", envvar="VPA_RATE_LIMIT_BURST", type=int,
+              help="token-bucket capacity per key (VPA_RATE_LIMIT_BURST; default VPA_RATE_LIMIT_PER_MINUTE)")
+@click.option("--audit-log", envvar="VPA_AUDIT_LOG", type=click.Path(path_type=Path, dir_okay=False),
+              help="append the audit log (JSON lines) here instead of stderr (VPA_AUDIT_LOG)")
+@click.option("--public-metrics", envvar="VPA_PUBLIC_METRICS", is_flag=True,
+              help="serve /api/v1/metrics without a key (VPA_PUBLIC_METRICS)")
+@common_options
+def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, max_body_bytes: int | None,
+          rate_limit_burst: int | None, audit_log: Path | None, public_metrics: bool, **options: Any) -> None:
+    """Serve the REST API (needs the `server` extra: pip install 'vpa-core[server]')."""
+    from vpa.errors import DependencyMissing
+    from vpa.server.settings import ServerSettings
+
+    try:
+        import uvicorn
+
+        from vpa.server.app import create_app
+    except ImportError as exc:
+        raise DependencyMissing(
+            f"`vpa serve` needs the server extra: pip install 'vpa-core[server]' ({exc.name} is missing)"
+        ) from exc
+    config = _config(click.get_current_context(), **_component_options(**options))
+    settings = ServerSettings(host=host, port=port, tls_cert_file=tls_cert, tls_key_file=tls_key,
+                              max_body_bytes=max_body_bytes, rate_limit_burst=rate_limit_burst,
+                              audit_log=audit_log, public_metrics=public_metrics)
+    problems = settings.problems()
+    if problems:
+        raise click.UsageError("; ".join(problems))
+    if config.encrypt_at_rest:
+        from vpa.crypto import parse_key
+
+        parse_key(config.encryption_key)  # a malformed key fails here, before anything is opened
+    if not config.auth_enabled:
+        click.echo("warning: VPA_AUTH_ENABLED is off: every caller is an unscoped admin", err=True)
+    if config.environment == "production" and not settings.tls:
+        click.echo("warning: serving plain HTTP in production; terminate TLS in front of it "
+                   "or pass --tls-cert/--tls-key", err=True)
+    uvicorn.run(
+        create_app(config, settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls_cert_file) if settings.tls else None,
+        ssl_keyfile=str(settings.tls_key_file) if settings.tls else None,
+        access_log=False,  # the audit log records every request, without secrets
+        log_level="info",
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys (stored as hashes in VPA_DATA_DIR/keys.json)."""
+
+
+def _authenticator(data_dir: Path | None) -> Any:
+    from vpa.server.security import registry_for
+
+    config = _config(click.get_current_context(), data_dir=data_dir)
+    return registry_for(config, ("auth",)).create("auth", config.authenticator, config)
+
+
+def _key_row(info: Any) -> dict[str, Any]:
+    return {"key_id": info.key_id, "role": str(info.role), "tenant": info.tenant, "name": info.name,
+            "created_at": info.created_at, "revoked": info.revoked}
+
+
+@keys.command("create")
+@click.option("--role", required=True, type=click.Choice(["reader", "writer", "admin"]))
+@click.option("--tenant", required=True, help="the tenant whose documents the key reaches")
+@click.option("--name", default="", help="a label, e.g. who holds the key")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="data folder (VPA_DATA_DIR)")
+@click.option("--json", "as_json", is_flag=True)
+def keys_create(role: str, tenant: str, name: str, data_dir: Path | None, as_json: bool) -> None:
+    """Create a key and print it once: only its hash is stored."""
+    from vpa.server.security import check_tenant_name, key_file_lock
+
+    check_tenant_name(tenant)
+    probe = _authenticator(data_dir)
+    with key_file_lock(getattr(probe, "path", None)):
+        info, secret = _authenticator(data_dir).create_key(role, tenant, name)
+    if as_json:
+        click.echo(json.dumps({**_key_row(info), "key": secret}, indent=2))
+    else:
+        click.echo(secret)
+        click.echo(f"key id {info.key_id} · role {info.role} · tenant {info.tenant} — store the key now; "
+                   "it is not shown again", err=True)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="data folder (VPA_DATA_DIR)")
+def keys_revoke(key_id: str, data_dir: Path | None) -> None:
+    """Revoke a key by its id (a running server refuses it from its next request)."""
+    from vpa.server.security import key_file_lock
+
+    probe = _authenticator(data_dir)
+    with key_file_lock(getattr(probe, "path", None)):
+        revoked = _authenticator(data_dir).revoke(key_id)
+    if not revoked:
+        click.echo(f"error: no active key with id {key_id!r}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"revoked {key_id}")
+
+
+@keys.command("list")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="data folder (VPA_DATA_DIR)")
+@click.option("--json", "as_json", is_flag=True)
+def keys_list(data_dir: Path | None, as_json: bool) -> None:
+    """List keys: id, role, tenant, name, created, revoked (never the secrets)."""
+    import datetime
+
+    rows = [_key_row(info) for info in _authenticator(data_dir).list_keys()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'KEY ID':<14} {'ROLE':<7} {'TENANT':<20} {'CREATED (UTC)':<20} {'STATE':<8} NAME")
+    for row in rows:
+        created = datetime.datetime.fromtimestamp(row["created_at"], datetime.UTC)
+        state = "revoked" if row["revoked"] else "active"
+        click.echo(f"{row['key_id']:<14} {row['role']:<7} {row['tenant']:<20} "
+                   f"{created:%Y-%m-%d %H:%M:%S}  {state:<8} {row['name']}")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,825 @@
+"""The REST API: `create_app(config, settings)` builds the FastAPI application `vpa serve` runs.
+
+Routes (all under ``/api/v1``; the OpenAPI document is ``/openapi.json``):
+
+=======  ==========================  ======  =====================================================
+method   path                        role    what
+=======  ==========================  ======  =====================================================
+POST     /documents                  writer  add (or replace) one document
+POST     /documents/batch            writer  add many; all validated before any is written
+GET      /documents/{document_id}    reader  the document as it was added
+PUT      /documents/{document_id}    writer  change title, content or metadata of a document
+DELETE   /documents/{document_id}    writer  remove a document and its chunks
+POST     /search                     reader  search by meaning, with a metadata filter
+GET      /search/history             reader  the calling key's recent searches (hashes, not text)
+GET      /stats                      reader  `get_system_stats()` for the caller's tenant
+GET      /health                     none    store and embedder health; 503 when one is down
+GET      /metrics                    admin   Prometheus text format (or none, --public-metrics)
+POST     /keys, GET /keys,           admin   keys of the caller's own tenant
+DELETE   /keys/{key_id}
+=======  ==========================  ======  =====================================================
+
+Every document route is scoped to the key's tenant through the RAG layer's ``tenant=``: ids are
+prefixed by it and every read is filtered by it, whatever filter the caller sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+import attrs
+from fastapi import Depends, FastAPI, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vpa.auth.base import Action, Role
+from vpa.config import VPAConfig, load_config
+from vpa.errors import (
+    AuthenticationError,
+    BatchTooLarge,
+    CollectionNotFound,
+    DocumentNotFound,
+    DocumentTooLarge,
+    EmbedderMismatch,
+    PermissionDenied,
+    RecordTooLarge,
+    StoreAuthError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    UnsupportedFilter,
+    ValidationError,
+    VPAError,
+)
+from vpa.log import get_logger
+from vpa.plugins import Registry
+from vpa.rag import MAX_DOCUMENT_ID_LENGTH, MAX_TOP_K, RAGSystem, create_enhanced_rag_system
+from vpa.server import schemas as s
+from vpa.server.audit import AuditLog
+from vpa.server.metrics import Metrics
+from vpa.server.security import (
+    ANONYMOUS,
+    BodyLimit,
+    Caller,
+    ConcurrencyLimit,
+    HTTPError,
+    KeyRing,
+    TokenBucketLimiter,
+    authorize,
+    key_from_headers,
+    registry_for,
+    run_sync,
+)
+from vpa.server.settings import ServerSettings
+
+log = get_logger("vpa.server")
+
+PREFIX = "/api/v1"
+HEALTH_PATH = f"{PREFIX}/health"
+METRICS_PATH = f"{PREFIX}/metrics"
+HEALTH_TIMEOUT_SECONDS = 10.0
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+#: VPA error class → HTTP status; the first match wins.
+STATUS_BY_ERROR: tuple[tuple[type[VPAError], int], ...] = (
+    (AuthenticationError, 401),
+    (PermissionDenied, 403),
+    (DocumentNotFound, 404),
+    (BatchTooLarge, 413),
+    (DocumentTooLarge, 413),
+    (RecordTooLarge, 413),
+    (ValidationError, 422),
+    (UnsupportedFilter, 422),
+    (EmbedderMismatch, 409),
+    (StoreTimeout, 504),
+    (StoreUnavailable, 503),
+    (CollectionNotFound, 503),
+    (StoreAuthError, 502),
+    (StoreError, 502),
+)
+
+
+def status_for(exc: VPAError) -> int:
+    return next((status for cls, status in STATUS_BY_ERROR if isinstance(exc, cls)), 500)
+
+
+@attrs.define
+class Service:
+    """Everything the routes share, built once per application."""
+
+    config: VPAConfig
+    settings: ServerSettings
+    system: RAGSystem
+    keyring: KeyRing | None
+    limiter: TokenBucketLimiter
+    metrics: Metrics
+    audit: AuditLog
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def _context(request: Request) -> dict[str, Any]:
+    return request.scope.setdefault("vpa", {})
+
+
+def _note(request: Request, **fields: Any) -> None:
+    """Add fields to this request's audit line (ids and counts only — never text or keys)."""
+    _context(request).setdefault("audit", {}).update(fields)
+
+
+# --- authentication dependency ---------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <key>")
+
+
+def require(action: Action) -> Callable[..., Any]:
+    """A dependency that authenticates the caller, applies the rate limit and checks the role."""
+
+    async def dependency(
+        request: Request,
+        _b: Annotated[Any, Security(_bearer)] = None,
+        _k: Annotated[Any, Security(_api_key)] = None,
+    ) -> Caller:
+        svc = _service(request)
+        if svc.keyring is None:  # auth disabled: an unscoped admin, limited per client address
+            caller = Caller(ANONYMOUS, Role.ADMIN, None)
+            bucket = f"client:{request.client.host if request.client else 'unknown'}"
+        else:
+            key = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+            caller = Caller.from_principal(svc.keyring.current().authenticate(key))
+            bucket = f"key:{caller.key_id}"
+        _context(request)["caller"] = caller
+        try:
+            svc.limiter.check(bucket)
+        except HTTPError:
+            svc.metrics.rate_limited.inc()
+            raise
+        authorize(caller, action)
+        return caller
+
+    return dependency
+
+
+Reader = Annotated[Caller, Depends(require(Action.READ))]
+Writer = Annotated[Caller, Depends(require(Action.WRITE))]
+Admin = Annotated[Caller, Depends(require(Action.ADMIN))]
+DocumentId = Annotated[
+    str, Path(min_length=1, max_length=MAX_DOCUMENT_ID_LENGTH, description="the document's id")
+]
+
+AUTH_ERRORS = (401, 403, 429, 503)
+STORE_ERRORS = (409, 502, 503, 504)
+
+
+# --- request checks that depend on the configuration -----------------------------------------
+
+
+def _check_content_size(content: str | None, limit: int, field: str) -> None:
+    if content is not None:
+        size = len(content.encode("utf-8"))
+        if size > limit:
+            raise HTTPError(
+                413,
+                DocumentTooLarge.code,
+                f"{field} is {size} bytes of UTF-8; the limit is {limit} (VPA_MAX_DOCUMENT_BYTES)",
+                field=field,
+            )
+
+
+@contextlib.contextmanager
+def _blame(field: str) -> Any:
+    """Attach ``field`` to an input error raised inside (a filter the store cannot express, ...)."""
+    try:
+        yield
+    except (ValidationError, UnsupportedFilter) as exc:
+        raise HTTPError(status_for(exc), exc.code, str(exc), field=field) from exc
+
+
+def _page(items: list[Any], offset: int, limit: int, total: int | None = None) -> s.Pagination:
+    return s.Pagination(offset=offset, limit=limit, count=len(items), total=total)
+
+
+# --- the application -------------------------------------------------------------------------
+
+
+def create_app(
+    config: VPAConfig | None = None,
+    settings: ServerSettings | None = None,
+    *,
+    system: RAGSystem | None = None,
+    registry: Registry | None = None,
+) -> FastAPI:
+    """The FastAPI application for ``config`` (default: the environment). The store is not
+    contacted here: it is opened when the application starts (and retried per request while it is down)."""
+    config = config or load_config()
+    settings = settings or ServerSettings()
+    registry = registry or registry_for(config)
+    system = system or create_enhanced_rag_system(config, registry=registry)
+    keyring = None
+    if config.auth_enabled:
+        keyring = KeyRing(lambda: registry.create("auth", config.authenticator, config))
+    service = Service(
+        config=config,
+        settings=settings,
+        system=system,
+        keyring=keyring,
+        limiter=TokenBucketLimiter(
+            config.rate_limit_per_minute, settings.rate_limit_burst or config.rate_limit_per_minute
+        ),
+        metrics=Metrics(),
+        audit=AuditLog(settings.audit_log),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            await system.initialize()
+        except StoreUnavailable as exc:  # serve anyway: /health says 503 and requests retry the store
+            log.warning("server.store_unavailable", error=type(exc).__name__, detail=str(exc))
+        log.info(
+            "server.started",
+            provider=config.provider,
+            collection=config.collection,
+            auth=config.auth_enabled,
+            tls=settings.tls,
+        )
+        try:
+            yield
+        finally:
+            await system.shutdown()
+            service.audit.close()
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        app_version = version("vpa-core")
+    except PackageNotFoundError:  # pragma: no cover
+        app_version = "0+unknown"
+    app = FastAPI(
+        title="VPA",
+        version=app_version,
+        description="Retrieval-augmented search over any vector database. Every response is an envelope "
+        "(`status`, `data`, `pagination`) or an error envelope (`status`, `error.code`, `error.message`, "
+        "`error.field`). Send a key as `Authorization: Bearer <key>` or `X-API-Key`.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.service = service
+    _install_error_handlers(app, service)
+    _add_document_routes(app)
+    _add_search_routes(app)
+    _add_operations_routes(app)
+    _add_key_routes(app)
+    # The last added runs first: observe everything, then the concurrency cap, then the body limit.
+    app.add_middleware(BodyLimit, limit=settings.body_limit(config.max_document_bytes))
+    app.add_middleware(
+        ConcurrencyLimit, limit=config.max_concurrent_requests, exempt=frozenset({HEALTH_PATH, METRICS_PATH})
+    )
+    app.add_middleware(RequestObserver, service=service)
+    return app
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    details: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    _context(request)["error_code"] = code
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    if details:
+        body["details"] = details
+    return JSONResponse({"status": "error", "error": body}, status_code=status, headers=headers)
+
+
+UNION_TAGS = frozenset({"str", "int", "float", "bool", "none"})
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the request field it names: ``documents[2].content``."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in UNION_TAGS or "[" in str(part):
+            continue  # a union member's tag (pydantic adds it to the location), not a field
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def _install_error_handlers(app: FastAPI, service: Service) -> None:
+    @app.exception_handler(HTTPError)
+    async def http_error(request: Request, exc: HTTPError) -> JSONResponse:
+        return _error_response(
+            request, exc.status, exc.code, exc.message, field=exc.field, headers=exc.headers
+        )
+
+    @app.exception_handler(VPAError)
+    async def vpa_error(request: Request, exc: VPAError) -> JSONResponse:
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status >= 500:
+            log.warning("server.store_error", error=type(exc).__name__, code=exc.code)
+            if status in (503, 504):
+                headers = {"Retry-After": "5"}
+        return _error_response(request, status, exc.code, str(exc), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        content_type = request.headers.get("content-type", "")
+        body_unread = any(tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing" for e in errors)
+        if body_unread and content_type and "json" not in content_type.lower():
+            return _error_response(
+                request,
+                415,
+                "unsupported_media_type",
+                f"the body must be JSON sent with Content-Type: application/json, not {content_type!r}",
+                field="body",
+            )
+        details: list[dict[str, str]] = []
+        seen: set[str] = set()
+        for error in errors:
+            field = _field_name(tuple(error.get("loc", ())))
+            kind = error.get("type", "")
+            if kind == "json_invalid":
+                message = f"the body is not valid JSON: {error.get('ctx', {}).get('error', 'malformed')}"
+                field = "body"
+            elif kind == "missing" and field == "body":
+                message = "a JSON body is required"
+            else:
+                message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            if field not in seen:
+                seen.add(field)
+                details.append({"field": field, "message": message})
+        first = details[0] if details else {"field": "body", "message": "invalid request"}
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        return _error_response(
+            request,
+            422,
+            "invalid_input",
+            f"{first['field']}: {first['message']}{more}",
+            field=first["field"],
+            details=details,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = s.HTTP_CODES.get(exc.status_code, "http_error")
+        if exc.status_code == 400 and str(exc.detail) == "There was an error parsing the body":
+            return _error_response(
+                request, 400, code, "the body could not be parsed as JSON (too deeply nested?)", field="body"
+            )
+        return _error_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("server.unexpected_error", error=type(exc).__name__, exc_info=exc)
+        return _error_response(request, 500, "internal_error", "internal error; see the server log")
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+def _ingest_out(result: Any) -> s.IngestOut:
+    return s.IngestOut(document_id=result.document_id, chunks=result.chunks, unchanged=result.unchanged)
+
+
+def _add_document_routes(app: FastAPI) -> None:
+    @app.post(
+        f"{PREFIX}/documents",
+        status_code=201,
+        response_model=s.Envelope[s.IngestOut],
+        responses=s.error_responses(400, 413, 415, 422, *AUTH_ERRORS, *STORE_ERRORS),
+        tags=["documents"],
+    )
+    async def add_document(request: Request, body: s.DocumentIn, caller: Writer) -> Any:
+        """Add a document, or replace the caller's document with that id.
+        Unchanged content is not re-embedded."""
+        svc = _service(request)
+        _note(request, document_id=body.id)
+        _check_content_size(body.content, svc.config.max_document_bytes, "content")
+        with _blame("body"):
+            result = await svc.system.add_document(
+                body.id, body.title, body.content, body.metadata, tenant=caller.tenant
+            )
+        _note(request, chunks=result.chunks, unchanged=result.unchanged)
+        return s.Envelope(data=_ingest_out(result))
+
+    @app.post(
+        f"{PREFIX}/documents/batch",
+        status_code=201,
+        response_model=s.Envelope[list[s.IngestOut]],
+        responses=s.error_responses(400, 413, 415, 422, *AUTH_ERRORS, *STORE_ERRORS),
+        tags=["documents"],
+    )
+    async def add_documents(request: Request, body: s.BatchIn, caller: Writer) -> Any:
+        """Add many documents in one call (at most VPA_MAX_BATCH_SIZE). All are validated first."""
+        svc = _service(request)
+        limit = svc.config.max_batch_size
+        if len(body.documents) > limit:
+            raise HTTPError(
+                413,
+                BatchTooLarge.code,
+                f"documents holds {len(body.documents)} items; the limit is {limit} (VPA_MAX_BATCH_SIZE)",
+                field="documents",
+            )
+        for i, doc in enumerate(body.documents):
+            _check_content_size(doc.content, svc.config.max_document_bytes, f"documents[{i}].content")
+        _note(request, documents=len(body.documents))
+        with _blame("documents"):
+            results = await svc.system.add_documents(
+                [
+                    {"id": d.id, "title": d.title, "content": d.content, "metadata": d.metadata}
+                    for d in body.documents
+                ],
+                tenant=caller.tenant,
+            )
+        _note(request, chunks=sum(r.chunks for r in results), unchanged=sum(r.unchanged for r in results))
+        data = [_ingest_out(r) for r in results]
+        return s.Envelope(data=data, pagination=_page(data, 0, len(data), len(data)))
+
+    @app.get(
+        f"{PREFIX}/documents/{{document_id:path}}",
+        response_model=s.Envelope[s.DocumentOut],
+        responses=s.error_responses(404, 422, *AUTH_ERRORS, *STORE_ERRORS),
+        tags=["documents"],
+    )
+    async def get_document(request: Request, document_id: DocumentId, caller: Reader) -> Any:
+        """The caller's document as it was added."""
+        _note(request, document_id=document_id)
+        with _blame("document_id"):
+            document = await _service(request).system.get_document(document_id, tenant=caller.tenant)
+        if document is None:
+            raise DocumentNotFound(document_id)
+        return s.Envelope(
+            data=s.DocumentOut(
+                id=document.id, title=document.title, content=document.content, metadata=document.metadata
+            )
+        )
+
+    @app.put(
+        f"{PREFIX}/documents/{{document_id:path}}",
+        response_model=s.Envelope[s.IngestOut],
+        responses=s.error_responses(400, 404, 413, 415, 422, *AUTH_ERRORS, *STORE_ERRORS),
+        tags=["documents"],
+    )
+    async def update_document(
+        request: Request, document_id: DocumentId, body: s.DocumentUpdate, caller: Writer
+    ) -> Any:
+        """Change an existing document; fields left out keep their current value."""
+        svc = _service(request)
+        _note(request, document_id=document_id)
+        _check_content_size(body.content, svc.config.max_document_bytes, "content")
+        with _blame("document_id"):
+            result = await svc.system.update_document(
+                document_id,
+                title=body.title,
+                content=body.content,
+                metadata=body.metadata,
+                tenant=caller.tenant,
+            )
+        _note(request, chunks=result.chunks, unchanged=result.unchanged)
+        return s.Envelope(data=_ingest_out(result))
+
+    @app.delete(
+        f"{PREFIX}/documents/{{document_id:path}}",
+        response_model=s.Envelope[s.DeletedOut],
+        responses=s.error_responses(404, 422, *AUTH_ERRORS, *STORE_ERRORS),
+        tags=["documents"],
+    )
+    async def delete_document(request: Request, document_id: DocumentId, caller: Writer) -> Any:
+        """Remove the caller's document and all its chunks."""
+        _note(request, document_id=document_id)
+        with _blame("document_id"):
+            removed = await _service(request).system.delete_document(document_id, tenant=caller.tenant)
+        if not removed:
+            raise DocumentNotFound(document_id)
+        return s.Envelope(data=s.DeletedOut(document_id=document_id, deleted=True))
+
+
+def _history_user(caller: Caller, user_id: str | None) -> str:
+    return f"{caller.key_id}/{user_id}" if user_id else caller.key_id
+
+
+def _add_search_routes(app: FastAPI) -> None:
+    @app.post(
+        f"{PREFIX}/search",
+        response_model=s.Envelope[list[s.SearchResultOut]],
+        responses=s.error_responses(400, 415, 422, *AUTH_ERRORS, *STORE_ERRORS),
+        tags=["search"],
+    )
+    async def search(request: Request, body: s.SearchIn, caller: Reader) -> Any:
+        """The chunks most similar to `query` among the caller's documents that match `filters`,
+        best first."""
+        svc = _service(request)
+        if body.top_k + body.offset > MAX_TOP_K:
+            raise HTTPError(
+                422, "invalid_input", f"top_k + offset must be at most {MAX_TOP_K}", field="offset"
+            )
+        started = time.perf_counter()
+        with _blame("filters"):
+            results = await svc.system.search_knowledge(
+                _history_user(caller, body.user_id),
+                body.query,
+                top_k=body.top_k + body.offset,
+                filters=body.filters,
+                tenant=caller.tenant,
+            )
+        svc.metrics.search_latency.observe(time.perf_counter() - started)
+        page = results[body.offset :]
+        _note(
+            request,
+            top_k=body.top_k,
+            offset=body.offset,
+            results=len(page),
+            filtered=body.filters is not None,
+        )
+        data = [
+            s.SearchResultOut(
+                document_id=r.document_id,
+                chunk_id=_public_chunk_id(r.chunk_id, caller),
+                similarity=r.similarity,
+                content=r.content,
+                title=r.title,
+                metadata=r.metadata,
+            )
+            for r in page
+        ]
+        return s.Envelope(data=data, pagination=_page(data, body.offset, body.top_k))
+
+    @app.get(
+        f"{PREFIX}/search/history",
+        response_model=s.Envelope[list[s.SearchHistoryOut]],
+        responses=s.error_responses(422, *AUTH_ERRORS),
+        tags=["search"],
+    )
+    async def search_history(
+        request: Request,
+        caller: Reader,
+        user_id: Annotated[str | None, Query(min_length=1, max_length=s.MAX_USER_ID_LENGTH)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Any:
+        """The calling key's most recent searches (or those it made for `user_id`), newest first.
+        Queries are kept as hashes, never as text."""
+        entries = _service(request).system.get_search_history(_history_user(caller, user_id))
+        page = entries[offset : offset + limit]
+        data = [s.SearchHistoryOut(**attrs.asdict(e)) for e in page]
+        return s.Envelope(data=data, pagination=_page(data, offset, limit, len(entries)))
+
+
+def _public_chunk_id(chunk_id: str, caller: Caller) -> str:
+    """Chunk ids without the tenant prefix the RAG layer adds (the caller knows its tenant)."""
+    prefix = f"{caller.tenant}/" if caller.tenant else ""
+    return chunk_id[len(prefix) :] if prefix and chunk_id.startswith(prefix) else chunk_id
+
+
+async def _health(coro: Any) -> s.ComponentHealth:
+    import asyncio
+
+    started = time.perf_counter()
+    try:
+        status = await asyncio.wait_for(coro, HEALTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return s.ComponentHealth(ok=False, detail=f"no answer within {HEALTH_TIMEOUT_SECONDS:g} s")
+    except Exception as exc:  # health reports, it does not raise
+        return s.ComponentHealth(ok=False, detail=type(exc).__name__)
+    latency = status.latency_ms if status.latency_ms is not None else (time.perf_counter() - started) * 1000
+    return s.ComponentHealth(ok=status.ok, detail=status.detail, latency_ms=round(latency, 3))
+
+
+def _add_operations_routes(app: FastAPI) -> None:
+    @app.get(
+        HEALTH_PATH,
+        response_model=s.Envelope[s.HealthOut],
+        responses=s.error_responses(503),
+        tags=["operations"],
+    )
+    async def health(request: Request) -> Any:
+        """The store's and the embedder's health. 503 when either is down. Needs no key."""
+        system = _service(request).system
+        store = await _health(system.store.health())
+        embedder = await _health(system.embedder.health())
+        if not store.ok or not embedder.ok:
+            code, what = (
+                ("store_unavailable", "vector store")
+                if not store.ok
+                else ("embedder_unavailable", "embedder")
+            )
+            return _error_response(
+                request,
+                503,
+                code,
+                f"the {what} is unavailable",
+                details=[
+                    {"field": "store", "message": store.detail},
+                    {"field": "embedder", "message": embedder.detail},
+                ],
+                headers={"Retry-After": "5"},
+            )
+        return s.Envelope(data=s.HealthOut(status="ok", store=store, embedder=embedder))
+
+    @app.get(
+        f"{PREFIX}/stats",
+        response_model=s.Envelope[s.StatsOut],
+        responses=s.error_responses(*AUTH_ERRORS, *STORE_ERRORS),
+        tags=["operations"],
+    )
+    async def stats(request: Request, caller: Reader) -> Any:
+        """`get_system_stats()`: documents and chunks of the caller's tenant, search and cache figures."""
+        figures = await _service(request).system.get_system_stats(tenant=caller.tenant)
+        return s.Envelope(data=s.StatsOut(**figures))
+
+    metrics_responses: dict[int | str, dict[str, Any]] = {
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        404: s.error_responses(404)[404],
+        **s.error_responses(*AUTH_ERRORS),
+    }
+
+    async def _metrics(request: Request) -> Response:
+        svc = _service(request)
+        if not svc.config.metrics_enabled:
+            raise HTTPError(404, "not_found", "metrics are disabled (VPA_METRICS_ENABLED=false)")
+        return Response(await svc.metrics.render(svc.system), media_type=svc.metrics.content_type)
+
+    service: Service = app.state.service
+    if service.settings.public_metrics:
+
+        @app.get(METRICS_PATH, response_class=Response, responses=metrics_responses, tags=["operations"])
+        async def metrics(request: Request) -> Response:
+            """Prometheus metrics (served without a key: --public-metrics)."""
+            return await _metrics(request)
+    else:
+
+        @app.get(METRICS_PATH, response_class=Response, responses=metrics_responses, tags=["operations"])
+        async def metrics(request: Request, caller: Admin) -> Response:  # type: ignore[no-redef]
+            """Prometheus metrics: request counts and latencies by route and status, search latency,
+            cache hit ratio, documents and chunks, errors by code. Needs an admin key."""
+            return await _metrics(request)
+
+
+def _key_out(info: Any) -> dict[str, Any]:
+    return {
+        "key_id": info.key_id,
+        "role": str(info.role),
+        "tenant": info.tenant,
+        "name": info.name,
+        "created_at": info.created_at,
+        "revoked": info.revoked,
+    }
+
+
+def _keyring_for(request: Request) -> KeyRing:
+    keyring = _service(request).keyring
+    if keyring is None:
+        raise HTTPError(
+            403,
+            PermissionDenied.code,
+            "key management over HTTP needs VPA_AUTH_ENABLED=true; use `vpa keys create` instead",
+        )
+    return keyring
+
+
+def _add_key_routes(app: FastAPI) -> None:
+    @app.post(
+        f"{PREFIX}/keys",
+        status_code=201,
+        response_model=s.Envelope[s.NewKeyOut],
+        responses=s.error_responses(400, 415, 422, *AUTH_ERRORS),
+        tags=["keys"],
+    )
+    async def create_key(request: Request, body: s.KeyIn, caller: Admin) -> Any:
+        """Create a key for the caller's own tenant. The secret is in the answer, once."""
+        keyring = _keyring_for(request)
+        tenant = caller.tenant or ""
+        info, secret = await run_sync(
+            keyring.modify, lambda auth: auth.create_key(body.role, tenant, body.name)
+        )
+        _note(request, created_key_id=info.key_id, created_role=str(info.role))
+        return s.Envelope(data=s.NewKeyOut(**_key_out(info), key=secret))
+
+    @app.get(
+        f"{PREFIX}/keys",
+        response_model=s.Envelope[list[s.KeyOut]],
+        responses=s.error_responses(*AUTH_ERRORS),
+        tags=["keys"],
+    )
+    async def list_keys(request: Request, caller: Admin) -> Any:
+        """The keys of the caller's tenant (never their secrets)."""
+        keys = [
+            s.KeyOut(**_key_out(i))
+            for i in _keyring_for(request).current().list_keys()
+            if i.tenant == caller.tenant
+        ]
+        return s.Envelope(data=keys, pagination=_page(keys, 0, len(keys), len(keys)))
+
+    @app.delete(
+        f"{PREFIX}/keys/{{key_id}}",
+        response_model=s.Envelope[s.RevokedOut],
+        responses=s.error_responses(404, 422, *AUTH_ERRORS),
+        tags=["keys"],
+    )
+    async def revoke_key(
+        request: Request, key_id: Annotated[str, Path(min_length=1, max_length=64)], caller: Admin
+    ) -> Any:
+        """Revoke a key of the caller's tenant; it stops working at once."""
+        keyring = _keyring_for(request)
+        _note(request, revoked_key_id=key_id)
+
+        def revoke(auth: Any) -> bool:
+            owned = any(i.key_id == key_id and i.tenant == caller.tenant for i in auth.list_keys())
+            return owned and auth.revoke(key_id)
+
+        if not await run_sync(keyring.modify, revoke):
+            raise HTTPError(404, "key_not_found", f"no active key {key_id!r} in this tenant")
+        return s.Envelope(data=s.RevokedOut(key_id=key_id, revoked=True))
+
+
+# --- observation: request id, metrics, audit -------------------------------------------------
+
+
+class RequestObserver:
+    """Outermost middleware: gives each request an id (``X-Request-ID``), counts and times it by
+    route and status, and writes its audit line."""
+
+    QUIET = frozenset({HEALTH_PATH, METRICS_PATH})
+
+    def __init__(self, app: Any, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        context = scope.setdefault("vpa", {})
+        given = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-request-id"), "")
+        request_id = given if REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
+        status = 500
+        metrics = self.service.metrics
+
+        async def observe(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        started = time.perf_counter()
+        metrics.in_progress.inc()
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            metrics.in_progress.dec()
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            metrics.observe_request(scope["method"], template, status, seconds)
+            code = context.get("error_code") or context.get("rejected")
+            if status >= 400:
+                metrics.errors.labels(code or s.HTTP_CODES.get(status, "http_error")).inc()
+            if scope["path"] not in self.QUIET and scope["path"].startswith(PREFIX):
+                caller: Caller | None = context.get("caller")
+                client = scope.get("client")
+                self.service.audit.record(
+                    getattr(route, "name", None) or "unmatched",
+                    request_id=request_id,
+                    method=scope["method"],
+                    route=template,
+                    status=status,
+                    error_code=code,
+                    key_id=caller.key_id if caller else None,
+                    role=str(caller.role) if caller else None,
+                    tenant=caller.tenant if caller else None,
+                    client=client[0] if client else None,
+                    ms=round(seconds * 1000, 2),
+                    **context.get("audit", {}),
+                )

@@ -1,0 +1,78 @@
+"""Prometheus metrics (``prometheus-client``), one registry per application.
+
+- ``vpa_http_requests_total{method,route,status}`` and
+  ``vpa_http_request_duration_seconds{method,route,status}`` — every request, labelled by its route
+  template (``/api/v1/documents/{document_id}``), never the raw path, so ids do not become labels;
+- ``vpa_search_duration_seconds`` — time spent in ``search_knowledge``;
+- ``vpa_errors_total{code}`` — error responses by their stable code;
+- ``vpa_rate_limited_total``, ``vpa_requests_in_progress``;
+- ``vpa_cache_hit_ratio``, ``vpa_documents``, ``vpa_chunks`` — read from the RAG system at scrape time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from vpa.log import get_logger
+
+log = get_logger("vpa.server.metrics")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "vpa_http_requests_total", "HTTP requests handled", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "vpa_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.search_latency = Histogram(
+            "vpa_search_duration_seconds",
+            "Latency of searches in the RAG layer",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter("vpa_errors_total", "Error responses by error code", ["code"], registry=r)
+        self.rate_limited = Counter(
+            "vpa_rate_limited_total", "Requests refused by the rate limit", registry=r
+        )
+        self.in_progress = Gauge("vpa_requests_in_progress", "Requests being handled", registry=r)
+        self.cache_hit_ratio = Gauge("vpa_cache_hit_ratio", "Hit ratio of the RAG cache", registry=r)
+        self.documents = Gauge("vpa_documents", "Documents in the collection (all tenants)", registry=r)
+        self.chunks = Gauge("vpa_chunks", "Chunks in the collection (all tenants)", registry=r)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        labels = (method, route, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+    async def render(self, system: Any) -> bytes:
+        """Refresh the gauges read from the RAG system, then the text exposition format."""
+        self.cache_hit_ratio.set(system.cache.stats().hit_rate)
+        try:
+            stats = await system.get_system_stats()
+        except Exception as exc:  # the store may be down: the request metrics are still worth serving
+            log.warning("metrics.stats_unavailable", error=type(exc).__name__)
+        else:
+            self.documents.set(stats["documents"])
+            self.chunks.set(stats["chunks"])
+        return generate_latest(self.registry)

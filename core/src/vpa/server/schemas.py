@@ -1,0 +1,325 @@
+"""Request and response models of the REST API: they validate every body and make /openapi.json.
+
+Every response is an envelope: ``{"status": "success", "data": ..., "pagination": ...}`` or
+``{"status": "error", "error": {"code": ..., "message": ..., "field": ...}}``. Error codes are the
+stable ``code`` of VPA's typed errors (`vpa.errors`) plus a few of the HTTP layer's own
+(`HTTP_CODES`). Limits that depend on the configuration (batch size, document bytes) are checked
+by the routes and answered with 413; the static ones are part of the schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    field_validator,
+)
+
+from vpa.errors import InvalidFilter, ValidationError
+from vpa.filters import parse_filter
+from vpa.rag import MAX_DOCUMENT_ID_LENGTH, MAX_TOP_K
+from vpa.validation import check_metadata
+
+T = TypeVar("T")
+
+MAX_TITLE_LENGTH = 2000
+MAX_QUERY_LENGTH = 10_000
+MAX_FILTER_DEPTH = 32
+MAX_USER_ID_LENGTH = 200
+MAX_KEY_NAME_LENGTH = 200
+
+#: Error codes of the HTTP layer itself (the rest are `vpa.errors` codes).
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "overloaded",
+}
+
+METADATA_SCHEMA = {
+    "type": "object",
+    "description": "Flat metadata: str, int (within ±2**53), finite float, bool or list of str values. "
+    "Keys match [A-Za-z_][A-Za-z0-9_]* (at most 64 characters) and must not start with 'vpa_'.",
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "integer"},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "array", "items": {"type": "string"}},
+        ]
+    },
+}
+
+FILTER_SCHEMA = {
+    "type": "object",
+    "description": "Portable metadata filter (MongoDB style): "
+    "$eq $ne $gt $gte $lt $lte $in $nin $and $or $not. "
+    "It is always combined with the caller's tenant.",
+    "additionalProperties": True,
+}
+
+Metadata = Annotated[dict[str, Any], WithJsonSchema(METADATA_SCHEMA)]
+FilterSpec = Annotated[dict[str, Any], WithJsonSchema(FILTER_SCHEMA)]
+
+
+def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        check_metadata(value)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    reserved = sorted(k for k in value if k.startswith("vpa_"))
+    if reserved:
+        raise ValueError(f"keys starting with 'vpa_' are reserved: {reserved}")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, computed without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_FILTER_DEPTH:
+            break
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return deepest
+
+
+def _check_filter(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if _depth(value) > MAX_FILTER_DEPTH:
+        raise ValueError(f"the filter is nested deeper than {MAX_FILTER_DEPTH} levels")
+    try:
+        parse_filter(value)
+    except InvalidFilter as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _has_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain non-whitespace text")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+class DocumentIn(_Model):
+    """A document to add (or replace, when the id exists)."""
+
+    id: StrictStr = Field(
+        min_length=1, max_length=MAX_DOCUMENT_ID_LENGTH, description="the document's id, unique per tenant"
+    )
+    title: StrictStr = Field("", max_length=MAX_TITLE_LENGTH)
+    content: StrictStr = Field(
+        min_length=1, description="the text; at most VPA_MAX_DOCUMENT_BYTES bytes of UTF-8"
+    )
+    metadata: Metadata = Field(default_factory=dict)
+
+    check_content = field_validator("content")(_has_text)
+    check_metadata_ = field_validator("metadata")(_check_metadata)
+
+    @field_validator("id")
+    @classmethod
+    def check_id(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+class DocumentUpdate(_Model):
+    """New values for an existing document; fields left out keep their current value."""
+
+    title: StrictStr | None = Field(None, max_length=MAX_TITLE_LENGTH)
+    content: StrictStr | None = Field(None, min_length=1)
+    metadata: Metadata | None = None
+
+    @field_validator("content")
+    @classmethod
+    def check_content(cls, value: str | None) -> str | None:
+        return None if value is None else _has_text(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def check_metadata_(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else _check_metadata(value)
+
+
+class BatchIn(_Model):
+    """Documents to add in one call (at most VPA_MAX_BATCH_SIZE); all are validated before any is written."""
+
+    documents: list[DocumentIn] = Field(min_length=1)
+
+
+class SearchIn(_Model):
+    query: StrictStr = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    top_k: StrictInt = Field(5, ge=1, le=MAX_TOP_K, description="how many results to return")
+    offset: StrictInt = Field(0, ge=0, le=MAX_TOP_K, description="results to skip (top_k + offset ≤ 1000)")
+    filters: FilterSpec | None = None
+    user_id: StrictStr | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_USER_ID_LENGTH,
+        description="the end user searching, for the search history (scoped to the calling key)",
+    )
+
+    check_query = field_validator("query")(_has_text)
+    check_filters = field_validator("filters")(_check_filter)
+
+
+class KeyIn(_Model):
+    role: Literal["reader", "writer", "admin"]
+    name: StrictStr = Field("", max_length=MAX_KEY_NAME_LENGTH)
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+class Pagination(BaseModel):
+    offset: int
+    limit: int
+    count: int = Field(description="items in this page")
+    total: int | None = Field(None, description="items in all pages, when known")
+
+
+class Envelope(BaseModel, Generic[T]):
+    status: Literal["success"] = "success"
+    data: T
+    pagination: Pagination | None = None
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(
+        description="stable, machine-readable: e.g. invalid_input, invalid_filter, unauthenticated"
+    )
+    message: str
+    field: str | None = Field(None, description="the request field at fault, when there is one")
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    status: Literal["error"] = "error"
+    error: ErrorBody
+
+
+class IngestOut(BaseModel):
+    document_id: str
+    chunks: int
+    unchanged: bool
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    content: str
+    metadata: dict[str, Any]
+
+
+class DeletedOut(BaseModel):
+    document_id: str
+    deleted: bool
+
+
+class SearchResultOut(BaseModel):
+    document_id: str
+    chunk_id: str
+    similarity: float
+    content: str
+    title: str
+    metadata: dict[str, Any]
+
+
+class SearchHistoryOut(BaseModel):
+    query_hash: str
+    top_k: int
+    results: int
+    latency_ms: float
+    timestamp: float
+    filtered: bool
+
+
+class ComponentHealth(BaseModel):
+    ok: bool
+    detail: str
+    latency_ms: float | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    store: ComponentHealth
+    embedder: ComponentHealth
+
+
+class StatsOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    provider: str
+    collection: str
+    embedder: str
+    documents: int
+    chunks: int
+    total_searches: int
+    avg_latency_ms: float
+    p95_latency_ms: float
+    cache_hit_rate: float
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    role: str
+    tenant: str
+    name: str
+    created_at: float
+    revoked: bool
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="the secret: shown once, never stored")
+
+
+class RevokedOut(BaseModel):
+    key_id: str
+    revoked: bool
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each status it can answer with the error envelope."""
+    reasons = {
+        400: "the body could not be parsed",
+        401: "no key, an unknown key or a revoked key",
+        403: "the key's role does not allow this",
+        404: "not found (in the caller's tenant)",
+        409: "the collection was filled by another embedder",
+        413: "body, document or batch too large",
+        415: "the body is not sent as JSON",
+        422: "invalid input; `error.field` names the field",
+        429: "rate limit exceeded; see Retry-After",
+        502: "the vector store failed",
+        503: "overloaded (concurrency cap) or the vector store is unavailable",
+        504: "the vector store timed out",
+    }
+    return {s: {"model": ErrorEnvelope, "description": reasons[s]} for s in statuses}
