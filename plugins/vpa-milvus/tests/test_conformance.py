@@ -26,8 +26,17 @@ class TestMilvusLiteConformance(StoreContract):
     """Milvus Lite on a fresh .db file, started in this process by pymilvus."""
 
     @pytest.fixture
-    def store(self, tmp_path):
-        return MilvusStore(str(tmp_path / "milvus" / "vpa.db"))
+    def db_path(self, tmp_path):
+        return str(tmp_path / "milvus" / "vpa.db")
+
+    @pytest.fixture
+    def store(self, db_path):
+        return MilvusStore(db_path)
+
+    @pytest.fixture
+    def store_factory(self, db_path):
+        """Another instance over the same file (after the first is closed)."""
+        return lambda: MilvusStore(db_path)
 
 
 @pytest.mark.skipif(not SERVER_URI, reason=SERVER_SKIP_REASON)
@@ -37,3 +46,7 @@ class TestMilvusServerConformance(StoreContract):
     @pytest.fixture
     def store(self):
         return MilvusStore(SERVER_URI, token=SERVER_TOKEN)
+
+    @pytest.fixture
+    def store_factory(self):
+        return lambda: MilvusStore(SERVER_URI, token=SERVER_TOKEN)

@@ -202,6 +202,8 @@ async def test_foreign_collection_is_refused(lite_path):
         store._client.create_collection("foreign", dimension=2)  # made without VPA
         with pytest.raises(InvalidCollection, match="not created by VPA"):
             await store.create_collection("foreign", 2)
+        await store.create_collection("ours", 2)
+        assert await store.list_collections() == ["ours"]  # other apps' collections are not listed
     finally:
         await store.close()
 

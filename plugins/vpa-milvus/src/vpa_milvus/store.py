@@ -301,8 +301,23 @@ class MilvusStore(VectorStore):
         await self._call(f"creating collection {info.name!r}", create)
 
     async def _list_collections(self) -> list[str]:
-        names = await self._call("listing collections", lambda c: c.list_collections(timeout=self.timeout))
-        return [n for n in (vpa_name(m) for m in names) if n is not None]
+        def names(client: Any) -> list[str]:
+            out = []
+            for mname in client.list_collections(timeout=self.timeout):
+                name = vpa_name(mname)
+                if name is None:
+                    continue
+                try:  # only VPA's collections: a shared server may hold other apps' too
+                    props = client.describe_collection(mname, timeout=self.timeout).get("properties") or {}
+                except Exception as exc:
+                    if "not" in str(exc).lower() and "exist" in str(exc).lower():
+                        continue  # dropped meanwhile
+                    raise
+                if "vpa.dimension" in props:
+                    out.append(name)
+            return out
+
+        return await self._call("listing collections", names)
 
     async def _drop_collection(self, name: str) -> bool:
         mname = milvus_name(name)
@@ -319,17 +334,17 @@ class MilvusStore(VectorStore):
 
     async def _upsert(self, info: CollectionInfo, records: list[Record]) -> None:
         mname = milvus_name(info.name)
-        rows = [
-            {
-                ID_FIELD: r.id,
-                VECTOR_FIELD: r.vector.tolist(),
-                TEXT_FIELD: r.text,
-                METADATA_FIELD: encode_metadata(r.metadata),
-            }
-            for r in records
-        ]
 
         def write(client: Any) -> None:
+            rows = [
+                {
+                    ID_FIELD: r.id,
+                    VECTOR_FIELD: r.vector.tolist(),
+                    TEXT_FIELD: r.text,
+                    METADATA_FIELD: encode_metadata(r.metadata),
+                }
+                for r in records
+            ]
             for part in _split_by_bytes(rows, info.dimension):
                 client.upsert(mname, part, timeout=self.timeout)
 
