@@ -78,6 +78,13 @@ def _as_float(value: int | float) -> float:
     return 0.0 if number == 0 else number  # -0.0 is stored as 0.0, see store._encode_value
 
 
+def _int_like(value: int | float) -> bool:
+    """Whether a number can equal a stored int (ints are stored within ±2**53)."""
+    if isinstance(value, float) and not value.is_integer():
+        return False
+    return abs(value) <= 2**53
+
+
 def _equal(prop: str, data_type: str, value: Any) -> Translated:
     kind = _kind(value)
     where = Filter.by_property(prop)
@@ -90,11 +97,9 @@ def _equal(prop: str, data_type: str, value: Any) -> Translated:
     if kind != "number":
         return FALSE
     if data_type == INT:
-        if isinstance(value, float):
-            if not value.is_integer():
-                return FALSE
-            value = int(value)
-        return where.equal(value)
+        if not _int_like(value):
+            return FALSE
+        return where.equal(int(value))
     if data_type == NUMBER:
         return where.equal(_as_float(value))
     return FALSE
@@ -115,7 +120,7 @@ def _contains_any(prop: str, data_type: str, values: tuple[Any, ...]) -> Transla
     elif data_type == INT:
         if kind != "number":
             return FALSE
-        operands = list(dict.fromkeys(int(v) for v in values if not isinstance(v, float) or v.is_integer()))
+        operands = list(dict.fromkeys(int(v) for v in values if _int_like(v)))
     elif data_type == NUMBER:
         if kind != "number":
             return FALSE

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import attrs
 import numpy as np
+import pydantic
 import weaviate
 from vpa.errors import (
     CollectionNotFound,
@@ -66,7 +67,7 @@ from weaviate.classes.tenants import Tenant
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateInvalidInputError
 
 from vpa_weaviate import filters as wf
-from vpa_weaviate.errors import translate
+from vpa_weaviate.errors import describe, translate
 from vpa_weaviate.naming import (
     DEFAULT_PREFIX,
     ID_PROP,
@@ -133,6 +134,16 @@ def _default_grpc(host: str, secure: bool) -> tuple[str, int]:
     return host, 50051
 
 
+#: Options of the ``[providers.weaviate]`` TOML table.
+_TOML_OPTIONS = (
+    "url", "grpc_url", "host", "port", "secure", "grpc_host", "grpc_port", "grpc_secure", "tenant",
+    "class_prefix", "index", "timeout", "init_timeout", "batch_bytes", "max_results",
+)  # fmt: skip
+_PASSTHROUGH = (
+    "tenant", "class_prefix", "index", "timeout", "init_timeout", "batch_bytes", "grpc_secure", "max_results",
+)  # fmt: skip
+
+
 @attrs.frozen
 class WeaviateSettings:
     """How to reach Weaviate. `from_config` reads VPA's settings and ``[providers.weaviate]``."""
@@ -150,6 +161,7 @@ class WeaviateSettings:
     timeout: float = 60.0
     init_timeout: float = 10.0
     batch_bytes: int | None = None
+    max_results: int = QUERY_MAXIMUM_RESULTS
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -182,26 +194,10 @@ class WeaviateSettings:
     @classmethod
     def from_config(cls, config: Any) -> WeaviateSettings:
         options = dict(config.provider_options("weaviate"))
-        known = {
-            "url", "grpc_url", "host", "port", "secure", "grpc_host", "grpc_port", "grpc_secure",
-            "tenant", "class_prefix", "index", "timeout", "init_timeout", "batch_bytes",
-        }  # fmt: skip
-        unknown = sorted(set(options) - known)
+        unknown = sorted(set(options) - set(_TOML_OPTIONS))
         if unknown:
             raise ConfigError(f"[providers.weaviate] has unknown options: {', '.join(unknown)}")
-        kwargs: dict[str, Any] = {
-            k: options[k]
-            for k in (
-                "tenant",
-                "class_prefix",
-                "index",
-                "timeout",
-                "init_timeout",
-                "batch_bytes",
-                "grpc_secure",
-            )
-            if k in options
-        }
+        kwargs: dict[str, Any] = {k: options[k] for k in _PASSTHROUGH if k in options}
         kwargs["api_key"] = config.api_key
         if "grpc_url" in options:
             g = urlsplit(str(options["grpc_url"]))
@@ -315,36 +311,42 @@ class WeaviateStore(VectorStore):
             if self._closed:
                 raise StoreError("this Weaviate store is closed")
             if self._client_obj is None:
-                s = self.settings
-                grpc_host, grpc_port, grpc_secure = s.resolved_grpc
-                client = weaviate.connect_to_custom(
-                    http_host=s.http_host,
-                    http_port=s.http_port,
-                    http_secure=s.http_secure,
-                    grpc_host=grpc_host,
-                    grpc_port=grpc_port,
-                    grpc_secure=grpc_secure,
-                    auth_credentials=Auth.api_key(s.api_key) if s.api_key else None,
-                    additional_config=AdditionalConfig(
-                        timeout=Timeout(init=s.init_timeout, query=s.timeout, insert=s.timeout)
-                    ),
-                    # The client's own start-up checks also ask pypi.org whether the client is
-                    # outdated; VPA does not phone home, so it runs the other check (gRPC) itself.
-                    skip_init_checks=True,
-                )
-                try:
-                    meta = client.get_meta()
-                    self._version = _parse_version(str(meta.get("version", "0")))
-                    if meta.get("grpcMaxMessageSize"):
-                        self._max_message = int(meta["grpcMaxMessageSize"])
-                    ping = getattr(client._connection, "_ping_grpc", None)
-                    if callable(ping):
-                        ping("sync")  # raises WeaviateGRPCUnavailableError on a wrong gRPC address
-                except BaseException:
-                    client.close()
-                    raise
-                self._client_obj = client
+                self._client_obj = self._connect()
             return self._client_obj
+
+    def _connect(self) -> weaviate.WeaviateClient:
+        s = self.settings
+        grpc_host, grpc_port, grpc_secure = s.resolved_grpc
+        try:
+            client = weaviate.connect_to_custom(
+                http_host=s.http_host,
+                http_port=s.http_port,
+                http_secure=s.http_secure,
+                grpc_host=grpc_host,
+                grpc_port=grpc_port,
+                grpc_secure=grpc_secure,
+                auth_credentials=Auth.api_key(s.api_key) if s.api_key else None,
+                additional_config=AdditionalConfig(
+                    timeout=Timeout(init=s.init_timeout, query=s.timeout, insert=s.timeout)
+                ),
+                # The client's own start-up checks also ask pypi.org whether the client is
+                # outdated; VPA does not phone home, so it runs the other check (gRPC) itself.
+                skip_init_checks=True,
+            )
+        except (pydantic.ValidationError, WeaviateInvalidInputError) as exc:
+            raise ConfigError(f"invalid Weaviate connection settings: {describe(exc)}") from exc
+        try:
+            meta = client.get_meta()
+            self._version = _parse_version(str(meta.get("version", "0")))
+            if meta.get("grpcMaxMessageSize"):
+                self._max_message = int(meta["grpcMaxMessageSize"])
+            ping = getattr(client._connection, "_ping_grpc", None)
+            if callable(ping):
+                ping("sync")  # raises WeaviateGRPCUnavailableError on a wrong gRPC address
+        except BaseException:
+            client.close()
+            raise
+        return client
 
     async def _run(
         self, fn: Callable[..., T], *args: Any, collection: str | None = None, what: str = "request"
@@ -363,6 +365,10 @@ class WeaviateStore(VectorStore):
                 raise error from exc
 
         return await asyncio.to_thread(call)
+
+    @property
+    def _id_chunk(self) -> int:
+        return max(1, min(ID_CHUNK, self.settings.max_results))
 
     def _forget(self, name: str) -> None:
         self._collections.pop(name, None)
@@ -477,35 +483,36 @@ class WeaviateStore(VectorStore):
             "multi_tenant": tenant is not None,
         }
         client = self._client()
-        config = self._read_config(class_name)
-        if config is None:
-            index_config = (
-                Configure.VectorIndex.flat(distance_metric=VectorDistances.COSINE)
-                if self.settings.index == "flat"
-                else Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
+        config = None
+        # describe found nothing usable: create, and read what exists if Weaviate refuses
+        index_config = (
+            Configure.VectorIndex.flat(distance_metric=VectorDistances.COSINE)
+            if self.settings.index == "flat"
+            else Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
+        )
+        try:
+            client.collections.create(
+                name=class_name,
+                description=json.dumps({"vpa": definition}, separators=(",", ":")),
+                vector_config=Configure.Vectors.self_provided(
+                    name=VECTOR_NAME, vector_index_config=index_config
+                ),
+                properties=self._reserved_properties(),
+                multi_tenancy_config=(
+                    Configure.multi_tenancy(
+                        enabled=True, auto_tenant_creation=False, auto_tenant_activation=True
+                    )
+                    if tenant is not None
+                    else None
+                ),
             )
-            try:
-                client.collections.create(
-                    name=class_name,
-                    description=json.dumps({"vpa": definition}, separators=(",", ":")),
-                    vector_config=Configure.Vectors.self_provided(
-                        name=VECTOR_NAME, vector_index_config=index_config
-                    ),
-                    properties=self._reserved_properties(),
-                    multi_tenancy_config=(
-                        Configure.multi_tenancy(
-                            enabled=True, auto_tenant_creation=False, auto_tenant_activation=True
-                        )
-                        if tenant is not None
-                        else None
-                    ),
-                )
-            except UnexpectedStatusCodeError as exc:
-                if exc.status_code != 422:
-                    raise
-                config = self._read_config(class_name)  # created concurrently by someone else
-                if config is None:
-                    raise
+        except UnexpectedStatusCodeError as exc:
+            if exc.status_code != 422:
+                raise
+            # it exists: created concurrently, by another tenant's store, or not by VPA
+            config = self._read_config(class_name)
+            if config is None:
+                raise
         if config is not None:
             existing = self._definition(config)
             if existing is None or existing.get("name") != info.name:
@@ -601,8 +608,6 @@ class WeaviateStore(VectorStore):
         self._check_types(name, needed, types)
         if all(k in types for k in needed):
             return
-        types = self._schema_types(name, refresh=True)
-        self._check_types(name, needed, types)
         config = self._client().collections.use(self._class(name)).config
         for key, data_type in needed.items():
             if key in types:
@@ -618,7 +623,6 @@ class WeaviateStore(VectorStore):
                 continue
             with self._lock:
                 self._types.setdefault(self._class(name), {})[key] = data_type
-        self._schema_types(name, refresh=True)
 
     # --- filters -------------------------------------------------------------------------------
 
@@ -814,7 +818,7 @@ class WeaviateStore(VectorStore):
         wanted = set(ids)
         handle = self._handle(info.name)
         out: list[Record] = []
-        for chunk in _chunks(ids, ID_CHUNK):
+        for chunk in _chunks(ids, self._id_chunk):
             response = handle.query.fetch_objects(
                 filters=Filter.by_id().contains_any([object_uuid(i) for i in chunk]),
                 limit=len(chunk),
@@ -846,7 +850,9 @@ class WeaviateStore(VectorStore):
                     f"Weaviate failed to delete {result.failed} of {result.matches} matching objects"
                 )
             removed += result.successful
-            if result.matches == 0 or result.matches < QUERY_MAXIMUM_RESULTS:
+            # one call deletes at most the server's QUERY_MAXIMUM_RESULTS (which an operator may
+            # have lowered): go on until nothing matches any more
+            if result.matches == 0:
                 return removed
             if result.successful == 0:
                 raise StoreError("Weaviate matched objects to delete but deleted none")
@@ -860,7 +866,7 @@ class WeaviateStore(VectorStore):
             everything = Filter.by_id().not_equal(object_uuid("\x00"))  # "\x00" is never a VPA id
             return self._delete_where(handle, everything if where is wf.TRUE else where)
         removed = 0
-        for chunk in _chunks(ids, ID_CHUNK):
+        for chunk in _chunks(ids, self._id_chunk):
             by_id = Filter.by_id().contains_any([object_uuid(i) for i in chunk])
             removed += self._delete_where(
                 handle, by_id if where is wf.TRUE else Filter.all_of([by_id, where])

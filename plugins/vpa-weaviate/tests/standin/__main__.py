@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--autoschema", choices=("on", "off"), default="on")
     parser.add_argument("--query-maximum-results", type=int, default=10_000)
     parser.add_argument("--grpc-max-message-size", type=int, default=104_858_000)
+    parser.add_argument("--version", default="1.34.0", help="the Weaviate version to report and emulate")
+    parser.add_argument("--normalize-vectors", action="store_true", help="return unit vectors")
     args = parser.parse_args(argv)
 
     model = Model(
@@ -34,11 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         autoschema=args.autoschema == "on",
         query_maximum_results=args.query_maximum_results,
         grpc_max_message_size=args.grpc_max_message_size,
+        version=args.version,
+        normalize_vectors=args.normalize_vectors,
     )
     grpc_server, grpc_port = build_grpc(model, args.grpc_port, args.host)
     rest_server = build_rest(model, args.http_port, args.host)
     grpc_server.start()
-    rest_thread = threading.Thread(target=rest_server.serve_forever, name="standin-rest", daemon=True)
+    rest_thread = threading.Thread(
+        target=rest_server.serve_forever, kwargs={"poll_interval": 0.1}, name="standin-rest", daemon=True
+    )
     rest_thread.start()
 
     stop = threading.Event()
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     rest_server.shutdown()
     rest_server.server_close()
-    grpc_server.stop(grace=0.5).wait()
+    grpc_server.stop(grace=0.2).wait()
     return 0
 
 

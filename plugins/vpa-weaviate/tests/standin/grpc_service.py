@@ -273,10 +273,13 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
             wanted = list(m.vectors) or [n for n in obj.vectors if n]
             for name in wanted:
                 if name in obj.vectors:
+                    vector = obj.vectors[name]
+                    if self.model.normalize_vectors:
+                        vector = vector / np.float32(np.linalg.norm(vector))
                     meta.vectors.append(
                         base_pb2.Vectors(
                             name=name,
-                            vector_bytes=obj.vectors[name].astype("<f4").tobytes(),
+                            vector_bytes=vector.astype("<f4").tobytes(),
                             type=base_pb2.Vectors.VECTOR_TYPE_SINGLE_FP32,
                         )
                     )

@@ -299,17 +299,20 @@ class Filter:
 class Model:
     """Everything the stand-in server knows; every public method takes the lock."""
 
-    VERSION = "1.34.0"
-
     def __init__(
         self,
         *,
+        version: str = "1.34.0",
+        normalize_vectors: bool = False,
         api_key: str | None = None,
         autoschema: bool = True,
         query_maximum_results: int = 10_000,
         grpc_max_message_size: int = 104_858_000,
     ) -> None:
         self.api_key = api_key
+        self.version = version
+        #: return vectors normalised, as a server that keeps only unit vectors for cosine would
+        self.normalize_vectors = normalize_vectors
         self.autoschema = autoschema
         self.query_maximum_results = query_maximum_results
         self.grpc_max_message_size = grpc_max_message_size
@@ -317,6 +320,9 @@ class Model:
         self.lock = threading.RLock()
         self._seq = 0
         self.requests: dict[str, int] = {}
+
+    def _version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.version.split("-")[0].split("."))
 
     def count_request(self, name: str) -> None:
         with self.lock:
@@ -343,7 +349,7 @@ class Model:
         return {
             "hostname": "http://[::]:8080",
             "modules": {},
-            "version": self.VERSION,
+            "version": self.version,
             "grpcMaxMessageSize": self.grpc_max_message_size,
         }
 
@@ -735,6 +741,8 @@ class Model:
             for o in f.operands:
                 self.validate(o, cls)
             return
+        if f.operator in ("Not", "ContainsNone") and self._version_tuple() < (1, 33, 0):
+            raise StandInError(f"unknown filter operator {f.operator!r} (added in Weaviate 1.33)")
         if f.operator == "Not":
             if len(f.operands) != 1:
                 raise StandInError(

@@ -60,7 +60,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         path = urlsplit(self.path).path.rstrip("/") or "/"
-        self.model.count_request(f"rest:{self.command} {re.sub(r'/schema/[^/]+', '/schema/{class}', path)}")
+        if not path.startswith("/_standin/"):
+            route = re.sub(r"/schema/[^/]+", "/schema/{class}", path)
+            self.model.count_request(f"rest:{self.command} {route}")
         try:
             body = self._body()
             if path not in UNAUTHENTICATED_PATHS:

@@ -1,0 +1,450 @@
+"""The Weaviate store against the stand-in: typed schema, batch splitting, limits, persistence,
+tenants, configuration and lifecycle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import weaviate
+from vpa.config import load_config
+from vpa.errors import (
+    ConfigError,
+    DimensionMismatch,
+    EmbedderMismatch,
+    InvalidCollection,
+    StoreError,
+    UnsupportedFilter,
+    UnsupportedMetadata,
+)
+from vpa.models import EmbedderFingerprint, Record
+from vpa.plugins import get_registry
+from vpa_weaviate import CAPABILITIES, WeaviateSettings, WeaviateStore
+from vpa_weaviate.naming import encode_collection
+from weaviate_support import StandIn, start_standin, stop_standin
+
+
+def _raw_client(standin: StandIn) -> weaviate.WeaviateClient:
+    return weaviate.connect_to_custom(
+        http_host="127.0.0.1",
+        http_port=standin.http_port,
+        http_secure=False,
+        grpc_host="127.0.0.1",
+        grpc_port=standin.grpc_port,
+        grpc_secure=False,
+        skip_init_checks=True,
+    )
+
+
+def _grpc_calls(standin: StandIn, method: str) -> int:
+    return standin.requests().get(f"grpc:{method}", 0)
+
+
+# --- schema and types ----------------------------------------------------------------------------
+
+
+async def test_collection_layout_in_weaviate(standin: StandIn, unique_name: str) -> None:
+    """One class per collection: a self-provided cosine vector, VPA's definition in the
+    description, reserved properties, and one typed property per metadata key."""
+    store = standin.store()
+    fingerprint = EmbedderFingerprint("hashing", "m", 3)
+    try:
+        await store.create_collection(unique_name, 3, fingerprint=fingerprint)
+        await store.upsert(
+            unique_name,
+            [Record("a", [1, 2, 3], "t", {"n": 1, "f": 1.0, "s": "x", "b": True, "l": ["y"], "myKey": []})],
+        )
+        client = _raw_client(standin)
+        try:
+            config = client.collections.use(encode_collection(unique_name)).config.get()
+        finally:
+            client.close()
+        definition = json.loads(config.description)["vpa"]
+        assert definition["dimension"] == 3 and definition["fingerprint"]["model"] == "m"
+        vector = config.vector_config["default"]
+        assert vector.vectorizer.vectorizer.value == "none"
+        assert vector.vector_index_config.distance_metric.value == "cosine"
+        types = {p.name: p.data_type.value for p in config.properties}
+        assert types == {
+            "vpa_id": "text",
+            "vpa_text": "text",
+            "vpa_norm": "number",
+            "vpa_keys": "text[]",
+            "m_n": "int",
+            "m_f": "number",
+            "m_s": "text",
+            "m_b": "boolean",
+            "m_l": "text[]",
+            "m_my_key": "text[]",
+        }
+        tokenization = {p.name: p.tokenization and p.tokenization.value for p in config.properties}
+        assert tokenization["m_s"] == tokenization["m_l"] == "field"
+    finally:
+        await store.drop_collection(unique_name)
+        await store.close()
+
+
+async def test_int_and_float_keep_their_types(standin: StandIn, unique_name: str) -> None:
+    store = standin.store()
+    try:
+        await store.create_collection(unique_name, 2)
+        records = [
+            Record("i", [1, 0], "", {"n": 3, "f": 3.0, "big": 2**53, "neg": -(2**53)}),
+            Record("j", [0, 1], "", {"n": -1, "f": 0.1, "big": 1, "neg": 0}),
+        ]
+        await store.upsert(unique_name, records)
+        other = standin.store()  # a new instance decodes by the schema, not by a cache
+        got = {r.id: r.metadata for r in await other.get(unique_name, ["i", "j"])}
+        await other.close()
+        assert got["i"] == {"n": 3, "f": 3.0, "big": 2**53, "neg": -(2**53)}
+        assert [type(v) for v in got["i"].values()] == [int, float, int, int]
+        assert type(got["j"]["f"]) is float and type(got["j"]["n"]) is int
+        assert await store.count(unique_name, {"f": 3}) == 1  # int operand on a float property
+        assert await store.count(unique_name, {"n": 3.0}) == 1  # float operand on an int property
+    finally:
+        await store.drop_collection(unique_name)
+        await store.close()
+
+
+async def test_conflicting_type_is_refused_before_any_write(standin: StandIn, unique_name: str) -> None:
+    store = standin.store()
+    try:
+        await store.create_collection(unique_name, 2)
+        await store.upsert(unique_name, [Record("a", [1, 0], "", {"k": 1})])
+        before = _grpc_calls(standin, "BatchObjects")
+        for bad in ({"k": 1.5}, {"k": "1"}, {"k": True}, {"k": ["1"]}):
+            batch = [Record("new", [0, 1], "", {}), Record("b", [1, 1], "", bad)]
+            with pytest.raises(UnsupportedMetadata, match="'k'"):
+                await store.upsert(unique_name, batch)
+        with pytest.raises(UnsupportedMetadata, match="'z'"):  # a conflict inside one batch
+            await store.upsert(
+                unique_name, [Record("c", [1, 0], "", {"z": 1}), Record("d", [1, 0], "", {"z": "1"})]
+            )
+        assert _grpc_calls(standin, "BatchObjects") == before
+        assert await store.count(unique_name) == 1
+        assert await store.get(unique_name, ["new", "b", "c", "d"]) == []
+    finally:
+        await store.drop_collection(unique_name)
+        await store.close()
+
+
+async def test_empty_list_shares_a_key_with_lists_only(standin: StandIn, unique_name: str) -> None:
+    store = standin.store()
+    try:
+        await store.create_collection(unique_name, 2)
+        await store.upsert(unique_name, [Record("a", [1, 0], "", {"tags": []})])
+        await store.upsert(unique_name, [Record("b", [0, 1], "", {"tags": ["x"]})])
+        with pytest.raises(UnsupportedMetadata):
+            await store.upsert(unique_name, [Record("c", [1, 1], "", {"tags": "x"})])
+        got = {r.id: r.metadata for r in await store.get(unique_name, ["a", "b"])}
+        assert got == {"a": {"tags": []}, "b": {"tags": ["x"]}}
+    finally:
+        await store.drop_collection(unique_name)
+        await store.close()
+
+
+async def test_a_property_added_by_another_writer_is_seen(standin: StandIn, unique_name: str) -> None:
+    first, second = standin.store(), standin.store()
+    try:
+        await first.create_collection(unique_name, 2)
+        await first.upsert(unique_name, [Record("a", [1, 0], "", {"old": 1})])
+        assert await second.count(unique_name, {"new": "x"}) == 0  # second caches the schema
+        await first.upsert(unique_name, [Record("b", [0, 1], "", {"new": "x"})])
+        assert await second.count(unique_name, {"new": "x"}) == 1
+        assert await second.count(unique_name, {"new": {"$ne": "x"}}) == 1
+        with pytest.raises(UnsupportedMetadata):
+            await second.upsert(unique_name, [Record("c", [1, 1], "", {"new": 5})])
+        assert {r.id: r.metadata for r in await second.get(unique_name, ["b"])} == {"b": {"new": "x"}}
+    finally:
+        await first.drop_collection(unique_name)
+        await first.close()
+        await second.close()
+
+
+async def test_vectors_and_text_round_trip(standin: StandIn, unique_name: str) -> None:
+    store = standin.store()
+    rng = np.random.default_rng(5)
+    vectors = (rng.standard_normal((20, 16)) * np.array([1e-3, 1, 1e3, 1] * 5)[:, None]).astype(np.float32)
+    texts = ["", " ", "nul\x00inside", "e\u0301", "\U0001f469\u200d\U0001f4bb", "x" * 5000, "\x02framed\x03"]
+    try:
+        await store.create_collection(unique_name, 16)
+        records = [Record(f"id {i}", v, texts[i % len(texts)], {}) for i, v in enumerate(vectors)]
+        await store.upsert(unique_name, records)
+        got = {r.id: r for r in await store.get(unique_name, [r.id for r in records])}
+        for record in records:
+            assert got[record.id].text == record.text
+            np.testing.assert_allclose(got[record.id].vector, record.vector, rtol=1e-6)
+        hits = await store.query(unique_name, vectors[3], 3)
+        assert hits[0].id == "id 3" and hits[0].score == pytest.approx(1.0, abs=1e-6)
+    finally:
+        await store.drop_collection(unique_name)
+        await store.close()
+
+
+async def test_vectors_returned_normalised_are_restored() -> None:
+    """A server that returns unit vectors for cosine (the stand-in's --normalize-vectors) still
+    gives back the vector as written: the store keeps the norm beside it."""
+    standin = start_standin("--normalize-vectors")
+    store = standin.store()
+    try:
+        await store.create_collection("norms", 3)
+        await store.upsert("norms", [Record("a", [3, 4, 0], "", {}), Record("b", [1e-3, 0, 0], "", {})])
+        got = {r.id: r.vector for r in await store.get("norms", ["a", "b"])}
+        np.testing.assert_allclose(got["a"], [3, 4, 0], rtol=1e-6)
+        np.testing.assert_allclose(got["b"], [1e-3, 0, 0], rtol=1e-6)
+    finally:
+        await store.close()
+        stop_standin(standin)
+
+
+# --- batches and limits --------------------------------------------------------------------------
+
+
+async def test_batches_are_split_by_count_and_by_bytes(standin: StandIn, unique_name: str) -> None:
+    store = standin.store()
+    try:
+        await store.create_collection(unique_name, 4)
+        before = _grpc_calls(standin, "BatchObjects")
+        records = [
+            Record(f"r{i}", [1, i, 0, 0], "t", {"i": i}) for i in range(2 * CAPABILITIES.max_batch_size + 1)
+        ]
+        assert await store.upsert(unique_name, records) == len(records)
+        assert _grpc_calls(standin, "BatchObjects") - before == 3
+        assert await store.count(unique_name) == len(records)
+    finally:
+        await store.drop_collection(unique_name)
+        await store.close()
+    small = standin.store(batch_bytes=20_000)
+    try:
+        await small.create_collection(unique_name, 4)
+        before = _grpc_calls(standin, "BatchObjects")
+        records = [Record(f"r{i}", [1, i, 0, 0], "x" * 2000, {}) for i in range(50)]
+        await small.upsert(unique_name, records)
+        assert _grpc_calls(standin, "BatchObjects") - before >= 5
+        assert await small.count(unique_name) == 50
+    finally:
+        await small.drop_collection(unique_name)
+        await small.close()
+
+
+async def test_server_message_size_limit_is_respected() -> None:
+    """The store sizes its batches by the gRPC message limit the server reports; the official
+    client sending one oversized request is refused by the server."""
+    standin = start_standin("--grpc-max-message-size", "300000")
+    store = standin.store()
+    try:
+        await store.create_collection("big", 8)
+        records = [Record(f"r{i}", np.ones(8), "y" * 3000, {}) for i in range(400)]  # ~1.2 MB
+        assert await store.upsert("big", records) == 400
+        assert await store.count("big") == 400
+        client = _raw_client(standin)
+        try:
+            handle = client.collections.use(encode_collection("big"))
+            objects = [
+                weaviate.classes.data.DataObject(
+                    properties={"vpa_text": "z" * 3000}, vector={"default": [1.0] * 8}
+                )
+                for _ in range(400)
+            ]
+            with pytest.raises(weaviate.exceptions.WeaviateBaseError):
+                handle.data.insert_many(objects)
+        finally:
+            client.close()
+    finally:
+        await store.close()
+        stop_standin(standin)
+
+
+async def test_query_maximum_results_is_respected() -> None:
+    """With a server whose QUERY_MAXIMUM_RESULTS is 50, get and delete of 120 records work (in
+    chunks, and delete repeats until nothing matches), and top_k above it is Weaviate's error."""
+    standin = start_standin("--query-maximum-results", "50")
+    store = standin.store(max_results=50)
+    try:
+        await store.create_collection("limits", 2)
+        await store.upsert("limits", [Record(f"r{i}", [1, i], "", {"even": i % 2 == 0}) for i in range(240)])
+        assert len(await store.get("limits", [f"r{i}" for i in range(120)])) == 120
+        assert await store.delete("limits", ids=[f"r{i}" for i in range(120)]) == 120
+        assert await store.delete("limits", filter={"even": True}) == 60
+        assert await store.count("limits") == 60
+        with pytest.raises(StoreError, match="maximum results"):
+            await store.query("limits", [1, 0], 51)
+    finally:
+        await store.close()
+        stop_standin(standin)
+
+
+async def test_negation_needs_weaviate_1_33() -> None:
+    """An older server has no Not operator: negations raise UnsupportedFilter before any
+    request; everything else still works."""
+    standin = start_standin("--version", "1.32.4")
+    store = standin.store()
+    try:
+        await store.create_collection("old", 2)
+        await store.upsert("old", [Record("a", [1, 0], "", {"k": "x"}), Record("b", [0, 1], "", {})])
+        assert await store.count("old", {"k": "x"}) == 1
+        for spec in ({"k": {"$ne": "x"}}, {"k": {"$nin": ["x"]}}, {"$not": {"k": "x"}}):
+            with pytest.raises(UnsupportedFilter, match=r"1\.33"):
+                await store.count("old", spec)
+            with pytest.raises(UnsupportedFilter):
+                await store.delete("old", filter=spec)
+        assert await store.count("old") == 2
+    finally:
+        await store.close()
+        stop_standin(standin)
+
+
+# --- persistence, tenants, lifecycle -------------------------------------------------------------
+
+
+async def test_definition_persists_into_a_new_instance(standin: StandIn, unique_name: str) -> None:
+    fingerprint = EmbedderFingerprint("st", "all-MiniLM", 3)
+    first = standin.store()
+    await first.create_collection(unique_name, 3, fingerprint=fingerprint)
+    await first.upsert(unique_name, [Record("a", [1, 0, 0], "x", {"k": 1})])
+    await first.close()
+    second = standin.store()
+    try:
+        info = await second.open_collection(unique_name)
+        assert (info.dimension, info.fingerprint) == (3, fingerprint)
+        assert unique_name in await second.list_collections()
+        with pytest.raises(EmbedderMismatch):
+            await second.create_collection(unique_name, 3, fingerprint=EmbedderFingerprint("st", "other", 3))
+        with pytest.raises(DimensionMismatch):
+            await second.create_collection(unique_name, 4)
+        assert [r.metadata for r in await second.get(unique_name, ["a"])] == [{"k": 1}]
+    finally:
+        await second.drop_collection(unique_name)
+        await second.close()
+
+
+async def test_a_class_vpa_did_not_create_is_left_alone(standin: StandIn, unique_name: str) -> None:
+    client = _raw_client(standin)
+    class_name = encode_collection(unique_name)
+    try:
+        client.collections.create(class_name, description="someone else's")
+        store = standin.store()
+        try:
+            assert unique_name not in await store.list_collections()
+            assert await store.drop_collection(unique_name) is False
+            with pytest.raises(InvalidCollection, match="did not create"):
+                await store.create_collection(unique_name, 2)
+        finally:
+            await store.close()
+        assert client.collections.exists(class_name)
+    finally:
+        client.collections.delete(class_name)
+        client.close()
+
+
+async def test_tenants_are_isolated(standin: StandIn, unique_name: str) -> None:
+    a, b, plain = standin.store(tenant="a"), standin.store(tenant="b"), standin.store()
+    try:
+        await a.create_collection(unique_name, 2)
+        await a.upsert(unique_name, [Record("x", [1, 0], "from a", {"k": 1})])
+        assert unique_name not in await b.list_collections()
+        await b.create_collection(unique_name, 2)
+        await b.upsert(unique_name, [Record("x", [0, 1], "from b", {"k": 2}), Record("y", [1, 1], "", {})])
+        assert (await a.count(unique_name), await b.count(unique_name)) == (1, 2)
+        assert [r.text for r in await a.get(unique_name, ["x"])] == ["from a"]
+        assert await a.count(unique_name, {"k": 2}) == 0
+        other_tenant = standin.store(tenant="c")
+        with pytest.raises(DimensionMismatch):
+            await other_tenant.create_collection(unique_name, 3)
+        await other_tenant.close()
+        with pytest.raises(InvalidCollection, match="multi-tenant"):
+            await plain.count(unique_name)
+        assert unique_name not in await plain.list_collections()
+        assert await a.drop_collection(unique_name) is True
+        assert await b.count(unique_name) == 2  # the other tenant's data stays
+        assert unique_name not in await a.list_collections()
+        assert await b.drop_collection(unique_name) is True  # the last tenant: the class goes
+        client = _raw_client(standin)
+        try:
+            assert not client.collections.exists(encode_collection(unique_name))
+        finally:
+            client.close()
+    finally:
+        for store in (a, b, plain):
+            await store.close()
+
+
+async def test_constructor_does_no_io_and_close_releases_the_client(standin: StandIn) -> None:
+    before = standin.requests()
+    store = standin.store()
+    assert store._client_obj is None and standin.requests() == before
+    assert (await store.health()).ok
+    assert store.server_version == (1, 34, 0)
+    assert store._client_obj is not None
+    client = store._client_obj
+    await store.close()
+    assert store._client_obj is None and not client.is_connected()
+    with pytest.raises(StoreError, match="closed"):
+        await store.list_collections()
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+def _config(tmp_path, toml: str = "", **env: str):
+    path = tmp_path / "vpa.toml"
+    path.write_text(toml)
+    return load_config(environ=env, config_file=path)
+
+
+def test_settings_from_vpa_config(tmp_path) -> None:
+    config = _config(
+        tmp_path,
+        '[providers.weaviate]\ngrpc_port = 50052\ntenant = "acme"\nindex = "flat"\n',
+        VPA_VECTOR_DB_HOST="weaviate.internal",
+        VPA_VECTOR_DB_PORT="8081",
+        VPA_VECTOR_DB_API_KEY="secret",
+    )
+    settings = WeaviateSettings.from_config(config)
+    assert (settings.http_host, settings.http_port, settings.http_secure) == (
+        "weaviate.internal",
+        8081,
+        False,
+    )
+    assert settings.resolved_grpc == ("weaviate.internal", 50052, False)
+    assert (settings.api_key, settings.tenant, settings.index) == ("secret", "acme", "flat")
+    assert "secret" not in repr(settings)
+
+
+def test_settings_from_url_and_grpc_url(tmp_path) -> None:
+    config = _config(
+        tmp_path, '[providers.weaviate]\nurl = "https://abc.c0.europe-west3.gcp.weaviate.cloud"\n'
+    )
+    settings = WeaviateSettings.from_config(config)
+    assert (settings.http_host, settings.http_port, settings.http_secure) == (
+        "abc.c0.europe-west3.gcp.weaviate.cloud",
+        443,
+        True,
+    )
+    assert settings.resolved_grpc == ("grpc-abc.c0.europe-west3.gcp.weaviate.cloud", 443, True)
+    config = _config(tmp_path, '[providers.weaviate]\nurl = "http://w:8080"\ngrpc_url = "grpc://g:6000"\n')
+    assert WeaviateSettings.from_config(config).resolved_grpc == ("g", 6000, False)
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        "[providers.weaviate]\nbogus = 1\n",
+        '[providers.weaviate]\ntenant = "no spaces"\n',
+        '[providers.weaviate]\nclass_prefix = "lower"\n',
+        '[providers.weaviate]\nindex = "ivf"\n',
+        '[providers.weaviate]\nurl = "ftp://x"\n',
+    ],
+)
+def test_bad_settings_are_config_errors(tmp_path, toml: str) -> None:
+    with pytest.raises(ConfigError):
+        WeaviateSettings.from_config(_config(tmp_path, toml))
+
+
+def test_registered_factory_builds_a_store_without_io(tmp_path) -> None:
+    registration = get_registry().get("store", "weaviate")
+    assert registration.capabilities == CAPABILITIES
+    assert not CAPABILITIES.heterogeneous_fields
+    store = registration.factory(_config(tmp_path, VPA_VECTOR_DB_HOST="unreachable.invalid"))
+    assert isinstance(store, WeaviateStore) and store._client_obj is None
