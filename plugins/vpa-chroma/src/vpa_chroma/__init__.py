@@ -1,7 +1,14 @@
 """VPA provider plugin for Chroma (https://www.trychroma.com), on the official ``chromadb`` client."""
 
-from vpa_chroma.filters import to_where
-from vpa_chroma.store import ChromaStore
-
+_LAZY = {"ChromaStore": "vpa_chroma.store", "to_where": "vpa_chroma.filters"}
 __all__ = ["ChromaStore", "to_where"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """Import the store lazily, so that registering the plugin does not load the vendor client."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)

@@ -44,17 +44,16 @@ from vpa.models import (
     Hit,
     Metric,
     Record,
-    StoreCapabilities,
 )
 from vpa.stores.base import VectorStore
 
+from vpa_chroma.capabilities import CAPABILITIES, CHROMA_MAX_BATCH
 from vpa_chroma.filters import decode_metadata, encode_metadata, to_where
 
 T = TypeVar("T")
 
 #: Chroma's own default batch limit (``client.get_max_batch_size()`` on a local or single-node
 #: server). Batches are also split to the limit the connected deployment reports, if smaller.
-CHROMA_MAX_BATCH = 5461
 
 #: Embedded Chroma holds the GIL for the whole of a write call (upsert, update, delete), which
 #: stalls the event loop however the call is dispatched; writes are therefore cut into calls of
@@ -160,12 +159,7 @@ def _clear_orphans(collection: Any, written: Mapping[str, Mapping[str, Any] | No
 class ChromaStore(VectorStore):
     """VPA's store contract on Chroma, embedded (``path``) or client/server (``host``)."""
 
-    capabilities = StoreCapabilities(
-        exact=False,  # HNSW is approximate; see the README for the recall measured
-        min_recall=0.9,
-        max_batch_size=CHROMA_MAX_BATCH,
-        persistent=True,
-    )
+    capabilities = CAPABILITIES
 
     def __init__(
         self,

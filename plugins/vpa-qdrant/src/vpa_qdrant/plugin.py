@@ -1,4 +1,7 @@
-"""The `qdrant` store, registered through VPA's store hook (entry point group ``vpa``)."""
+"""The `qdrant` store, registered through VPA's store hook (entry point group ``vpa``).
+
+Import-light on purpose: qdrant-client is imported only when a store is built.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,13 @@ from typing import Any
 
 from vpa.hookspecs import hookimpl
 
-from vpa_qdrant.store import LOCAL_CAPABILITIES, QdrantStore
+from vpa_qdrant.capabilities import LOCAL_CAPABILITIES
+
+
+def factory(config: Any) -> Any:
+    from vpa_qdrant.store import QdrantStore
+
+    return QdrantStore.from_config(config)
 
 
 @hookimpl
@@ -16,7 +25,7 @@ def vpa_register_stores(register: Any) -> None:
     # `store.capabilities` (approximate HNSW search unless the `exact` option is set).
     register(
         "qdrant",
-        QdrantStore.from_config,
+        factory,
         capabilities=LOCAL_CAPABILITIES,
         description=(
             "Qdrant: embedded local mode in VPA_DATA_DIR/qdrant (exact search), or a server at "

@@ -34,18 +34,23 @@ from qdrant_client import models
 from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection, StoreError
 from vpa.filters import Node
 from vpa.models import (
-    ALL_FILTER_OPS,
-    ALL_METADATA_TYPES,
     CollectionInfo,
     Hit,
     Record,
-    StoreCapabilities,
     from_json_dict,
     to_json_dict,
 )
 from vpa.stores.base import VectorStore
 
 from vpa_qdrant.backend import LocalBackend, RemoteBackend, translate_errors
+from vpa_qdrant.capabilities import (
+    BASE_CAPABILITIES,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_SERVER_MIN_RECALL,
+    LOCAL_CAPABILITIES,
+    PAGE_SIZE,
+    REQUEST_BYTES_BUDGET,
+)
 from vpa_qdrant.filters import METADATA_KEY, to_qdrant_filter
 
 #: Namespace of the deterministic point ids: ``uuid5(VPA_NAMESPACE, record_id)``.
@@ -56,33 +61,6 @@ NORM_KEY = "_vpa_norm"
 COLLECTION_METADATA_KEY = "vpa"
 FORMAT_VERSION = 1
 
-#: Points per upsert request. Qdrant's server refuses requests over 32 MB by default
-#: (``service.max_request_size_mb``); 256 points of 1536 floats as JSON stay well under it.
-DEFAULT_MAX_BATCH_SIZE = 256
-#: Text plus metadata per record. Even JSON-escaped, one such record fits in a default request.
-MAX_RECORD_BYTES = 4 * 1024 * 1024
-#: Upsert requests are further split so that their estimated JSON size stays under this.
-REQUEST_BYTES_BUDGET = 16 * 1024 * 1024
-#: Ids per retrieve/delete request, and points per scroll page.
-PAGE_SIZE = 1000
-DEFAULT_SERVER_MIN_RECALL = 0.9
-
-#: What every mode guarantees (server mode with HNSW search declares exactly this).
-BASE_CAPABILITIES = StoreCapabilities(
-    filter_operators=ALL_FILTER_OPS,
-    metadata_types=ALL_METADATA_TYPES,
-    exact=False,
-    min_recall=DEFAULT_SERVER_MIN_RECALL,
-    max_batch_size=DEFAULT_MAX_BATCH_SIZE,
-    eventually_consistent=False,
-    persistent=True,
-    heterogeneous_fields=True,
-    max_record_bytes=MAX_RECORD_BYTES,
-)
-
-#: Local mode is brute force: every query scores every point, so it is exact. The default mode,
-#: so the registration declares it (see `vpa_qdrant.plugin`).
-LOCAL_CAPABILITIES = attrs.evolve(BASE_CAPABILITIES, exact=True, min_recall=1.0)
 
 OPTIONS = {
     "path": "local mode: the data folder (default VPA_DATA_DIR/qdrant)",

@@ -1,0 +1,35 @@
+"""What the `qdrant` store declares, and the limits behind it. Kept apart from the store so that
+registering the plugin (which every `vpa` command does) never imports qdrant-client."""
+
+from __future__ import annotations
+
+import attrs
+from vpa.models import ALL_FILTER_OPS, ALL_METADATA_TYPES, StoreCapabilities
+
+#: Points per upsert request. Qdrant's server refuses requests over 32 MB by default
+#: (``service.max_request_size_mb``); 256 points of 1536 floats as JSON stay well under it.
+DEFAULT_MAX_BATCH_SIZE = 256
+#: Text plus metadata per record. Even JSON-escaped, one such record fits in a default request.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+#: Upsert requests are further split so that their estimated JSON size stays under this.
+REQUEST_BYTES_BUDGET = 16 * 1024 * 1024
+#: Ids per retrieve/delete request, and points per scroll page.
+PAGE_SIZE = 1000
+DEFAULT_SERVER_MIN_RECALL = 0.9
+
+#: What every mode guarantees (server mode with HNSW search declares exactly this).
+BASE_CAPABILITIES = StoreCapabilities(
+    filter_operators=ALL_FILTER_OPS,
+    metadata_types=ALL_METADATA_TYPES,
+    exact=False,
+    min_recall=DEFAULT_SERVER_MIN_RECALL,
+    max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+    eventually_consistent=False,
+    persistent=True,
+    heterogeneous_fields=True,
+    max_record_bytes=MAX_RECORD_BYTES,
+)
+
+#: Local mode is brute force: every query scores every point, so it is exact. The default mode,
+#: so the registration declares it (see `vpa_qdrant.plugin`).
+LOCAL_CAPABILITIES = attrs.evolve(BASE_CAPABILITIES, exact=True, min_recall=1.0)
