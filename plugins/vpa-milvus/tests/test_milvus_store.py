@@ -401,6 +401,9 @@ def test_config_toml_options(tmp_path):
     toml.write_text('[providers.milvus]\nurl = "http://m:19530"\n')
     with pytest.raises(ConfigError, match="url"):
         MilvusStore.from_config(load_config(config_file=toml, environ={}))
+    toml.write_text('[providers.milvus]\ntimeout = "soon"\n')
+    with pytest.raises(ConfigError):
+        MilvusStore.from_config(load_config(config_file=toml, environ={}))
 
 
 def test_registered_through_the_entry_point(tmp_path):

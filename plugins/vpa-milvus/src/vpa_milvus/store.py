@@ -154,13 +154,23 @@ class MilvusStore(VectorStore):
                 uri = server_uri(config.host, config.port)
             else:
                 uri = str(Path(config.data_dir) / "milvus" / "vpa.db")
+        try:
+            timeout = float(options.get("timeout", 30.0))
+            shards = options.get("shards_num")
+            replicas = options.get("replica_number")
+            shards = None if shards is None else int(shards)
+            replicas = None if replicas is None else int(replicas)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[providers.milvus]: {exc}") from exc
+        if timeout <= 0 or (shards is not None and shards < 1) or (replicas is not None and replicas < 1):
+            raise ConfigError("[providers.milvus]: timeout, shards_num and replica_number must be positive")
         return cls(
             str(uri),
             token=config.api_key,
             db_name=str(options.get("db_name", "")),
-            timeout=float(options.get("timeout", 30.0)),
-            shards_num=options.get("shards_num"),
-            replica_number=options.get("replica_number"),
+            timeout=timeout,
+            shards_num=shards,
+            replica_number=replicas,
         )
 
     # --- the client ------------------------------------------------------------------------------
