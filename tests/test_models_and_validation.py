@@ -60,3 +60,18 @@ def test_batch_keeps_newest_of_duplicate_ids_and_validates_everything_first():
     with pytest.raises(RecordTooLarge):
         check_records([Record("big", [1, 0], "x" * 100)], 2, max_record_bytes=50)
     assert np.allclose(check_records(records, 2)[1].vector, [1, 1])
+
+
+def test_strings_that_are_not_valid_unicode_are_refused_everywhere():
+    from vpa.errors import InvalidFilter
+    from vpa.filters import parse_filter
+
+    lone = "a\ud800b"
+    with pytest.raises(InvalidId):
+        check_records([Record(lone, [1, 0])], 2)
+    with pytest.raises(InvalidMetadata):
+        check_records([Record("ok", [1, 0], lone)], 2)
+    with pytest.raises(InvalidMetadata):
+        check_metadata({"k": [lone]})
+    with pytest.raises(InvalidFilter):
+        parse_filter({"k": lone})

@@ -38,7 +38,7 @@ import attrs
 
 from vpa.errors import InvalidFilter
 from vpa.models import FilterOp
-from vpa.validation import MAX_SAFE_INT, METADATA_KEY_RE
+from vpa.validation import MAX_SAFE_INT, METADATA_KEY_RE, is_encodable
 
 Scalar: TypeAlias = str | int | float | bool
 
@@ -154,7 +154,11 @@ def _parse_comparison(field: str, op_name: str, operand: Any, path: str) -> Comp
 
 
 def _check_scalar(value: Any, where: str) -> Scalar:
-    if isinstance(value, bool | str):
+    if isinstance(value, str):
+        if not is_encodable(value):
+            raise InvalidFilter(f"{where}: {value!r} is not valid Unicode (a lone surrogate)")
+        return value
+    if isinstance(value, bool):
         return value
     if isinstance(value, int):
         if abs(value) > MAX_SAFE_INT:

@@ -39,7 +39,7 @@ from vpa.log import configure_logging, get_logger
 from vpa.models import CollectionInfo, Document, FilterOp, Record, SearchResult
 from vpa.plugins import Registry, get_registry
 from vpa.stores.base import VectorStore
-from vpa.validation import check_id, check_metadata
+from vpa.validation import check_id, check_metadata, is_encodable
 
 log = get_logger("vpa.rag")
 
@@ -167,6 +167,8 @@ class RAGSystem:
             raise ValidationError(f"document {document.id!r} has no content")
         if not isinstance(document.title, str):
             raise ValidationError(f"title of document {document.id!r} must be a string")
+        if not (is_encodable(document.content) and is_encodable(document.title)):
+            raise ValidationError(f"document {document.id!r} is not valid Unicode text (a lone surrogate)")
         size = len(document.content.encode("utf-8"))
         if size > self.config.max_document_bytes:
             raise DocumentTooLarge(
@@ -384,6 +386,8 @@ class RAGSystem:
         self._check_tenant(tenant)
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string")
+        if not is_encodable(query):
+            raise ValidationError("query is not valid Unicode text (a lone surrogate)")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
             raise ValidationError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
         started = time.perf_counter()

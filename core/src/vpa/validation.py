@@ -37,6 +37,15 @@ MAX_SAFE_INT = 2**53
 METADATA_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def is_encodable(text: str) -> bool:
+    """Whether a string is valid Unicode text (no lone surrogates), storable as UTF-8 anywhere."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_id(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidId(f"id must be a string, got {type(value).__name__}")
@@ -46,6 +55,8 @@ def check_id(value: Any) -> str:
         raise InvalidId(f"id is {len(value)} characters long; the limit is {MAX_ID_LENGTH}")
     if "\x00" in value:
         raise InvalidId("id must not contain NUL characters")
+    if not is_encodable(value):
+        raise InvalidId(f"id {value!r} is not valid Unicode (it holds a lone surrogate)")
     return value
 
 
@@ -99,6 +110,10 @@ def check_metadata(
                 f"metadata {key!r} has unsupported value {value!r}: use str, int (within ±2**53), "
                 "finite float, bool or a list of str"
             )
+        if kind in (MetadataType.STR, MetadataType.STR_LIST) and not all(
+            is_encodable(v) for v in ([value] if isinstance(value, str) else value)
+        ):
+            raise InvalidMetadata(f"metadata {key!r} holds a string that is not valid Unicode (a lone surrogate)")
         if allowed_set is not None and kind not in allowed_set:
             raise UnsupportedMetadata(f"metadata {key!r}: this store cannot hold values of type {kind}")
         out[key] = list(value) if isinstance(value, list | tuple) else value
@@ -144,6 +159,8 @@ def check_records(
         check_vector(record.vector, dimension, where=f"vector of record {record.id!r}")
         if not isinstance(record.text, str):
             raise InvalidMetadata(f"text of record {record.id!r} must be a string")
+        if not is_encodable(record.text):
+            raise InvalidMetadata(f"text of record {record.id!r} is not valid Unicode (a lone surrogate)")
         check_metadata(record.metadata, allowed_set)
         if max_record_bytes is not None and (size := record_bytes(record)) > max_record_bytes:
             raise RecordTooLarge(
