@@ -151,3 +151,15 @@ async def test_documents_are_rebuilt_exactly_from_their_chunks(text, size):
     )
     await system.add_document("doc", "T", text, {"k": "v"})
     assert (await system.get_document("doc")).content == text
+
+
+async def test_search_history_forgets_the_least_recent_users(config, monkeypatch):
+    import vpa.rag
+
+    monkeypatch.setattr(vpa.rag, "MAX_HISTORY_USERS", 3)
+    system = create_enhanced_rag_system(config)
+    await system.add_document("d", "", "some text")
+    for user in ["a", "b", "c", "a", "d"]:
+        await system.search_knowledge(user, "text")
+    assert [bool(system.get_search_history(u)) for u in "abcd"] == [True, False, True, True]
+    await system.shutdown()

@@ -54,6 +54,7 @@ CONTENT_HASH = "vpa_content_hash"
 TENANT = "vpa_tenant"
 MAX_DOCUMENT_ID_LENGTH = 400
 MAX_TOP_K = 1000
+MAX_HISTORY_USERS = 10_000
 
 
 @attrs.frozen
@@ -117,7 +118,8 @@ class RAGSystem:
         self.cache = cache or registry.create("cache", self.config.cache, self.config)
         self.collection = self.config.collection
         self._info: CollectionInfo | None = None
-        self._history: dict[str, collections.deque[SearchHistoryEntry]] = {}
+        # Least recently searching users are forgotten first, so random user ids cannot grow memory.
+        self._history: collections.OrderedDict[str, collections.deque[SearchHistoryEntry]] = collections.OrderedDict()
         self._latencies: collections.deque[float] = collections.deque(maxlen=10_000)
         self._searches = 0
 
@@ -416,7 +418,10 @@ class RAGSystem:
     def _record_search(self, user_id: str, query: str, top_k: int, n: int, latency: float, filtered: bool) -> None:
         self._searches += 1
         self._latencies.append(latency)
-        history = self._history.setdefault(user_id, collections.deque(maxlen=self.config.search_history_size))
+        history = self._history.pop(user_id, None) or collections.deque(maxlen=self.config.search_history_size)
+        self._history[user_id] = history
+        if len(self._history) > MAX_HISTORY_USERS:
+            self._history.popitem(last=False)
         query_hash = hashlib.sha256(query.encode("utf-8")).hexdigest()[:16]
         history.append(SearchHistoryEntry(query_hash, top_k, n, round(latency, 3), time.time(), filtered))
         log.debug("rag.search", user_id=user_id, top_k=top_k, results=n, ms=round(latency, 2))
