@@ -552,6 +552,7 @@ class CacheContract(_CountsExamples):
                     if got != entry[0]:
                         fail(f"get({ns!r}, {key!r}) returned {got!r}; the newest value is {entry[0]!r}")
             elif kind == "invalidate":
+                cache.invalidate(op[1])
                 live = {k: v for k, v in live.items() if k[0] != op[1]}
             elif kind == "advance":
                 if cache_clock is not None and ttl is not None:

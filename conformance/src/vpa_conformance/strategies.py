@@ -577,7 +577,7 @@ def render_filter(draw: st.DrawFn, node: Node) -> dict[str, Any]:
     parts = [draw(render_filter(child)) for child in node.children]
     if isinstance(node, Or):
         return {"$or": parts}
-    if draw(st.booleans()):
+    if len(parts) > 1 and draw(st.booleans()):  # one child: keep "$and" (it is the operator used)
         merged = _merge(parts)
         if merged is not None:
             return merged
