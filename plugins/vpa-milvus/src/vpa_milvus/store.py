@@ -209,6 +209,8 @@ class MilvusStore(VectorStore):
             error = map_error(exc, where=where, collection=collection)
             if isinstance(error, CollectionNotFound) and collection is not None:
                 self._collections.pop(collection, None)
+            if error is exc:
+                raise
             raise error from exc
 
     async def _call(self, where: str, fn: Callable[[Any], T], collection: str | None = None) -> T:
