@@ -34,7 +34,13 @@ class Factory(Protocol):
 
 class RegisterStore(Protocol):
     def __call__(
-        self, name: str, factory: Factory, *, capabilities: StoreCapabilities, description: str = ""
+        self,
+        name: str,
+        factory: Factory,
+        *,
+        capabilities: StoreCapabilities,
+        description: str = "",
+        capabilities_for: Any = None,
     ) -> None: ...
 
 
@@ -49,7 +55,9 @@ def vpa_register_stores(register: RegisterStore) -> None:
     ``factory(config)`` returns a `vpa.stores.base.VectorStore`. ``capabilities`` declares the
     contract version met and what the store can do (filter operators, metadata types, exact or
     approximate search, batch limit, eventual consistency); the conformance suite holds the store
-    to exactly that declaration.
+    to exactly that declaration. A store whose capabilities depend on its mode (embedded or
+    server) also passes ``capabilities_for=f``, ``f(config) -> StoreCapabilities``;
+    ``capabilities`` is then the default mode's declaration.
     """
 
 

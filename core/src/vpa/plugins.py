@@ -52,6 +52,13 @@ class Registration:
     version: str
     description: str = ""
     capabilities: StoreCapabilities | None = None
+    #: For stores whose capabilities depend on their mode (say embedded vs server): the
+    #: declaration for a given config. ``capabilities`` is then the default mode's.
+    capabilities_for: Callable[[Any], StoreCapabilities] | None = attrs.field(default=None, repr=False)
+
+    def declared(self, config: Any) -> StoreCapabilities | None:
+        """What a store built from ``config`` declares it can do."""
+        return self.capabilities_for(config) if self.capabilities_for is not None else self.capabilities
 
 
 @attrs.frozen
@@ -112,6 +119,7 @@ class Registry:
             *,
             capabilities: StoreCapabilities | None = None,
             description: str = "",
+            capabilities_for: Callable[[Any], StoreCapabilities] | None = None,
         ) -> None:
             if kind == "store" and not isinstance(capabilities, StoreCapabilities):
                 raise PluginError(f"store {name!r} from {package} must declare its capabilities")
@@ -120,7 +128,9 @@ class Registry:
                 raise PluginError(
                     f"{kind} {name!r} is registered by both {table[name].package} and {package}"
                 )
-            table[name] = Registration(kind, name, factory, plugin, package, version, description, capabilities)
+            table[name] = Registration(
+                kind, name, factory, plugin, package, version, description, capabilities, capabilities_for
+            )
 
         return register
 

@@ -367,3 +367,22 @@ def test_config_rejects_unknown_and_bad_options():
 )
 def test_build_url(host, port, https, url):
     assert build_url(host, port, https=https) == url
+
+
+@pytest.mark.parametrize(
+    ("overrides", "options"),
+    [
+        ({}, {}),
+        ({}, {"in_memory": True, "max_batch_size": 64}),
+        ({"host": "127.0.0.1", "port": 6333}, {}),
+        ({"host": "127.0.0.1", "port": 6333}, {"exact": True}),
+        ({}, {"url": "http://127.0.0.1:6333", "min_recall": 0.95}),
+    ],
+)
+def test_registered_capabilities_for_each_mode_match_the_store(tmp_path, overrides, options):
+    from vpa.config import load_config
+    from vpa.plugins import get_registry
+
+    config = load_config({"data_dir": tmp_path, **overrides, "providers": {"qdrant": options}}, environ={})
+    registration = get_registry().get("store", "qdrant")
+    assert registration.declared(config) == registration.factory(config).capabilities

@@ -3,6 +3,8 @@ registering the plugin (which every `vpa` command does) never imports qdrant-cli
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 from vpa.models import ALL_FILTER_OPS, ALL_METADATA_TYPES, StoreCapabilities
 
@@ -33,3 +35,16 @@ BASE_CAPABILITIES = StoreCapabilities(
 #: Local mode is brute force: every query scores every point, so it is exact. The default mode,
 #: so the registration declares it (see `vpa_qdrant.plugin`).
 LOCAL_CAPABILITIES = attrs.evolve(BASE_CAPABILITIES, exact=True, min_recall=1.0)
+
+
+def capabilities_for(config: Any) -> StoreCapabilities:
+    """What a store built by ``QdrantStore.from_config(config)`` declares (no client import)."""
+    options = config.provider_options("qdrant")
+    in_memory = bool(options.get("in_memory", False))
+    server = not in_memory and (options.get("url") is not None or bool(config.host))
+    batch = int(options.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
+    if server:
+        exact = bool(options.get("exact", False))
+        recall = 1.0 if exact else float(options.get("min_recall", DEFAULT_SERVER_MIN_RECALL))
+        return attrs.evolve(BASE_CAPABILITIES, exact=exact, min_recall=recall, max_batch_size=batch)
+    return attrs.evolve(LOCAL_CAPABILITIES, persistent=not in_memory, max_batch_size=batch)

@@ -9,7 +9,7 @@ from typing import Any
 
 from vpa.hookspecs import hookimpl
 
-from vpa_qdrant.capabilities import LOCAL_CAPABILITIES
+from vpa_qdrant.capabilities import LOCAL_CAPABILITIES, capabilities_for
 
 
 def factory(config: Any) -> Any:
@@ -20,13 +20,14 @@ def factory(config: Any) -> Any:
 
 @hookimpl
 def vpa_register_stores(register: Any) -> None:
-    # The registration is static, so it declares the default mode (no VPA_VECTOR_DB_HOST): the
-    # persistent embedded engine, exact. A server-mode instance declares its own capabilities on
-    # `store.capabilities` (approximate HNSW search unless the `exact` option is set).
+    # ``capabilities`` is the default mode (no VPA_VECTOR_DB_HOST): the persistent embedded engine,
+    # exact. ``capabilities_for`` gives any configured mode's declaration (server mode: approximate
+    # HNSW search unless the `exact` option is set).
     register(
         "qdrant",
         factory,
         capabilities=LOCAL_CAPABILITIES,
+        capabilities_for=capabilities_for,
         description=(
             "Qdrant: embedded local mode in VPA_DATA_DIR/qdrant (exact search), or a server at "
             "VPA_VECTOR_DB_HOST (HNSW, approximate unless exact = true)"
