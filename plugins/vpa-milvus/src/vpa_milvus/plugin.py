@@ -1,4 +1,7 @@
-"""Registers the `milvus` store with VPA (entry point group ``vpa``)."""
+"""Registers the `milvus` store with VPA (entry point group ``vpa``).
+
+Import-light on purpose: pymilvus is imported only when a store is built.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,13 @@ from typing import Any
 
 from vpa.hookspecs import hookimpl
 
-from vpa_milvus.store import MilvusStore
+from vpa_milvus.capabilities import CAPABILITIES
 
 
-def factory(config: Any) -> MilvusStore:
+def factory(config: Any) -> Any:
     """A store from VPA's config: Milvus Lite under VPA_DATA_DIR, or the server at HOST:PORT."""
+    from vpa_milvus.store import MilvusStore
+
     return MilvusStore.from_config(config)
 
 
@@ -19,6 +24,6 @@ def vpa_register_stores(register: Any) -> None:
     register(
         "milvus",
         factory,
-        capabilities=MilvusStore.capabilities,
+        capabilities=CAPABILITIES,
         description="Milvus via pymilvus: Milvus Lite file under VPA_DATA_DIR/milvus, or a Milvus server",
     )

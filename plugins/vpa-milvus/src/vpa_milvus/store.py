@@ -47,11 +47,11 @@ from vpa.models import (
     Hit,
     Metric,
     Record,
-    StoreCapabilities,
 )
 from vpa.stores.base import VectorStore
 
 from vpa_milvus import lite
+from vpa_milvus.capabilities import CAPABILITIES, TEXT_MAX_BYTES
 from vpa_milvus.codec import decode_metadata, encode_metadata, milvus_name, vpa_name
 from vpa_milvus.errors import map_error
 from vpa_milvus.filters import ID_FIELD, METADATA_FIELD, id_in, translate
@@ -61,12 +61,10 @@ T = TypeVar("T")
 VECTOR_FIELD = "vector"
 TEXT_FIELD = "text"
 ID_MAX_BYTES = 2048
-TEXT_MAX_BYTES = 65_535
 DEFAULT_PORT = 19530
 FORMAT_VERSION = "1"
 
 #: Milvus's limit on ``limit`` (and offset + limit) for search and query.
-MAX_TOP_K = 16_384
 #: Ids per ``id in [...]`` expression (get, delete): keeps expressions and responses small.
 IDS_PER_CALL = 1000
 #: Rough bytes per upsert request; Milvus's default gRPC receive limit is 64 MiB.
@@ -102,15 +100,7 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 class MilvusStore(VectorStore):
     """A VPA store on Milvus (Lite or server) through ``pymilvus.MilvusClient``."""
 
-    capabilities = StoreCapabilities(
-        exact=True,  # FLAT index: brute-force cosine, the exact top-k
-        max_batch_size=1000,  # rows per upsert request (further split to REQUEST_BYTES)
-        max_top_k=MAX_TOP_K,
-        persistent=True,
-        eventually_consistent=False,  # consistency level Strong on every read
-        heterogeneous_fields=True,  # one JSON field, typed keys: any type per key per record
-        max_record_bytes=TEXT_MAX_BYTES,  # VARCHAR text and the JSON field are 64 KiB each
-    )
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
