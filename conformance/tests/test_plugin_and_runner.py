@@ -91,7 +91,7 @@ RUNNER_SCRIPT = textwrap.dedent(
             "capabilities or unicode or max_top_k or unencodable or filter_operator",
             0,
             {"capabilities": "pass", "unicode": "pass", "max_top_k": "not declared",
-             "unencodable_strings": "xfail", "filter_operator[$lte]": "pass"},
+             "unencodable_strings": "pass", "filter_operator[$lte]": "pass"},
         ),
         ("drops-last-hit", "capabilities or test_query", 1, {"capabilities": "pass", "query": "fail"}),
     ],

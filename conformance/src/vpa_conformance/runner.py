@@ -89,13 +89,18 @@ def _store_facts(store_name: str) -> dict[str, Any]:
     except Exception as exc:  # the table still gets written, saying why
         facts["error"] = f"{type(exc).__name__}: {exc}"
         return facts
+    capabilities = registration.capabilities
+    try:
+        from vpa.config import load_config
+
+        capabilities = registration.declared(load_config({"provider": store_name}))
+    except Exception:  # the default mode's declaration is still worth reporting
+        pass
     facts.update(
         package=registration.package,
         package_version=registration.version,
-        capabilities=to_json_dict(registration.capabilities),
-        declared_contract_version=registration.capabilities.contract_version
-        if registration.capabilities
-        else None,
+        capabilities=to_json_dict(capabilities),
+        declared_contract_version=capabilities.contract_version if capabilities else None,
     )
     return facts
 

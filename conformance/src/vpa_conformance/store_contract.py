@@ -1081,15 +1081,6 @@ class StoreContract:
                         )
             _check_unchanged(h, name, oracle, touched)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "core bug: vpa.validation accepts str values with lone surrogates (not encodable as "
-            "UTF-8) in ids, text, metadata and filter values; stores then fail with untyped vendor "
-            "errors, and the persisted memory store raises UnicodeEncodeError after changing its "
-            "in-memory state"
-        ),
-    )
     def test_unencodable_strings(self, vpa_store: StoreHarness) -> None:
         """Strings that UTF-8 cannot encode (lone surrogates) in an id, the text, a metadata
         string or list, or a filter value raise a ValidationError before any write, and nothing
