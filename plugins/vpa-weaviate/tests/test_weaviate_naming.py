@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from vpa.stores.base import COLLECTION_NAME_RE
 from vpa.validation import METADATA_KEY_RE
+from vpa_conformance.profiles import clause_settings
 from vpa_weaviate.naming import (
     decode_collection,
     encode_collection,
@@ -25,7 +26,7 @@ collection_names = st.from_regex(COLLECTION_NAME_RE, fullmatch=True)
 metadata_keys = st.from_regex(METADATA_KEY_RE, fullmatch=True).filter(lambda k: len(k) <= 64)
 
 
-@settings(max_examples=300, deadline=None)
+@clause_settings(50)
 @given(collection_names)
 def test_collection_names_round_trip_into_valid_case_free_class_names(name: str) -> None:
     encoded = encode_collection(name)
@@ -34,7 +35,7 @@ def test_collection_names_round_trip_into_valid_case_free_class_names(name: str)
     assert decode_collection(encoded) == name
 
 
-@settings(max_examples=200, deadline=None)
+@clause_settings(50)
 @given(collection_names, collection_names)
 def test_distinct_collection_names_stay_distinct_ignoring_case(a: str, b: str) -> None:
     if a != b:
@@ -53,7 +54,7 @@ def test_classes_that_are_not_vpa_collections_decode_to_none(foreign: str) -> No
     assert decode_collection(foreign) is None
 
 
-@settings(max_examples=300, deadline=None)
+@clause_settings(50)
 @given(metadata_keys)
 def test_metadata_keys_round_trip_into_valid_property_names(key: str) -> None:
     prop = prop_name(key)
@@ -71,7 +72,7 @@ def test_property_name_examples() -> None:
     assert key_of("vpa_text") is None
 
 
-@settings(max_examples=300, deadline=None)
+@clause_settings(50)
 @given(st.text())
 def test_text_framing_round_trips_and_survives_trimming(text: str) -> None:
     framed = frame(text)

@@ -23,6 +23,7 @@ UNAUTHENTICATED_PATHS = {
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = "weaviate-standin"
     model: Model  # set on the subclass built by build_server
 
