@@ -42,16 +42,38 @@ def test_ordinary_runs_are_unchanged(pytester: pytest.Pytester) -> None:
 def test_pyargs_without_a_store_collects_nothing(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "vpa_conformance", "-q", "-p", "no:cacheprovider"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 5, proc.stdout + proc.stderr  # no tests collected
 
 
 def test_pyargs_with_a_store_name(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "vpa_conformance", "--vpa-store", "memory", "-q",
-         "-p", "no:cacheprovider", "-k", "capabilities or registration or persistence"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "vpa_conformance",
+            "--vpa-store",
+            "memory",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "capabilities or registration or persistence",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "3 passed" in proc.stdout
@@ -90,19 +112,30 @@ RUNNER_SCRIPT = textwrap.dedent(
             "memory",
             "capabilities or unicode or max_top_k or unencodable or filter_operator",
             0,
-            {"capabilities": "pass", "unicode": "pass", "max_top_k": "not declared",
-             "unencodable_strings": "pass", "filter_operator[$lte]": "pass"},
+            {
+                "capabilities": "pass",
+                "unicode": "pass",
+                "max_top_k": "not declared",
+                "unencodable_strings": "pass",
+                "filter_operator[$lte]": "pass",
+            },
         ),
         ("drops-last-hit", "capabilities or test_query", 1, {"capabilities": "pass", "query": "fail"}),
     ],
 )
-def test_runner_table_and_report(tmp_path: Path, store: str, selection: str, code: int, statuses: dict) -> None:
+def test_runner_table_and_report(
+    tmp_path: Path, store: str, selection: str, code: int, statuses: dict
+) -> None:
     script = tmp_path / "run_it.py"
     script.write_text(RUNNER_SCRIPT)
     report = tmp_path / "out" / "report.json"
     proc = subprocess.run(
         [sys.executable, str(script), store, str(report), "-k", selection],
-        cwd=tmp_path, env=_env(VPA_CONFORMANCE_NO_SHRINK="1"), capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=_env(VPA_CONFORMANCE_NO_SHRINK="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
     assert proc.returncode == code, proc.stdout[-4000:] + proc.stderr[-3000:]

@@ -9,7 +9,6 @@ import types
 from pathlib import Path
 
 import pytest
-
 from vpa_conformance import StoreContract
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -47,7 +46,7 @@ def test_registration_block() -> None:
     plugin = _module("vpa_dictstore.plugin", _block("# src/vpa_dictstore/plugin.py"))
     calls = []
     plugin.vpa_register_stores(lambda name, factory, **kw: calls.append((name, factory, kw)))
-    (name, factory, kw), = calls
+    ((name, factory, kw),) = calls
     assert name == "dictstore" and kw["capabilities"] == store_module.DictStore.capabilities
     assert isinstance(factory(None), store_module.DictStore)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from vpa.errors import InvalidFilter
 from vpa.filters import COMPARISON_OPS, operators_used, parse_filter
 from vpa.models import FilterOp, MetadataType, StoreCapabilities

@@ -47,7 +47,8 @@ def check_record(got: Record, want: Record) -> None:
     want_vector = np.asarray(want.vector, dtype=np.float64).reshape(-1)
     if got_vector.shape != want_vector.shape:
         fail(
-            f"record {_short(want.id)}: vector has {got_vector.shape[0]} components, not {want_vector.shape[0]}"
+            f"record {_short(want.id)}: vector has {got_vector.shape[0]} components, not "
+            f"{want_vector.shape[0]}"
         )
     error = float(np.max(np.abs(got_vector - want_vector))) if want_vector.size else 0.0
     if not np.isfinite(got_vector).all() or error > VECTOR_TOLERANCE * float(np.linalg.norm(want_vector)):
@@ -128,7 +129,8 @@ def check_hits(
             for record_id, score in scores.items():
                 if score > kth + TIE_TOLERANCE and record_id not in seen:
                     fail(
-                        f"{label}: missed {_short(record_id)} (cosine {score:.6f}), which is in the top {expected}"
+                        f"{label}: missed {_short(record_id)} (cosine {score:.6f}), which is in the "
+                        f"top {expected}"
                     )
 
 

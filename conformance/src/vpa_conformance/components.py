@@ -132,7 +132,8 @@ class EmbedderContract(_CountsExamples):
             fail(f"embed must return a numpy array, got {type(vectors).__name__}")
         if vectors.shape != (len(texts), embedder.dimension):
             fail(
-                f"embed of {len(texts)} texts returned shape {vectors.shape}; expected ({len(texts)}, {embedder.dimension})"
+                f"embed of {len(texts)} texts returned shape {vectors.shape}; expected "
+                f"({len(texts)}, {embedder.dimension})"
             )
         if vectors.dtype != np.float32:
             fail(f"embed must return float32, got {vectors.dtype}")
@@ -189,7 +190,8 @@ class EmbedderContract(_CountsExamples):
             alone = self._embed(embedder, [text])[0]
             if not np.allclose(batch[i], alone, rtol=0, atol=self.BATCH_TOLERANCE):
                 fail(
-                    f"text {i} embedded in a batch differs from embedded alone by {np.abs(batch[i] - alone).max():.2e}"
+                    f"text {i} embedded in a batch differs from embedded alone by "
+                    f"{np.abs(batch[i] - alone).max():.2e}"
                 )
 
     def test_query_and_async(self, embedder: Embedder, vpa_examples: _Counter) -> None:
@@ -284,13 +286,15 @@ class ChunkerContract(_CountsExamples):
                 fail(f"chunk {i} has index {chunk.index}")
             if not 0 <= chunk.start < chunk.end <= len(text):
                 fail(
-                    f"chunk {i} has offsets [{chunk.start}, {chunk.end}) outside the text of {len(text)} characters"
+                    f"chunk {i} has offsets [{chunk.start}, {chunk.end}) outside the text of "
+                    f"{len(text)} characters"
                 )
             if chunk.text != text[chunk.start : chunk.end]:
                 fail(f"chunk {i}'s text is not text[{chunk.start}:{chunk.end}]")
             if chunk.end - chunk.start > chunker.chunk_size:
                 fail(
-                    f"chunk {i} is {chunk.end - chunk.start} characters long; chunk_size is {chunker.chunk_size}"
+                    f"chunk {i} is {chunk.end - chunk.start} characters long; chunk_size is "
+                    f"{chunker.chunk_size}"
                 )
             if previous is None:
                 if chunk.start != 0:
@@ -305,7 +309,8 @@ class ChunkerContract(_CountsExamples):
                 overlap = previous.end - chunk.start
                 if overlap > chunker.chunk_overlap:
                     fail(
-                        f"chunks {i - 1} and {i} overlap by {overlap} characters; chunk_overlap is {chunker.chunk_overlap}"
+                        f"chunks {i - 1} and {i} overlap by {overlap} characters; chunk_overlap is "
+                        f"{chunker.chunk_overlap}"
                     )
             previous = chunk
         assert previous is not None
@@ -429,7 +434,8 @@ class CacheContract(_CountsExamples):
         after = cache.stats()
         if (after.hits - before.hits, after.misses - before.misses) != (2, 1):
             fail(
-                f"after 2 hits and 1 miss, stats moved by {after.hits - before.hits} hits, {after.misses - before.misses} misses"
+                f"after 2 hits and 1 miss, stats moved by {after.hits - before.hits} hits, "
+                f"{after.misses - before.misses} misses"
             )
         if not 0 <= after.size <= after.maxsize:
             fail(f"stats size {after.size} is outside [0, maxsize={after.maxsize}]")
@@ -482,7 +488,8 @@ class CacheContract(_CountsExamples):
             cache.set("e", f"k{i}", i)
             if cache_maxsize >= 3 and cache.get("e", "hot") != "hot":
                 fail(
-                    f"the most recently read entry was evicted (after {i + 1} inserts, maxsize {cache_maxsize})"
+                    f"the most recently read entry was evicted (after {i + 1} inserts, maxsize "
+                    f"{cache_maxsize})"
                 )
             if cache.get("e", f"k{i}") != i:
                 fail("the newest entry was evicted at once")
@@ -545,7 +552,8 @@ class CacheContract(_CountsExamples):
                     hits += 1
                     if entry is None:
                         fail(
-                            f"get({ns!r}, {key!r}) returned {got!r} after it was invalidated, cleared or never set"
+                            f"get({ns!r}, {key!r}) returned {got!r} after it was invalidated, "
+                            "cleared or never set"
                         )
                     if expired:
                         fail(f"get({ns!r}, {key!r}) returned a value older than the TTL")
@@ -564,7 +572,8 @@ class CacheContract(_CountsExamples):
         end = cache.stats()
         if (end.hits - start.hits, end.misses - start.misses) != (hits, misses):
             fail(
-                f"stats counted {end.hits - start.hits} hits and {end.misses - start.misses} misses; expected {hits} and {misses}"
+                f"stats counted {end.hits - start.hits} hits and {end.misses - start.misses} "
+                f"misses; expected {hits} and {misses}"
             )
 
 

@@ -2,7 +2,7 @@
 
 The profile is chosen by the ``HYPOTHESIS_PROFILE`` environment variable when it names one of
 these; otherwise it is ``ci`` when ``CI`` is set and ``dev`` when not. Each contract clause has a
-base example count (sized for ``ci``: one provider's whole store contract takes about 2–3 minutes
+base example count (sized for ``ci``: one provider's whole store contract takes about 2-3 minutes
 on a slow embedded engine, under one minute on the memory store); a profile scales it.
 
 The suite applies its settings to its own tests only (an explicit ``@settings`` per test), so

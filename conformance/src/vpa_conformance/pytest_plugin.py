@@ -29,7 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> Any:
-    if collection_path.name == BY_NAME_MODULE and collection_path.parent == Path(__file__).parent:
-        if config.getoption("vpa_store", None) is None:
-            return True
+    ours = collection_path.name == BY_NAME_MODULE and collection_path.parent == Path(__file__).parent
+    if ours and config.getoption("vpa_store", None) is None:
+        return True
     return None

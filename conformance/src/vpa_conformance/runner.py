@@ -111,9 +111,8 @@ def format_table(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
     out.write(f"{'-' * width}  {'-' * 12}  {'-' * 8}  {'-' * 8}\n")
     for r in rows:
         examples = "" if r["examples"] is None else str(r["examples"])
-        out.write(
-            f"{r['clause']:<{width}}  {r['status'].upper() if r['status'] == 'fail' else r['status']:<12}  {examples:>8}  {r['seconds']:>8.2f}\n"
-        )
+        status = "FAIL" if r["status"] == "fail" else r["status"]
+        out.write(f"{r['clause']:<{width}}  {status:<12}  {examples:>8}  {r['seconds']:>8.2f}\n")
 
 
 def run(store_name: str, *, report_path: Path | None = None, extra_args: Sequence[str] = ()) -> int:

@@ -183,7 +183,8 @@ class StoreContract:
         ours = CONTRACT_VERSION.split(".")[0]
         if str(caps.contract_version).split(".")[0] != ours:
             fail(
-                f"the store meets contract {caps.contract_version!r}; this suite checks contract {CONTRACT_VERSION}"
+                f"the store meets contract {caps.contract_version!r}; this suite checks contract "
+                f"{CONTRACT_VERSION}"
             )
         if not 0.0 < caps.min_recall <= 1.0:
             fail(f"min_recall must be in (0, 1], got {caps.min_recall}")
@@ -193,7 +194,8 @@ class StoreContract:
                 fail(f"{field} must be None or a positive int, got {value!r}")
         if caps.max_record_bytes is not None and caps.max_record_bytes < 1024:
             fail(
-                f"max_record_bytes={caps.max_record_bytes} is too small to hold a useful chunk (at least 1024)"
+                f"max_record_bytes={caps.max_record_bytes} is too small to hold a useful chunk (at "
+                "least 1024)"
             )
         if caps.max_top_k is not None and caps.max_top_k < 10:
             fail(f"max_top_k={caps.max_top_k}: a store must answer at least top_k=10")
@@ -331,7 +333,8 @@ class StoreContract:
             info = h.create(name, 4, fingerprint)
             if info.fingerprint != fingerprint:
                 fail(
-                    f"re-opening returned fingerprint {info.fingerprint!r}; the collection was created by {fingerprint!r}"
+                    f"re-opening returned fingerprint {info.fingerprint!r}; the collection was "
+                    f"created by {fingerprint!r}"
                 )
             plain = h.create(name, 4)
             if plain.fingerprint != fingerprint:
@@ -1122,7 +1125,10 @@ class StoreContract:
             except ContractViolation as exc:
                 problems.append(f"the collection changed: {exc}")
             if problems:
-                fail("strings UTF-8 cannot encode must be refused with a ValidationError: " + "; ".join(problems))
+                fail(
+                    "strings UTF-8 cannot encode must be refused with a ValidationError: "
+                    + "; ".join(problems)
+                )
 
     # --- stateful --------------------------------------------------------------------------------
 
@@ -1290,7 +1296,8 @@ class StoreContract:
             removed = sum(results[: len(plan[::2])])
             if removed != len(plan[::2]) * batches * per_batch:
                 fail(
-                    f"concurrent deletes reported {removed} removals; {len(plan[::2]) * batches * per_batch} existed"
+                    f"concurrent deletes reported {removed} removals; "
+                    f"{len(plan[::2]) * batches * per_batch} existed"
                 )
             _check_unchanged(h, name, oracle)
 
@@ -1359,7 +1366,8 @@ class StoreContract:
                     f"{k} {v * 1000:.0f} ms" for k, v in stalls.items() if k != "total_seconds"
                 )
                 fail(
-                    f"the event loop stalled for {worst * 1000:.0f} ms (limit {MAX_LOOP_STALL * 1000:.0f} ms) "
+                    f"the event loop stalled for {worst * 1000:.0f} ms (limit "
+                    f"{MAX_LOOP_STALL * 1000:.0f} ms) "
                     f"while the store worked; worst stall per call: {detail}. Run blocking client calls "
                     "with asyncio.to_thread or use the vendor's async client"
                 )

@@ -446,7 +446,7 @@ def _operand(draw: st.DrawFn, op: FilterOp, own: Sequence[Any], every: Sequence[
         numbers_every = [v for v in every if value_kind(v) == "number"]
         return draw(prefer(numbers_own, numbers_every, st.one_of(int_values(), float_values())))
     if op in LIST_OPS:
-        kinds = sorted({value_kind(v) for v in [*own, *every]}) + ["str", "number", "bool"]
+        kinds = [*sorted({value_kind(v) for v in [*own, *every]}), "str", "number", "bool"]
         kind = draw(st.sampled_from(kinds))
         fresh = {
             "str": str_values(),

@@ -50,4 +50,6 @@ class TestRegisteredStore(StoreContract):
         registration = get_registry().get("store", _name(request.config))
         declared = registration.declared(vpa_config)
         if declared != vpa_store.capabilities:
-            fail(f"registered capabilities {declared!r} differ from the store's own {vpa_store.capabilities!r}")
+            fail(
+                f"registered capabilities {declared!r} differ from the store's own {vpa_store.capabilities!r}"
+            )
