@@ -40,9 +40,20 @@ def test_eq_on_a_text_list_means_contains() -> None:
     assert wire({"l": "a"}) == leaf("OPERATOR_CONTAINS_ANY", "m_l", value_text_array={"values": [frame("a")]})
 
 
-def test_in_on_text_is_contains_any() -> None:
-    assert wire({"s": {"$in": ["a", "b", "a"]}}) == leaf(
-        "OPERATOR_CONTAINS_ANY", "m_s", value_text_array={"values": [frame("a"), frame("b")]}
+def test_in_on_a_scalar_is_an_or_of_equals() -> None:
+    assert wire({"s": {"$in": ["a", "b", "a"]}}) == {
+        "operator": "OPERATOR_OR",
+        "filters": [
+            leaf("OPERATOR_EQUAL", "m_s", value_text=frame("a")),
+            leaf("OPERATOR_EQUAL", "m_s", value_text=frame("b")),
+        ],
+    }
+    assert wire({"b": {"$in": [True]}}) == leaf("OPERATOR_EQUAL", "m_b", value_boolean=True)
+
+
+def test_in_on_a_text_list_is_contains_any() -> None:
+    assert wire({"l": {"$in": ["a", "b"]}}) == leaf(
+        "OPERATOR_CONTAINS_ANY", "m_l", value_text_array={"values": [frame("a"), frame("b")]}
     )
 
 
@@ -76,9 +87,13 @@ def test_ordering_on_an_int_property_uses_the_equivalent_integer_bound(
 def test_number_property_takes_float_operands() -> None:
     assert wire({"x": 2}) == leaf("OPERATOR_EQUAL", "m_x", value_number=2.0)
     assert wire({"x": {"$gte": -0.0}}) == leaf("OPERATOR_GREATER_THAN_EQUAL", "m_x", value_number=0.0)
-    assert wire({"x": {"$in": [1, 2.5]}}) == leaf(
-        "OPERATOR_CONTAINS_ANY", "m_x", value_number_array={"values": [1.0, 2.5]}
-    )
+    assert wire({"x": {"$in": [1, 2.5]}}) == {
+        "operator": "OPERATOR_OR",
+        "filters": [
+            leaf("OPERATOR_EQUAL", "m_x", value_number=1.0),
+            leaf("OPERATOR_EQUAL", "m_x", value_number=2.5),
+        ],
+    }
 
 
 @pytest.mark.parametrize(

@@ -435,6 +435,8 @@ def test_settings_from_url_and_grpc_url(tmp_path) -> None:
         '[providers.weaviate]\nclass_prefix = "lower"\n',
         '[providers.weaviate]\nindex = "ivf"\n',
         '[providers.weaviate]\nurl = "ftp://x"\n',
+        '[providers.weaviate]\nconsistency_level = "most"\n',
+        "[providers.weaviate]\nreplication_factor = 0\n",
     ],
 )
 def test_bad_settings_are_config_errors(tmp_path, toml: str) -> None:
@@ -448,3 +450,28 @@ def test_registered_factory_builds_a_store_without_io(tmp_path) -> None:
     assert not CAPABILITIES.heterogeneous_fields
     store = registration.factory(_config(tmp_path, VPA_VECTOR_DB_HOST="unreachable.invalid"))
     assert isinstance(store, WeaviateStore) and store._client_obj is None
+
+
+async def test_cluster_options_reach_the_collection(standin: StandIn, unique_name: str) -> None:
+    """shards and consistency_level are applied; a replication factor the (one-node) stand-in
+    cannot hold is refused by the server, as a one-node Weaviate refuses it."""
+    store = standin.store(shards=3, consistency_level="all")
+    try:
+        await store.create_collection(unique_name, 2)
+        await store.upsert(unique_name, [Record("a", [1, 0], "", {"k": 1})])
+        assert await store.count(unique_name, {"k": 1}) == 1
+        client = _raw_client(standin)
+        try:
+            sharding = client.collections.use(encode_collection(unique_name)).config.get().sharding_config
+            assert sharding is not None and sharding.desired_count == 3
+        finally:
+            client.close()
+    finally:
+        await store.drop_collection(unique_name)
+        await store.close()
+    replicated = standin.store(replication_factor=3)
+    try:
+        with pytest.raises(StoreError, match="replicas"):
+            await replicated.create_collection(unique_name, 2)
+    finally:
+        await replicated.close()

@@ -10,8 +10,9 @@ VPA             Weaviate (``P`` is ``m_<key>``; text operands are framed, see `n
                 int: ``P Equal v`` (a float operand only if integral); number: ``P Equal
                 float(v)``; boolean: ``P Equal v``. Any other pairing of operand and property
                 type is *false* (a str never equals a number; bool is not a number).
-``$in vs``      ``P ContainsAny vs`` with the operands of the property's type (non-integral
-                floats dropped for an int property); false when none is left.
+``$in vs``      text[]: ``P ContainsAny vs``; a scalar property: ``Or`` of ``P Equal v`` (the
+                operands of the property's type only: non-integral floats dropped for an int
+                property); false when none is left.
 ``$gt`` ...     number: ``P GreaterThan float(v)``; int: the integer bound that is equivalent
                 (``> 2.5`` is ``> 2``, ``>= 2.5`` is ``>= 3``); any other type: false.
 ``$ne``         ``Not(<$eq>)``; ``$nin``: ``Not(<$in>)``; ``$not f``: ``Not(<f>)``.
@@ -129,9 +130,10 @@ def _contains_any(prop: str, data_type: str, values: tuple[Any, ...]) -> Transla
         return FALSE
     if not operands:
         return FALSE
-    if len(operands) == 1 and data_type != TEXT_ARRAY:
-        return where.equal(operands[0])
-    return where.contains_any(operands)
+    if data_type == TEXT_ARRAY:
+        return where.contains_any(operands)
+    # ContainsAny is documented for arrays and text; Or of Equal is the same on every scalar type
+    return _any_of([where.equal(v) for v in operands])
 
 
 def _ordered(prop: str, data_type: str, op: FilterOp, value: Any) -> Translated:

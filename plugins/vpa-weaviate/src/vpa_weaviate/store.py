@@ -59,7 +59,14 @@ from vpa.models import (
 )
 from vpa.stores.base import VectorStore
 from vpa.validation import check_records, metadata_type
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.config import (
+    Configure,
+    ConsistencyLevel,
+    DataType,
+    Property,
+    Tokenization,
+    VectorDistances,
+)
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter, MetadataQuery
@@ -137,11 +144,14 @@ def _default_grpc(host: str, secure: bool) -> tuple[str, int]:
 #: Options of the ``[providers.weaviate]`` TOML table.
 _TOML_OPTIONS = (
     "url", "grpc_url", "host", "port", "secure", "grpc_host", "grpc_port", "grpc_secure", "tenant",
-    "class_prefix", "index", "timeout", "init_timeout", "batch_bytes", "max_results",
+    "class_prefix", "index", "timeout", "init_timeout", "batch_bytes", "max_results", "replication_factor",
+    "shards", "consistency_level",
 )  # fmt: skip
 _PASSTHROUGH = (
     "tenant", "class_prefix", "index", "timeout", "init_timeout", "batch_bytes", "grpc_secure", "max_results",
+    "replication_factor", "shards", "consistency_level",
 )  # fmt: skip
+_CONSISTENCY = {"one": ConsistencyLevel.ONE, "quorum": ConsistencyLevel.QUORUM, "all": ConsistencyLevel.ALL}
 
 
 @attrs.frozen
@@ -162,12 +172,24 @@ class WeaviateSettings:
     init_timeout: float = 10.0
     batch_bytes: int | None = None
     max_results: int = QUERY_MAXIMUM_RESULTS
+    replication_factor: int | None = None
+    shards: int | None = None
+    consistency_level: str | None = None
 
     def __attrs_post_init__(self) -> None:
         try:
             check_prefix(self.class_prefix)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if self.consistency_level is not None and self.consistency_level not in _CONSISTENCY:
+            raise ConfigError(
+                "[providers.weaviate] consistency_level must be one, quorum or all, "
+                f"not {self.consistency_level!r}"
+            )
+        for name in ("replication_factor", "shards"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"[providers.weaviate] {name} must be a positive integer, not {value!r}")
         if self.index not in ("hnsw", "flat"):
             raise ConfigError(f"[providers.weaviate] index must be 'hnsw' or 'flat', not {self.index!r}")
         if self.tenant is not None and not _tenant_ok(self.tenant):
@@ -381,6 +403,8 @@ class WeaviateStore(VectorStore):
         handle = self._client().collections.use(self._class(name))
         if self.settings.tenant is not None:
             handle = handle.with_tenant(self.settings.tenant)
+        if self.settings.consistency_level is not None:
+            handle = handle.with_consistency_level(_CONSISTENCY[self.settings.consistency_level])
         return handle
 
     # --- schema --------------------------------------------------------------------------------
@@ -503,6 +527,17 @@ class WeaviateStore(VectorStore):
                         enabled=True, auto_tenant_creation=False, auto_tenant_activation=True
                     )
                     if tenant is not None
+                    else None
+                ),
+                replication_config=(
+                    Configure.replication(factor=self.settings.replication_factor)
+                    if self.settings.replication_factor
+                    else None
+                ),
+                # a multi-tenant collection has one shard per tenant instead
+                sharding_config=(
+                    Configure.sharding(desired_count=self.settings.shards)
+                    if self.settings.shards and tenant is None
                     else None
                 ),
             )

@@ -54,6 +54,8 @@ DATA_TYPES = {
 }
 TOKENIZATIONS = {"word", "lowercase", "whitespace", "field"}
 MISSING = object()
+#: The stand-in is one node: shards all live on it, and it cannot hold more than one replica.
+NODES = 1
 
 
 class StandInError(Exception):
@@ -183,13 +185,23 @@ def complete_class(body: Mapping[str, Any]) -> dict[str, Any]:
     cls["multiTenancyConfig"] = mt
     replication = {"factor": 1, "asyncEnabled": False, "deletionStrategy": "NoAutomatedResolution"}
     replication.update(cls.get("replicationConfig") or {})
+    if replication["factor"] > NODES:
+        raise StandInError(
+            f"could not find enough weaviate nodes for replication: {replication['factor']} replicas "
+            f"requested, {NODES} available"
+        )
     cls["replicationConfig"] = replication
+    sharding = cls.get("shardingConfig") or {}
+    if mt["enabled"] and sharding:
+        raise StandInError("multi-tenancy enabled, but sharding config is set: one shard per tenant")
+    shards = int(sharding.get("desiredCount", 1))
     cls["shardingConfig"] = (
         {"actualCount": 0, "actualVirtualCount": 0, "desiredCount": 0, "desiredVirtualCount": 0,
          "function": "", "key": "", "strategy": "", "virtualPerPhysical": 0}
         if mt["enabled"]
-        else {"actualCount": 1, "actualVirtualCount": 128, "desiredCount": 1, "desiredVirtualCount": 128,
-              "function": "murmur3", "key": "_id", "strategy": "hash", "virtualPerPhysical": 128}
+        else {"actualCount": shards, "actualVirtualCount": 128 * shards, "desiredCount": shards,
+              "desiredVirtualCount": 128 * shards, "function": "murmur3", "key": "_id", "strategy": "hash",
+              "virtualPerPhysical": 128}
     )  # fmt: skip
     if cls.get("vectorConfig"):
         cls["vectorConfig"] = {k: _complete_vector(v) for k, v in cls["vectorConfig"].items()}
