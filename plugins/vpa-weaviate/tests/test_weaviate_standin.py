@@ -51,7 +51,7 @@ def test_startup_probes_and_full_config(
     """meta, readiness, the OIDC probe and the gRPC health check all answer; a created class comes
     back with every default Weaviate fills in, so the client's full config parser accepts it."""
     assert client.is_ready() and client.is_live()
-    assert client.get_meta()["version"] == "1.34.0"
+    assert client.get_meta()["version"] == "1.33.0"
     assert httpx.get(f"{standin.url}/v1/.well-known/openid-configuration").status_code == 404
     client._connection._ping_grpc("sync")
     client.collections.create(

@@ -375,7 +375,7 @@ async def test_constructor_does_no_io_and_close_releases_the_client(standin: Sta
     store = standin.store()
     assert store._client_obj is None and standin.requests() == before
     assert (await store.health()).ok
-    assert store.server_version == (1, 34, 0)
+    assert store.server_version == (1, 33, 0)
     assert store._client_obj is not None
     client = store._client_obj
     await store.close()

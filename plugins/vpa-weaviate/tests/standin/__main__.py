@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--autoschema", choices=("on", "off"), default="on")
     parser.add_argument("--query-maximum-results", type=int, default=10_000)
     parser.add_argument("--grpc-max-message-size", type=int, default=104_858_000)
-    parser.add_argument("--version", default="1.34.0", help="the Weaviate version to report and emulate")
+    parser.add_argument("--version", default="1.33.0", help="the Weaviate version to report and emulate")
     parser.add_argument("--normalize-vectors", action="store_true", help="return unit vectors")
     args = parser.parse_args(argv)
 

@@ -314,7 +314,7 @@ class Model:
     def __init__(
         self,
         *,
-        version: str = "1.34.0",
+        version: str = "1.33.0",
         normalize_vectors: bool = False,
         api_key: str | None = None,
         autoschema: bool = True,
