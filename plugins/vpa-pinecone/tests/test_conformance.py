@@ -6,14 +6,23 @@ of the suite goes through the plugin's ``settle()``. The stand-in searches exact
 plugin is held to exact top-k there (a subclass declaring ``exact=True``; the plugin itself
 declares ``exact=False`` because Pinecone serverless search is approximate).
 
-Against real Pinecone: set ``VPA_PINECONE_API_KEY`` (see `test_real_service` in the README).
+Against real Pinecone, when ``VPA_PINECONE_API_KEY`` is set: the same suite, the plugin as
+registered (approximate search), in namespaces with a prefix unique to the run — of the index
+named by ``VPA_PINECONE_INDEX``, or of a new serverless index ``vpa-test-<random>`` created for
+the run (``VPA_PINECONE_CLOUD``, ``VPA_PINECONE_REGION``, ``VPA_PINECONE_DIMENSION``) and
+deleted afterwards. ``VPA_PINECONE_HOST`` points at another control plane. Without the key the
+class is skipped, saying how to run it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
+
 import attrs
 import pytest
-from conftest import API_KEY, INDEX_DIMENSION
+from conftest import API_KEY, INDEX_DIMENSION, REAL_KEY, REAL_SKIP
 from vpa_conformance import StoreContract
 from vpa_pinecone import CAPABILITIES, PineconeStore
 
@@ -61,3 +70,56 @@ class TestPineconeDeclaredCapabilities(StoreContract):
         if _name not in ("test_capabilities", "test_recall", "test_max_top_k"):
             locals()[_name] = None
     del _name
+
+
+@pytest.fixture(scope="session")
+def real_pinecone():
+    """Options for stores on real Pinecone, unique to this run; everything is removed afterwards."""
+    from pinecone import Pinecone
+
+    run = uuid.uuid4().hex[:8]
+    given_index = os.environ.get("VPA_PINECONE_INDEX")
+    options = {
+        "api_key": REAL_KEY,
+        "host": os.environ.get("VPA_PINECONE_HOST") or None,
+        "index": given_index or f"vpa-test-{run}",
+        "cloud": os.environ.get("VPA_PINECONE_CLOUD", "aws"),
+        "region": os.environ.get("VPA_PINECONE_REGION", "us-east-1"),
+        "dimension": int(os.environ.get("VPA_PINECONE_DIMENSION", "64")),
+        "namespace_prefix": f"vpa-test-{run}-",
+        "settle_timeout": 180.0,
+    }
+    try:
+        yield options
+    finally:
+
+        async def drop_leftovers() -> None:
+            store = PineconeStore(**options)
+            try:
+                for name in await store.list_collections():
+                    await store.drop_collection(name)
+                handle = await store._open_index(create=False)
+                if handle is not None:
+                    await store._clear_namespace(handle, store._catalog)
+            finally:
+                await store.close()
+
+        asyncio.run(drop_leftovers())
+        if not given_index:
+            pc = Pinecone(api_key=REAL_KEY, host=options["host"])
+            if pc.indexes.exists(options["index"]):
+                pc.indexes.delete(options["index"], timeout=300)
+            pc.close()
+
+
+@pytest.mark.skipif(not REAL_KEY, reason=REAL_SKIP)
+class TestPineconeRealServiceConformance(StoreContract):
+    """The whole store contract against real Pinecone serverless (the plugin as registered)."""
+
+    @pytest.fixture
+    def store(self, real_pinecone):
+        return PineconeStore(**real_pinecone)
+
+    @pytest.fixture
+    def store_factory(self, real_pinecone):
+        return lambda: PineconeStore(**real_pinecone)

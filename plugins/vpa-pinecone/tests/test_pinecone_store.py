@@ -299,7 +299,8 @@ async def test_unknown_index_and_collection(make_store, fresh_standin) -> None:
     name = await fresh(store)
     from pinecone import Pinecone
 
-    Pinecone(api_key=API_KEY, host=server.url).indexes.delete("vpa-tests")
+    with Pinecone(api_key=API_KEY, host=server.url) as pc:
+        pc.indexes.delete("vpa-tests")
     with pytest.raises(CollectionNotFound):
         await store.query(name, vec(1), top_k=1)
 
@@ -499,4 +500,5 @@ def test_stand_in_refuses_what_pinecone_refuses(standin) -> None:
     )
     assert response.status_code == 400 and "X-Pinecone-Api-Version" in response.text
     pc.indexes.delete("limits")
+    index.close()
     pc.close()

@@ -238,6 +238,7 @@ class PineconeStore(VectorStore):
         self._handle: _Handle | None = None
         self._handle_lock: asyncio.Lock | None = None
         self._pending: dict[str, _Pending] = {}
+        self._closed = False
 
     @classmethod
     def from_config(cls, config: Any) -> PineconeStore:
@@ -264,6 +265,8 @@ class PineconeStore(VectorStore):
         return self._prefix + CATALOG_NAMESPACE
 
     def _client(self) -> Pinecone:
+        if self._closed:
+            raise StoreError("this Pinecone store was closed; open a new one")
         if self._pc is None:
             if not self._api_key:
                 raise ConfigError("the pinecone store needs an API key: set VPA_VECTOR_DB_API_KEY")
@@ -291,8 +294,11 @@ class PineconeStore(VectorStore):
             error = map_error(exc, collection=collection)
             if isinstance(error, CollectionNotFound):
                 self._collections.pop(error.name, None)
-                if isinstance(exc, NotFoundError):
-                    self._handle = None  # the index itself may be gone: describe it again next time
+                if isinstance(exc, NotFoundError) and self._handle is not None:
+                    # the index itself may be gone: describe it again next time
+                    stale, self._handle = self._handle, None
+                    with contextlib.suppress(Exception):
+                        stale.index.close()
             raise error from exc
 
     async def _open_index(self, *, create: bool) -> _Handle | None:
@@ -658,6 +664,7 @@ class PineconeStore(VectorStore):
 
     async def close(self) -> None:
         handle, pc = self._handle, self._pc
+        self._closed = True
         self._handle = None
         self._pc = None
         self._handle_lock = None

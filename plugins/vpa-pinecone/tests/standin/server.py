@@ -47,10 +47,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, standin: PineconeStandIn, index: IndexState | None) -> None:
+    def __init__(self, standin: PineconeStandIn, index: IndexState | None, port: int = 0) -> None:
         self.standin = standin
         self.index = index
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -128,8 +128,11 @@ class _Handler(BaseHTTPRequestHandler):
 class PineconeStandIn:
     """The stand-in: a control-plane server plus one data-plane server per index."""
 
-    def __init__(self, api_key: str = "standin-key", *, lag: float = 0.0, lsn_headers: bool = True) -> None:
+    def __init__(
+        self, api_key: str = "standin-key", *, lag: float = 0.0, lsn_headers: bool = True, port: int = 0
+    ) -> None:
         self.api_key = api_key
+        self.port = port
         self.lag = lag
         self.lsn_headers = lsn_headers
         self.indexes: dict[str, IndexState] = {}
@@ -145,7 +148,7 @@ class PineconeStandIn:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> PineconeStandIn:
-        self._control = self._serve(None)
+        self._control = self._serve(None, self.port)
         return self
 
     def stop(self) -> None:
@@ -172,8 +175,8 @@ class PineconeStandIn:
         assert self._control is not None, "stand-in not started"
         return f"http://127.0.0.1:{self._control.server_address[1]}"
 
-    def _serve(self, index: IndexState | None) -> _Server:
-        server = _Server(self, index)
+    def _serve(self, index: IndexState | None, port: int = 0) -> _Server:
+        server = _Server(self, index, port)
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
