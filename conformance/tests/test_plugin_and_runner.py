@@ -21,6 +21,7 @@ def _env(**extra: str) -> dict[str, str]:
 def test_ordinary_runs_are_unchanged(pytester: pytest.Pytester) -> None:
     """Installed, the plugin adds an option and nothing else: a project's own `store` fixture
     and tests run as before, and none of the suite's tests are collected."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(
         """
         import pytest

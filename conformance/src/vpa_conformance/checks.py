@@ -103,7 +103,10 @@ def check_hits(
             kind = "does not match the filter" if hit.id in oracle.records else "does not exist"
             fail(f"{label} returned {_short(hit.id)}, which {kind}")
         reference = scores[hit.id]
-        if not isinstance(hit.score, float) or not abs(hit.score - reference) <= SCORE_TOLERANCE:
+        if not isinstance(hit.score, float):
+            kind = type(hit.score).__name__
+            fail(f"{label}: hit {_short(hit.id)} has a score of type {kind}; use a Python float")
+        if not abs(hit.score - reference) <= SCORE_TOLERANCE:
             fail(
                 f"{label}: hit {_short(hit.id)} has score {hit.score!r}; its cosine similarity is "
                 f"{reference:.6f} (scores are cosine similarity, higher is closer)"

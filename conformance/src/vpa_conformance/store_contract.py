@@ -1361,6 +1361,8 @@ class StoreContract:
 
             worst, stalls = h.run(scenario())
             h.node.user_properties.append(("vpa_max_loop_stall_ms", round(worst * 1000, 1)))
+            by_call = {k: round(v * 1000, 1) for k, v in stalls.items() if k != "total_seconds"}
+            h.node.user_properties.append(("vpa_loop_stall_ms_by_call", by_call))
             if worst > MAX_LOOP_STALL:
                 detail = ", ".join(
                     f"{k} {v * 1000:.0f} ms" for k, v in stalls.items() if k != "total_seconds"
