@@ -9,7 +9,7 @@ Layout of one VPA collection ``docs`` in Weaviate (see `vpa_weaviate.naming`):
 - reserved properties ``vpa_id`` (the VPA id; the object UUID is ``uuid5`` of it), ``vpa_text``,
   ``vpa_norm`` (the vector's norm, to restore a vector a server returned normalised) and
   ``vpa_keys`` (the record's metadata keys);
-- one typed property ``m_<key>`` per metadata key, declared by the store on first use with the
+- one typed property ``m_<encoded key>`` per metadata key, declared by the store on first use with the
   type of the value (text, int, number, boolean, text[]): a key keeps that type for the life of
   the collection, and a write that conflicts raises `UnsupportedMetadata` before anything is
   written. Reads decode by the schema's type, so an int stays an int and a float a float.
@@ -136,7 +136,10 @@ _VPA_NAMES = {wf.TEXT: "str", wf.INT: "int", wf.NUMBER: "float", wf.BOOL: "bool"
 
 def _default_grpc(host: str, secure: bool) -> tuple[str, int]:
     """Weaviate Cloud serves gRPC on ``grpc-<host>:443``; a self-hosted server on port 50051."""
-    if secure and host.endswith((".weaviate.cloud", ".weaviate.network", ".semi.technology")):
+    if secure and host.endswith(".weaviate.network"):  # as weaviate.connect_to_weaviate_cloud does
+        ident, domain = host.split(".", 1)
+        return f"{ident}.grpc.{domain}", 443
+    if secure and host.endswith((".weaviate.cloud", ".semi.technology")):
         return f"grpc-{host}", 443
     return host, 50051
 
@@ -587,7 +590,6 @@ class WeaviateStore(VectorStore):
                 tokenization=Tokenization.FIELD
                 if data_type in (DataType.TEXT, DataType.TEXT_ARRAY)
                 else None,
-                skip_vectorization=True,
             )
 
         return [
@@ -607,7 +609,6 @@ class WeaviateStore(VectorStore):
             index_searchable=False,
             index_range_filters=False,
             tokenization=Tokenization.FIELD if textual else None,
-            skip_vectorization=True,
         )
 
     @staticmethod
@@ -664,6 +665,7 @@ class WeaviateStore(VectorStore):
     def _native_filter(self, name: str, node: Node | None) -> wf.Translated:
         if node is None:
             return wf.TRUE
+        self._client()  # the server's version is known once connected
         if operators_used(node) & NEGATIONS and (self._version or (0, 0, 0)) < NOT_OPERATOR_SINCE:
             version = ".".join(map(str, self._version or (0, 0, 0)))
             raise UnsupportedFilter(
@@ -838,6 +840,8 @@ class WeaviateStore(VectorStore):
         )
         hits = []
         for obj in response.objects:
+            if ID_PROP not in obj.properties:
+                continue  # an object some other client put into the class: not a VPA record
             record_id, text, metadata = self._decode(info.name, obj.properties)
             distance = obj.metadata.distance if obj.metadata.distance is not None else 1.0
             score = min(1.0, max(-1.0, 1.0 - float(distance)))

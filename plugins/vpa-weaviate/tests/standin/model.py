@@ -52,6 +52,10 @@ DATA_TYPES = {
     "date",
     "date[]",
 }
+PROPERTY_FIELDS = {
+    "name", "dataType", "description", "indexFilterable", "indexSearchable", "indexRangeFilters",
+    "indexInverted", "tokenization", "moduleConfig", "nestedProperties", "textAnalyzer",
+}  # fmt: skip
 TOKENIZATIONS = {"word", "lowercase", "whitespace", "field"}
 MISSING = object()
 #: The stand-in is one node: shards all live on it, and it cannot hold more than one replica.
@@ -150,9 +154,9 @@ def _complete_property(prop: Mapping[str, Any]) -> dict[str, Any]:
         raise StandInError(
             f"`indexSearchable` is not allowed for other than text/text[] data types (property '{name}')"
         )
-    out.pop("skip_vectorization", None)
-    out.pop("vectorize_property_name", None)
-    return out
+    # Weaviate decodes into its Property model with Go's encoding/json, which drops unknown fields
+    # (the client sends skip_vectorization and vectorize_property_name as they are)
+    return {k: v for k, v in out.items() if k in PROPERTY_FIELDS}
 
 
 def complete_class(body: Mapping[str, Any]) -> dict[str, Any]:
