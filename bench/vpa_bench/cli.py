@@ -37,7 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="small sizes, < 2 minutes; quality only from cached embeddings"
     )
     ap.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the smoke test's configuration
-    ap.add_argument("--providers", help="comma-separated store names (default: every registered store)")
+    ap.add_argument(
+        "--providers", help="comma-separated store names (default: every registered store; 'none' for none)"
+    )
     ap.add_argument(
         "--out", type=Path, default=BENCH_DIR / "results", help="folder for latest.json and latest.png"
     )
@@ -372,7 +374,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workroot = state / "bench-work"
     worker_timeout = {"full": 1800.0, "quick": 60.0, "tiny": 60.0}[mode]
     wanted = [p.strip() for p in args.providers.split(",")] if args.providers else None
-    names, load_errors = discover(wanted)
+    names, load_errors = discover(wanted) if wanted != ["none"] else ([], {})
     skipped: list[dict[str, str]] = [
         {"provider": n, "what": "provider", "why": f"plugin failed to load: {e}"}
         for n, e in load_errors.items()

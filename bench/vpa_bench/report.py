@@ -60,7 +60,6 @@ def render(results: dict[str, Any], markdown: bool = False) -> str:
         for size, r in sizes.items():
             share = r.get("split_share", {})
             re = results["reingest"].get(prov, {}).get(size, {})
-            mem = results["memory"].get(prov, {})
             rows.append(
                 [
                     prov,
@@ -73,7 +72,7 @@ def render(results: dict[str, Any], markdown: bool = False) -> str:
                     _pct(share.get("store_vpa_base")),
                     _pct(share.get("vpa_exclusive")),
                     re.get("docs_per_s"),
-                    mem.get("rss_mb_per_1000_docs") if mem.get("documents") == int(size) else None,
+                    r.get("rss_mb_per_1000_docs"),
                 ]
             )
     st = results.get("sentence_transformers_ingest") or {}

@@ -287,13 +287,7 @@ async def phase_ingest(ctx: Context) -> dict[str, Any]:
         collection = f"ingest{n}"
         rag = ctx.rag(collection)
         try:
-            out[str(n)] = await ingest_run(
-                ctx,
-                corpus[:n],
-                collection,
-                rag,
-                measure_memory=(n == max(s for s in sizes if cap is None or s <= cap)),
-            )
+            out[str(n)] = await ingest_run(ctx, corpus[:n], collection, rag, measure_memory=True)
             await rag.store.drop_collection(collection)
         finally:
             await rag.shutdown()
