@@ -242,7 +242,7 @@ def stats(tenant: str | None, as_json: bool, **options: Any) -> None:
             click.echo(f"{key:<16} {value}")
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.option("--report", type=click.Path(path_type=Path), help="write the JSON report here")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
