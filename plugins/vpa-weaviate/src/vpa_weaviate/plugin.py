@@ -1,4 +1,7 @@
-"""The `weaviate` store, registered through VPA's store hook (entry point group ``vpa``)."""
+"""The `weaviate` store, registered through VPA's store hook (entry point group ``vpa``).
+
+Import-light on purpose: weaviate-client is imported only when a store is built.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,20 @@ from typing import Any
 
 from vpa.hookspecs import hookimpl
 
-from vpa_weaviate.store import CAPABILITIES, WeaviateStore
+from vpa_weaviate.capabilities import CAPABILITIES
+
+
+def factory(config: Any) -> Any:
+    from vpa_weaviate.store import WeaviateStore
+
+    return WeaviateStore.from_config(config)
 
 
 @hookimpl
 def vpa_register_stores(register: Any) -> None:
     register(
         "weaviate",
-        WeaviateStore.from_config,
+        factory,
         capabilities=CAPABILITIES,
         description=(
             "Weaviate (v4 client, REST + gRPC) at VPA_VECTOR_DB_HOST:PORT or [providers.weaviate] url; "

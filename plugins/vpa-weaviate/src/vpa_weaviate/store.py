@@ -55,7 +55,6 @@ from vpa.models import (
     MetadataType,
     Metric,
     Record,
-    StoreCapabilities,
 )
 from vpa.stores.base import VectorStore
 from vpa.validation import check_records, metadata_type
@@ -74,6 +73,7 @@ from weaviate.classes.tenants import Tenant
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateInvalidInputError
 
 from vpa_weaviate import filters as wf
+from vpa_weaviate.capabilities import CAPABILITIES, QUERY_MAXIMUM_RESULTS
 from vpa_weaviate.errors import describe, translate
 from vpa_weaviate.naming import (
     DEFAULT_PREFIX,
@@ -94,11 +94,6 @@ from vpa_weaviate.naming import (
 
 T = TypeVar("T")
 
-#: Weaviate's default QUERY_MAXIMUM_RESULTS: the most objects one search (or delete) may touch.
-QUERY_MAXIMUM_RESULTS = 10_000
-#: Objects per batch request. Weaviate has no count limit of its own (its limit is the gRPC
-#: message size, which the store also respects); 1,000 is the client's recommended upper batch size.
-MAX_BATCH = 1_000
 #: Ids per fetch/delete-by-id request.
 ID_CHUNK = 1_000
 #: The first Weaviate version with the ``Not`` filter operator, which VPA's negations need.
@@ -106,15 +101,6 @@ NOT_OPERATOR_SINCE = (1, 33, 0)
 NEGATIONS = frozenset({FilterOp.NE, FilterOp.NIN, FilterOp.NOT})
 FORMAT = 1
 
-CAPABILITIES = StoreCapabilities(
-    exact=False,
-    min_recall=0.9,
-    max_batch_size=MAX_BATCH,
-    max_top_k=QUERY_MAXIMUM_RESULTS,
-    eventually_consistent=False,
-    persistent=True,
-    heterogeneous_fields=False,
-)
 
 _DATA_TYPES: dict[MetadataType, str] = {
     MetadataType.STR: wf.TEXT,
