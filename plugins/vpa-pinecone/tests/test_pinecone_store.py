@@ -338,6 +338,7 @@ async def test_config_and_no_io_constructor() -> None:
 
 
 async def test_collections_persist_across_instances(make_store, standin) -> None:
+    mark = standin.request_total
     fingerprint = EmbedderFingerprint("hashing", "v1", 6)
     first = make_store()
     name = await fresh(first, 6, fingerprint=fingerprint)
@@ -357,8 +358,8 @@ async def test_collections_persist_across_instances(make_store, standin) -> None
     index = standin.indexes["vpa-tests"]
     assert (index.cloud, index.region, index.metric) == ("aws", "us-east-1", "cosine")
     # every request carried the key and the API version header
-    recent = list(standin.requests)[-20:]
-    assert all(h.get("api-key") == API_KEY and h.get("x-pinecone-api-version") for _, _, h in recent)
+    ours = standin.requests_since(mark)
+    assert ours and all(h.get("api-key") == API_KEY and h.get("x-pinecone-api-version") for _, _, h in ours)
 
 
 async def test_drop_and_recreate(make_store) -> None:
@@ -386,6 +387,28 @@ async def test_index_created_concurrently_by_two_stores(fresh_standin, make_stor
         ("gcp", "us-central1"),
         ("aws", "us-east-1"),
     }
+
+
+async def test_namespaces_that_hold_nothing_answer_404(fresh_standin, make_store) -> None:
+    """Pinecone keeps a namespace only while it holds records, and answers 404 for one that does
+    not exist (deletes always; here reads too): an empty or new collection must still work."""
+    server = fresh_standin(strict_namespaces=True, lag=0.01)
+    store = make_store(server)
+    assert await store.list_collections() == []  # no index yet
+    name = await fresh(store)
+    assert await store.drop_collection(unique()) is False
+    assert await store.count(name) == 0 and await store.count(name, {"a": 1}) == 0
+    assert await store.get(name, ["x"]) == [] and await store.query(name, vec(1), top_k=3) == []
+    assert await store.delete(name, ids=["x"]) == 0 and await store.delete(name, filter={"a": 1}) == 0
+    await store.upsert(name, [Record("a", vec(1), "", {"a": 1}), Record("b", vec(2))])
+    await store.settle(name)
+    assert await store.delete(name, filter={"a": 1}) == 1
+    await store.settle(name)
+    assert [r.id for r in await store.get(name, ["a", "b"])] == ["b"]
+    assert await store.drop_collection(name) is True
+    assert await store.list_collections() == []  # the catalog namespace is gone with its last record
+    with pytest.raises(CollectionNotFound):
+        await store.count(name)
 
 
 # --- eventual consistency ----------------------------------------------------------------------

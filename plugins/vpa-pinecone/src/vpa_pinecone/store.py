@@ -385,8 +385,8 @@ class PineconeStore(VectorStore):
         handle = await self._open_index(create=False)
         if handle is None:
             return None
-        response = await self._call(handle.index.fetch, ids=[name], namespace=self._catalog)
-        vector = response.vectors.get(name)
+        found = await self._call(self._fetch, handle, self._catalog, [name])
+        vector = found.get(name)
         return None if vector is None else _info_from_catalog(name, vector.metadata or {})
 
     async def _create_collection(self, info: CollectionInfo) -> None:
@@ -419,7 +419,14 @@ class PineconeStore(VectorStore):
             names: list[str] = []
             token = None
             while True:
-                page = handle.index.list_paginated(namespace=self._catalog, limit=100, pagination_token=token)
+                page = self._tolerant(
+                    lambda token=token: handle.index.list_paginated(
+                        namespace=self._catalog, limit=100, pagination_token=token
+                    ),
+                    None,
+                )
+                if page is None:  # no catalog yet
+                    return names
                 names.extend(item.id for item in page.vectors if item.id)
                 token = page.pagination.next if page.pagination else None
                 if not token:
@@ -431,13 +438,12 @@ class PineconeStore(VectorStore):
         handle = await self._open_index(create=False)
         if handle is None:
             return False
-        response = await self._call(handle.index.fetch, ids=[name], namespace=self._catalog)
-        existed = name in response.vectors
+        existed = name in await self._call(self._fetch, handle, self._catalog, [name])
         namespace = self._namespace(name)
         self._pending.pop(namespace, None)
         await self._clear_namespace(handle, namespace)
         if existed:
-            await self._call(handle.index.delete, ids=[name], namespace=self._catalog)
+            await self._call(self._delete_ids, handle, self._catalog, [name])
             gone = _Pending()
             gone.removed({name: name})
             await self._poll(lambda: self._visible(handle, self._catalog, gone), f"the drop of {name!r}")
@@ -456,8 +462,8 @@ class PineconeStore(VectorStore):
                 handle.index.delete(delete_all=True, namespace=namespace)
 
         def empty() -> bool:
-            found = handle.index.query(vector=self._probe(handle), top_k=1, namespace=namespace)
-            return not found.matches and not has_records()
+            found = self._search(handle, namespace, vector=self._probe(handle), top_k=1)
+            return not (found and found.matches) and not has_records()
 
         if await self._call(has_records):
             await self._call(delete_all)
@@ -504,13 +510,15 @@ class PineconeStore(VectorStore):
 
         def search() -> list[Hit]:
             with_metadata = top_k <= MAX_TOP_K_WITH_METADATA
-            response = handle.index.query(
-                vector=query, top_k=top_k, namespace=namespace, filter=native, include_metadata=with_metadata
+            response = self._search(
+                handle, namespace, vector=query, top_k=top_k, filter=native, include_metadata=with_metadata
             )
+            if response is None:  # the namespace holds nothing yet
+                return []
             if with_metadata:
                 return [codec.decode_hit(m.id, m.score, m.metadata) for m in response.matches]
             # Pinecone returns metadata for at most 1,000 matches: fetch the rest by id.
-            stored = self._fetch_many(handle, namespace, [m.id for m in response.matches])
+            stored = self._fetch(handle, namespace, [m.id for m in response.matches])
             return [
                 codec.decode_hit(m.id, m.score, stored[m.id].metadata)
                 for m in response.matches
@@ -524,7 +532,7 @@ class PineconeStore(VectorStore):
         namespace = self._namespace(info.name)
 
         def read() -> list[Record]:
-            stored = self._fetch_many(handle, namespace, [codec.pinecone_id(i) for i in ids])
+            stored = self._fetch(handle, namespace, [codec.pinecone_id(i) for i in ids])
             return [
                 codec.decode_record(pid, list(v.values), v.metadata, info.dimension)
                 for pid, v in stored.items()
@@ -541,7 +549,7 @@ class PineconeStore(VectorStore):
         def remove() -> dict[str, str]:
             found: dict[str, str] = {}
             if ids is not None and native is None:
-                for pid, vector in self._fetch_many(
+                for pid, vector in self._fetch(
                     handle, namespace, [codec.pinecone_id(i) for i in ids]
                 ).items():
                     found[pid] = (vector.metadata or {}).get(codec.ID_KEY, pid)
@@ -552,8 +560,7 @@ class PineconeStore(VectorStore):
                     )
             else:
                 found.update(self._select(handle, namespace, native))
-            for chunk in _chunks(list(found), MAX_IDS_PER_REQUEST):
-                handle.index.delete(ids=chunk, namespace=namespace)
+            self._delete_ids(handle, namespace, list(found))
             return found
 
         found = await self._call(remove, collection=info.name)
@@ -577,12 +584,41 @@ class PineconeStore(VectorStore):
 
     # --- blocking helpers (run in worker threads) ----------------------------------------------
 
-    def _fetch_many(self, handle: _Handle, namespace: str, pids: list[str]) -> dict[str, Any]:
+    def _index_exists(self) -> bool:
+        try:
+            self._client().indexes.describe(self._index_name)
+        except NotFoundError:
+            return False
+        return True
+
+    def _tolerant(self, call: Callable[[], T], default: T) -> T:
+        """Run a data-plane call. Pinecone answers 404 for a namespace that holds nothing (it
+        exists only while it has records): that means ``default`` — unless the index is gone."""
+        try:
+            return call()
+        except NotFoundError:
+            if self._index_exists():
+                return default
+            raise
+
+    def _search(self, handle: _Handle, namespace: str, **kwargs: Any) -> Any | None:
+        """``Index.query`` in a namespace; None when the namespace does not exist."""
+        return self._tolerant(lambda: handle.index.query(namespace=namespace, **kwargs), None)
+
+    def _fetch(self, handle: _Handle, namespace: str, pids: list[str]) -> dict[str, Any]:
         """Fetch vectors by id in requests that respect the id count and URL length limits."""
         out: dict[str, Any] = {}
         for chunk in _fetch_chunks(list(dict.fromkeys(pids))):
-            out.update(handle.index.fetch(ids=chunk, namespace=namespace).vectors)
+            out.update(
+                self._tolerant(
+                    lambda chunk=chunk: handle.index.fetch(ids=chunk, namespace=namespace).vectors, {}
+                )
+            )
         return out
+
+    def _delete_ids(self, handle: _Handle, namespace: str, pids: list[str]) -> None:
+        for chunk in _chunks(pids, MAX_IDS_PER_REQUEST):
+            self._tolerant(lambda chunk=chunk: handle.index.delete(ids=chunk, namespace=namespace), None)
 
     def _select(self, handle: _Handle, namespace: str, native: dict[str, Any]) -> dict[str, str]:
         """Every vector matching a native filter, as ``{pinecone id: VPA id}`` (fetch by metadata)."""
@@ -590,9 +626,14 @@ class PineconeStore(VectorStore):
         found: dict[str, str] = {}
         token = None
         while True:
-            page = handle.index.fetch_by_metadata(
-                filter=native, namespace=namespace, limit=limit, pagination_token=token
+            page = self._tolerant(
+                lambda token=token: handle.index.fetch_by_metadata(
+                    filter=native, namespace=namespace, limit=limit, pagination_token=token
+                ),
+                None,
             )
+            if page is None:  # the namespace holds nothing
+                return found
             for pid, vector in page.vectors.items():
                 found[pid] = (vector.metadata or {}).get(codec.ID_KEY, pid)
             token = page.pagination.next if page.pagination else None
@@ -603,7 +644,9 @@ class PineconeStore(VectorStore):
         """Whether every write recorded in ``pending`` is visible to queries."""
         lsn_confirmed = False
         if pending.lsn:
-            response = handle.index.query(vector=self._probe(handle), top_k=1, namespace=namespace)
+            response = self._search(handle, namespace, vector=self._probe(handle), top_k=1)
+            if response is None:  # the namespace does not exist yet: our writes are not visible
+                return False
             reconciled = _lsn_reconciled(response)
             if reconciled is not None:
                 if reconciled < pending.lsn:
@@ -613,24 +656,26 @@ class PineconeStore(VectorStore):
             expected = dict(pending.written)
             for chunk in _chunks(list(expected), MAX_TOP_K_WITH_METADATA):
                 record_ids = [expected[pid][codec.ID_KEY] for pid in chunk]
-                response = handle.index.query(
+                response = self._search(
+                    handle,
+                    namespace,
                     vector=self._probe(handle),
                     top_k=len(chunk),
-                    namespace=namespace,
                     filter={codec.ID_KEY: {"$in": record_ids}},
                     include_metadata=True,
                 )
-                seen = {m.id: m.metadata or {} for m in response.matches}
+                seen = {m.id: m.metadata or {} for m in (response.matches if response else [])}
                 if any(seen.get(pid) != expected[pid] for pid in chunk):
                     return False
         for chunk in _chunks(list(pending.deleted.values()), MAX_TOP_K_WITH_METADATA):
-            response = handle.index.query(
+            response = self._search(
+                handle,
+                namespace,
                 vector=self._probe(handle),
                 top_k=len(chunk),
-                namespace=namespace,
                 filter={codec.ID_KEY: {"$in": chunk}},
             )
-            if response.matches:
+            if response is not None and response.matches:
                 return False
         return True
 

@@ -160,6 +160,8 @@ class IndexState:
         self.lag = lag
         self.host = ""
         self.deleted = False
+        #: answer reads of a namespace that does not exist with 404 (deletes always do)
+        self.strict_namespaces = False
         self.described = False  # the create response says Initializing, the first describe Ready
         self.namespaces: dict[str, Namespace] = {}
         self.log: deque[tuple[float, str, int, Callable[[Namespace], None]]] = deque()
@@ -212,9 +214,12 @@ class IndexState:
                 apply(ns)
                 ns.visible_lsn = lsn
 
-    def _read(self, namespace: str) -> Namespace | None:
+    def _read(self, namespace: str, strict: bool = False) -> Namespace | None:
         self.reconcile()
-        return self.namespaces.get(namespace)
+        ns = self.namespaces.get(namespace)
+        if strict and not _exists(ns):
+            raise ApiFailure(404, f"Namespace {namespace} not found")
+        return ns
 
     def visible_lsn(self, namespace: str) -> int:
         ns = self._read(namespace)
@@ -294,13 +299,13 @@ class IndexState:
 
         else:
             raise bad_request("Must specify one of ids, deleteAll or filter")
-        return self._commit(namespace, apply)
+        with self.lock:  # a namespace exists only while it holds records (or writes are pending)
+            self._read(namespace, strict=True)
+            return self._commit(namespace, apply)
 
     def delete_namespace(self, namespace: str) -> None:
         with self.lock:
-            ns = self._read(namespace)
-            if ns is None or (not ns.records and ns.committed_lsn == ns.visible_lsn):
-                raise ApiFailure(404, f"Namespace {namespace} not found")
+            self._read(namespace, strict=True)
         self._commit(namespace, lambda ns: ns.records.clear())
 
     # --- reads ---------------------------------------------------------------------------------
@@ -320,7 +325,7 @@ class IndexState:
             raise bad_request("Sparse vectors are not supported by a dense index with the cosine metric")
         predicate = _filter(body["filter"]) if body.get("filter") is not None else None
         with self.lock:
-            ns = self._read(namespace)
+            ns = self._read(namespace, strict=self.strict_namespaces)
             if body.get("vector") is not None:
                 if body.get("id") is not None:
                     raise bad_request("Cannot provide both vector and id")
@@ -373,7 +378,7 @@ class IndexState:
         if len(ids) > MAX_IDS_PER_REQUEST:
             raise bad_request(f"Cannot fetch more than {MAX_IDS_PER_REQUEST} ids in one request")
         with self.lock:
-            ns = self._read(namespace)
+            ns = self._read(namespace, strict=self.strict_namespaces)
             found = {i: ns.records[i].as_json(i) for i in ids if ns is not None and i in ns.records}
         return {"vectors": found, "namespace": namespace, "usage": {"readUnits": 1}}
 
@@ -391,7 +396,7 @@ class IndexState:
             raise bad_request(f"limit must be between 1 and {MAX_FETCH_BY_METADATA_LIMIT}")
         after = _decode_token(body.get("paginationToken"))
         with self.lock:
-            ns = self._read(namespace)
+            ns = self._read(namespace, strict=self.strict_namespaces)
             ids = sorted(
                 i for i, r in (ns.records.items() if ns is not None else []) if predicate(r.metadata)
             )
@@ -408,7 +413,7 @@ class IndexState:
             raise bad_request(f"limit must be between 1 and {MAX_LIST_LIMIT}")
         after = _decode_token(token)
         with self.lock:
-            ns = self._read(namespace)
+            ns = self._read(namespace, strict=self.strict_namespaces)
             ids = sorted(i for i in (ns.records if ns is not None else ()) if i.startswith(prefix))
         ids = [i for i in ids if after is None or i > after]
         page = ids[:limit]
@@ -438,6 +443,10 @@ class IndexState:
             "metric": self.metric,
             "vectorType": "dense",
         }
+
+
+def _exists(ns: Namespace | None) -> bool:
+    return ns is not None and (bool(ns.records) or ns.committed_lsn > ns.visible_lsn)
 
 
 def _namespace_of(body: Mapping[str, Any]) -> str:

@@ -12,6 +12,8 @@ the SDK's source and Pinecone's documentation describe, backed by the in-memory 
   describe, as Pinecone returns a per-index host): ``/vectors/upsert``, ``/query``,
   ``/vectors/fetch``, ``/vectors/fetch_by_metadata``, ``/vectors/delete``, ``/vectors/list``,
   ``/describe_index_stats``, ``DELETE /namespaces/{ns}``.
+- A namespace exists only while it holds records: ``/vectors/delete`` in one that does not
+  answers 404 (as Pinecone does), and with ``strict_namespaces`` so do the reads.
 - Every request must carry the project's key in ``Api-Key`` (else 401) and an
   ``X-Pinecone-Api-Version`` header (else 400). Writes answer with ``x-pinecone-request-lsn``,
   queries with ``x-pinecone-max-indexed-lsn``; writes become visible ``lag`` seconds after commit.
@@ -129,9 +131,16 @@ class PineconeStandIn:
     """The stand-in: a control-plane server plus one data-plane server per index."""
 
     def __init__(
-        self, api_key: str = "standin-key", *, lag: float = 0.0, lsn_headers: bool = True, port: int = 0
+        self,
+        api_key: str = "standin-key",
+        *,
+        lag: float = 0.0,
+        lsn_headers: bool = True,
+        strict_namespaces: bool = False,
+        port: int = 0,
     ) -> None:
         self.api_key = api_key
+        self.strict_namespaces = strict_namespaces
         self.port = port
         self.lag = lag
         self.lsn_headers = lsn_headers
@@ -274,6 +283,7 @@ class PineconeStandIn:
             if name in self.indexes:
                 raise ApiFailure(409, f"Resource {name} already exists")
             index = IndexState(name, dimension, metric, cloud, region, tags, protection, self.lag)
+            index.strict_namespaces = self.strict_namespaces
             server = self._serve(index)
             index.host = f"http://127.0.0.1:{server.server_address[1]}"
             self._data[name] = server
