@@ -303,6 +303,9 @@ async def test_unknown_index_and_collection(make_store, fresh_standin) -> None:
         pc.indexes.delete("vpa-tests")
     with pytest.raises(CollectionNotFound):
         await store.query(name, vec(1), top_k=1)
+    assert await store.list_collections() == []
+    with pytest.raises(CollectionNotFound):
+        await store.open_collection(name)
 
 
 async def test_config_and_no_io_constructor() -> None:

@@ -81,6 +81,7 @@ MAX_TOP_K = 10_000
 MAX_TOP_K_WITH_METADATA = 1000
 MAX_INDEX_DIMENSION = 20_000
 FETCH_URL_BUDGET = 6000  # characters of ids in one GET /vectors/fetch query string
+IDS_PER_FILTER = 100  # ids in one {"vpa-id": {"$in": [...]}} filter (ids may be 2 KB each)
 
 #: What text + metadata (VPA's measure) may take so that the stored Pinecone metadata — which
 #: adds the original id (up to 2 KB of UTF-8) and the type tags — fits in 40 KB. A record under
@@ -385,7 +386,10 @@ class PineconeStore(VectorStore):
         handle = await self._open_index(create=False)
         if handle is None:
             return None
-        found = await self._call(self._fetch, handle, self._catalog, [name])
+        try:
+            found = await self._call(self._fetch, handle, self._catalog, [name], collection=name)
+        except CollectionNotFound:  # the index was deleted under us
+            return None
         vector = found.get(name)
         return None if vector is None else _info_from_catalog(name, vector.metadata or {})
 
@@ -432,13 +436,19 @@ class PineconeStore(VectorStore):
                 if not token:
                     return names
 
-        return await self._call(list_all)
+        try:
+            return await self._call(list_all, collection=self._catalog)
+        except CollectionNotFound:  # the index was deleted under us
+            return []
 
     async def _drop_collection(self, name: str) -> bool:
         handle = await self._open_index(create=False)
         if handle is None:
             return False
-        existed = name in await self._call(self._fetch, handle, self._catalog, [name])
+        try:
+            existed = name in await self._call(self._fetch, handle, self._catalog, [name], collection=name)
+        except CollectionNotFound:  # the index was deleted under us
+            return False
         namespace = self._namespace(name)
         self._pending.pop(namespace, None)
         await self._clear_namespace(handle, namespace)
@@ -554,7 +564,7 @@ class PineconeStore(VectorStore):
                 ).items():
                     found[pid] = (vector.metadata or {}).get(codec.ID_KEY, pid)
             elif ids is not None:
-                for chunk in _chunks(ids, MAX_IDS_PER_REQUEST):
+                for chunk in _chunks(ids, IDS_PER_FILTER):
                     found.update(
                         self._select(handle, namespace, {"$and": [{codec.ID_KEY: {"$in": chunk}}, native]})
                     )
@@ -654,7 +664,7 @@ class PineconeStore(VectorStore):
                 lsn_confirmed = True
         if pending.written and not lsn_confirmed:
             expected = dict(pending.written)
-            for chunk in _chunks(list(expected), MAX_TOP_K_WITH_METADATA):
+            for chunk in _chunks(list(expected), IDS_PER_FILTER):
                 record_ids = [expected[pid][codec.ID_KEY] for pid in chunk]
                 response = self._search(
                     handle,
@@ -667,12 +677,12 @@ class PineconeStore(VectorStore):
                 seen = {m.id: m.metadata or {} for m in (response.matches if response else [])}
                 if any(seen.get(pid) != expected[pid] for pid in chunk):
                     return False
-        for chunk in _chunks(list(pending.deleted.values()), MAX_TOP_K_WITH_METADATA):
+        for chunk in _chunks(list(pending.deleted.values()), IDS_PER_FILTER):
             response = self._search(
                 handle,
                 namespace,
                 vector=self._probe(handle),
-                top_k=len(chunk),
+                top_k=1,
                 filter={codec.ID_KEY: {"$in": chunk}},
             )
             if response is not None and response.matches:
