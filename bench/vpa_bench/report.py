@@ -195,13 +195,24 @@ def render(results: dict[str, Any], markdown: bool = False) -> str:
     if q.get("vpa"):
         v = q["vpa"]
         ref = q.get("exact_numpy_same_vectors", {})
+        versus = (
+            f"published {q['published_ndcg@10']:.4f} on all 300 queries: a subset is not comparable"
+            if q.get("subset")
+            else f"published {q['published_ndcg@10']:.4f}, Δ {q['delta_vs_published']:+.4f}"
+        )
         out.append(
             f"Quality, {q['dataset']} ({v['queries']} queries{', subset' if q.get('subset') else ''}), "
-            f"{q['embedder']}, {q['store']} store: nDCG@10 {v['ndcg@10']:.4f} "
-            f"(published {q['published_ndcg@10']:.4f}, Δ {q['delta_vs_published']:+.4f}), "
+            f"{q['embedder']}, {q['store']} store: nDCG@10 {v['ndcg@10']:.4f} ({versus}), "
             f"recall@10 {v['recall@10']:.4f}, recall@100 {v['recall@100']:.4f}"
             + (f"; exact numpy over the same vectors: nDCG@10 {ref['ndcg@10']:.4f}" if ref else "")
         )
+        chunked = q.get("chunked", {}).get("vpa")
+        if chunked:
+            out.append(
+                "  with default chunking (1000/200, best chunk per document): "
+                f"nDCG@10 {chunked['ndcg@10']:.4f}, "
+                f"recall@10 {chunked['recall@10']:.4f}, recall@100 {chunked['recall@100']:.4f}"
+            )
     else:
         out.append(f"Quality: skipped — {q.get('skipped', 'not run')}")
     out.append("")

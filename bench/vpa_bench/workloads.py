@@ -55,12 +55,12 @@ class Params:
     level_queries: int = 300
     compare_records: int = 10_000
     #: the store-level comparison's record count is cut so that its upserts fit this budget
-    compare_budget_s: float = 150.0
+    compare_budget_s: float = 100.0
     compare_docs: int = 1_000
     compare_queries: int = 200
     rounds: int = 2
     #: each latency loop (cold, store, one concurrency level, comparison queries) stops after this
-    phase_seconds: float = 40.0
+    phase_seconds: float = 20.0
     top_k: int = 10
     st_docs: int = 300
     overhead_records: int = 5_000
