@@ -52,3 +52,10 @@ def test_every_variable_maps_to_a_field():
 
     fields = {f.name for f in VPAConfig.__attrs_attrs__}
     assert set(ENV_VARS.values()) <= fields
+
+
+def test_unknown_provider_option_is_named():
+    config = load_config({"providers": {"chroma": {"pth": "x"}}}, environ={})
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) pth in \[providers.chroma\]; known: path"):
+        config.provider_options("chroma", known={"path"})
+    assert config.provider_options("qdrant", known={"url"}) == {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +92,22 @@ class VPAConfig:
     search_history_size: int = 100
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=False)
 
-    def provider_options(self, name: str) -> dict[str, Any]:
-        """A plugin's own ``[providers.<name>]`` table from the TOML file (empty if none)."""
-        return dict(self.providers.get(name, {}))
+    def provider_options(self, name: str, known: Iterable[str] | None = None) -> dict[str, Any]:
+        """A plugin's own ``[providers.<name>]`` table from the TOML file (empty if none).
+
+        With ``known``, an option outside it is a `ConfigError` naming it and listing the known
+        ones, so a typo in the file never silently falls back to a default.
+        """
+        options = dict(self.providers.get(name, {}))
+        if known is not None:
+            allowed = set(known)
+            unknown = sorted(set(options) - allowed)
+            if unknown:
+                raise ConfigError(
+                    f"unknown option(s) {', '.join(unknown)} in [providers.{name}]; "
+                    f"known: {', '.join(sorted(allowed))}"
+                )
+        return options
 
     def replace(self, **changes: Any) -> VPAConfig:
         return attrs.evolve(self, **changes)

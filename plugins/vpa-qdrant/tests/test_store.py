@@ -349,7 +349,7 @@ def test_config_server_mode():
 
 
 def test_config_rejects_unknown_and_bad_options():
-    with pytest.raises(ConfigError, match="unknown options"):
+    with pytest.raises(ConfigError, match="unknown option"):
         QdrantStore.from_config(VPAConfig(providers={"qdrant": {"colection": "x"}}))
     with pytest.raises(ConfigError, match="read_consistency"):
         QdrantStore.from_config(VPAConfig(host="h", providers={"qdrant": {"read_consistency": "most"}}))

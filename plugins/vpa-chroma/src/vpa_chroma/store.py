@@ -217,13 +217,7 @@ class ChromaStore(VectorStore):
     @classmethod
     def from_config(cls, config: Any) -> ChromaStore:
         """The store for a `vpa.config.VPAConfig`: server mode when a host is set, else embedded."""
-        options = config.provider_options("chroma")
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigError(
-                f"unknown option(s) {', '.join(sorted(unknown))} in [providers.chroma]; "
-                f"known: {', '.join(sorted(OPTIONS))}"
-            )
+        options = config.provider_options("chroma", known=OPTIONS)
         index_options = {
             k: options[k] for k in ("ef_search", "ef_construction", "max_neighbors") if k in options
         }

@@ -131,13 +131,7 @@ class MilvusStore(VectorStore):
 
     @classmethod
     def from_config(cls, config: Any) -> MilvusStore:
-        options = config.provider_options("milvus")
-        unknown = set(options) - OPTION_NAMES
-        if unknown:
-            raise ConfigError(
-                f"unknown option(s) {', '.join(sorted(unknown))} in [providers.milvus]; "
-                f"known: {', '.join(sorted(OPTION_NAMES))}"
-            )
+        options = config.provider_options("milvus", known=OPTION_NAMES)
         uri = options.get("uri")
         if not uri:
             if config.host:

@@ -222,13 +222,7 @@ class PineconeStore(VectorStore):
 
     @classmethod
     def from_config(cls, config: Any) -> PineconeStore:
-        options = config.provider_options("pinecone")
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ConfigError(
-                f"unknown [providers.pinecone] option(s) {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(sorted(OPTIONS))}"
-            )
+        options = config.provider_options("pinecone", known=OPTIONS)
         host = options.pop("host", None) or control_plane_url(config.host, config.port)
         return cls(api_key=config.api_key, host=host, **options)
 

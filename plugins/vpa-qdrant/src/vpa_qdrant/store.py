@@ -244,11 +244,7 @@ class QdrantStore(VectorStore):
     @classmethod
     def from_config(cls, config: Any) -> QdrantStore:
         """Server mode when VPA_VECTOR_DB_HOST or ``url`` is set, else local mode."""
-        options = config.provider_options("qdrant")
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            known = ", ".join(sorted(OPTIONS))
-            raise ConfigError(f"[providers.qdrant] has unknown options {unknown}; known: {known}")
+        options = config.provider_options("qdrant", known=OPTIONS)
         url = options.pop("url", None)
         in_memory = bool(options.pop("in_memory", False))
         path = options.pop("path", None)

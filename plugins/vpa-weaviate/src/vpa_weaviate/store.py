@@ -204,10 +204,7 @@ class WeaviateSettings:
 
     @classmethod
     def from_config(cls, config: Any) -> WeaviateSettings:
-        options = dict(config.provider_options("weaviate"))
-        unknown = sorted(set(options) - set(_TOML_OPTIONS))
-        if unknown:
-            raise ConfigError(f"[providers.weaviate] has unknown options: {', '.join(unknown)}")
+        options = config.provider_options("weaviate", known=_TOML_OPTIONS)
         kwargs: dict[str, Any] = {k: options[k] for k in _PASSTHROUGH if k in options}
         kwargs["api_key"] = config.api_key
         if "grpc_url" in options:
