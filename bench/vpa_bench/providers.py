@@ -28,11 +28,9 @@ EMBEDDED = {"memory", "chroma", "qdrant", "milvus"}
 #: Sizes a provider cannot hold sensibly here, and why (checked against the requested sizes).
 LIMITS: dict[str, dict[str, Any]] = {
     "qdrant": {
-        "max_search_chunks": 20_000,
-        "compare_records": 2_000,
-        "why": "qdrant-client's local mode (the embedded engine) writes every point to SQLite and "
-        "scores by brute force in Python: about 130 points/s to load here, and Qdrant itself warns "
-        "against local mode past 20,000 points; a Qdrant server is the way to 100k",
+        "why": "qdrant-client's local mode (the embedded engine) keeps points in SQLite and scores by brute "
+        "force; Qdrant's own client warns that it is not recommended past 20,000 points, and a Qdrant "
+        "server is the way to large collections",
     },
     "pinecone": {
         "max_search_chunks": 10_000,

@@ -60,7 +60,7 @@ class Params:
     compare_queries: int = 200
     rounds: int = 2
     #: each latency loop (cold, store, one concurrency level, comparison queries) stops after this
-    phase_seconds: float = 20.0
+    phase_seconds: float = 15.0
     top_k: int = 10
     st_docs: int = 300
     overhead_records: int = 5_000
