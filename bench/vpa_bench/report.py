@@ -248,11 +248,16 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     except ImportError as exc:
         return f"matplotlib is not installed ({exc})"
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+
+    def label(prov: str) -> str:
+        kind = results["providers"].get(prov, {}).get("kind")
+        return f"{prov} (stand-in)" if kind == "stand-in" else prov
+
     for prov, sizes in results["search"].items():
         xs = sorted(int(s) for s in sizes if sizes[s].get("cold", {}).get("n"))
         if not xs:
             continue
-        ax1.plot(xs, [sizes[str(x)]["cold"]["p50_ms"] for x in xs], marker="o", label=f"{prov} p50")
+        ax1.plot(xs, [sizes[str(x)]["cold"]["p50_ms"] for x in xs], marker="o", label=f"{label(prov)} p50")
         ax1.plot(
             xs,
             [sizes[str(x)]["cold"]["p95_ms"] for x in xs],
@@ -260,7 +265,7 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
             linestyle="--",
             alpha=0.5,
             color=ax1.lines[-1].get_color(),
-            label=f"{prov} p95",
+            label=f"{label(prov)} p95",
         )
     ax1.set_xscale("log")
     ax1.set_yscale("log")
@@ -275,7 +280,10 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     for i, size in enumerate(sizes):
         vals = [results["ingest"][p].get(str(size), {}).get("chunks_per_s", 0) for p in providers]
         ax2.bar([j + i * width for j in range(len(providers))], vals, width, label=f"{size:,} documents")
-    ax2.set_xticks([j + width * (len(sizes) - 1) / 2 for j in range(len(providers))], providers)
+    ax2.set_xticks(
+        [j + width * (len(sizes) - 1) / 2 for j in range(len(providers))],
+        [label(p).replace(" (", "\n(") for p in providers],
+    )
     ax2.set_ylabel("chunks / s (end to end, hashing embedder)")
     ax2.set_title("Ingest throughput per provider")
     ax2.grid(True, axis="y", alpha=0.3)
