@@ -26,7 +26,16 @@ import numpy as np
 from vpa.embedders.base import Embedder
 from vpa.stores.base import VectorStore
 
-PUBLIC_METHODS = ("create_collection", "open_collection", "upsert", "query", "get", "delete", "count")
+PUBLIC_METHODS = (
+    "create_collection",
+    "open_collection",
+    "upsert",
+    "query",
+    "get",
+    "delete",
+    "count",
+    "settle",
+)
 BACKEND_METHODS = (
     "_describe_collection",
     "_create_collection",
