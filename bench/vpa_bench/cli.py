@@ -9,6 +9,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,7 @@ async def _work(spec: dict[str, Any], out_file: Path | None = None) -> dict[str,
                 out[key] = {"skipped": f"failed: {type(exc).__name__}: {exc}"}
             if out_file is not None:
                 out_file.write_text(json.dumps(out))
+        shutil.rmtree(spec["workdir"], ignore_errors=True)
         return out
     raise ValueError(spec["kind"])
 
