@@ -257,7 +257,7 @@ class MemoryStore(VectorStore):
                 top = top[np.argsort(-pool[top], kind="stable")]
                 rows = top if candidates is None else candidates[top]
                 return [
-                    Hit(table.ids[r], float(np.clip(scores[r], -1.0, 1.0)), table.texts[r], table.metadata[r])
+                    Hit(table.ids[r], min(1.0, max(-1.0, float(scores[r]))), table.texts[r], table.metadata[r])
                     for r in rows.tolist()
                 ]
 
