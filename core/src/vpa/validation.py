@@ -95,15 +95,24 @@ def metadata_type(value: Any) -> MetadataType | None:
 def check_metadata(
     metadata: Mapping[str, Any] | None, allowed: Iterable[MetadataType] | None = None
 ) -> dict[str, Any]:
-    """Validate metadata; with ``allowed``, also refuse types the store declares it cannot hold."""
+    """Validate metadata; with ``allowed``, also refuse types the store declares it cannot hold.
+    Returns a copy with lists as lists."""
     if metadata is None:
         return {}
+    _check_metadata(metadata, frozenset(allowed) if allowed is not None else None, set())
+    return {k: list(v) if isinstance(v, list | tuple) else v for k, v in metadata.items()}
+
+
+def _check_metadata(
+    metadata: Mapping[str, Any], allowed: frozenset[MetadataType] | None, known_keys: set[str]
+) -> None:
+    """The checks of `check_metadata`; ``known_keys`` spares re-checking keys seen in a batch."""
     if not isinstance(metadata, Mapping):
         raise InvalidMetadata(f"metadata must be a mapping, got {type(metadata).__name__}")
-    allowed_set = frozenset(allowed) if allowed is not None else None
-    out: dict[str, Any] = {}
     for key, value in metadata.items():
-        check_key(key)
+        if key not in known_keys:
+            check_key(key)
+            known_keys.add(key)
         kind = metadata_type(value)
         if kind is None:
             raise InvalidMetadata(
@@ -114,10 +123,8 @@ def check_metadata(
             is_encodable(v) for v in ([value] if isinstance(value, str) else value)
         ):
             raise InvalidMetadata(f"metadata {key!r} holds a string that is not valid Unicode (a lone surrogate)")
-        if allowed_set is not None and kind not in allowed_set:
+        if allowed is not None and kind not in allowed:
             raise UnsupportedMetadata(f"metadata {key!r}: this store cannot hold values of type {kind}")
-        out[key] = list(value) if isinstance(value, list | tuple) else value
-    return out
 
 
 def check_vector(vector: Any, dimension: int, *, where: str = "vector") -> np.ndarray:
@@ -152,16 +159,18 @@ def check_records(
         raise InvalidVector("upsert takes a list of records, not one record")
     allowed_set = frozenset(allowed) if allowed is not None else None
     latest: dict[str, Record] = {}
+    known_keys: set[str] = set()
     for record in records:
         if not isinstance(record, Record):
             raise InvalidId(f"expected a Record, got {type(record).__name__}")
         check_id(record.id)
-        check_vector(record.vector, dimension, where=f"vector of record {record.id!r}")
+        if record.vector.shape != (dimension,):  # Record's converter made it a 1-D float32 array
+            raise DimensionMismatch(dimension, int(record.vector.size), where=f"vector of record {record.id!r}")
         if not isinstance(record.text, str):
             raise InvalidMetadata(f"text of record {record.id!r} must be a string")
         if not is_encodable(record.text):
             raise InvalidMetadata(f"text of record {record.id!r} is not valid Unicode (a lone surrogate)")
-        check_metadata(record.metadata, allowed_set)
+        _check_metadata(record.metadata, allowed_set, known_keys)
         if max_record_bytes is not None and (size := record_bytes(record)) > max_record_bytes:
             raise RecordTooLarge(
                 f"record {record.id!r} has {size} bytes of text and metadata; this store's limit is "
@@ -169,4 +178,11 @@ def check_records(
             )
         latest.pop(record.id, None)  # re-insert so the order is that of the last occurrence
         latest[record.id] = record
+    if records:
+        # NaN, infinity and all-zero vectors, checked for the whole batch in one pass.
+        matrix = np.stack([r.vector for r in records])
+        bad = ~np.isfinite(matrix).all(axis=1) | ~matrix.any(axis=1)
+        if bad.any():
+            first = records[int(np.argmax(bad))]
+            check_vector(first.vector, dimension, where=f"vector of record {first.id!r}")
     return list(latest.values())
