@@ -46,6 +46,26 @@ def minilm():
     return SentenceTransformerEmbedder()
 
 
+async def test_aembed_runs_short_queries_on_the_loop_and_batches_in_a_worker_thread():
+    import threading
+
+    class Spy(HashingEmbedder):
+        threads: list[int] = []
+
+        def embed(self, texts):
+            self.threads.append(threading.get_ident())
+            return super().embed(texts)
+
+    spy = Spy(64)
+    loop_thread = threading.get_ident()
+    short = await spy.aembed(["a short query"])
+    long = await spy.aembed(["word " * 100])
+    assert spy.threads[0] == loop_thread  # 13 characters: cheaper than a hop to a thread
+    assert spy.threads[1] != loop_thread  # 500 characters: off the event loop
+    assert np.array_equal(short, spy.embed(["a short query"]))
+    assert long.shape == (1, 64)
+
+
 def test_sentence_transformers_loads_offline_and_ranks_meaning(minilm):
     vectors = minilm.embed(["A kitten is sleeping on the sofa.", "A young cat naps on the couch.", "Bond yields climbed."])
     assert vectors.shape == (3, 384) and minilm.dimension == 384

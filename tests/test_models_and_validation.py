@@ -3,7 +3,19 @@ import pytest
 
 from vpa.errors import DimensionMismatch, InvalidId, InvalidMetadata, InvalidVector, RecordTooLarge, UnsupportedMetadata
 from vpa.models import CollectionInfo, EmbedderFingerprint, Hit, MetadataType, Record, StoreCapabilities, from_json_dict, to_json_dict
-from vpa.validation import check_metadata, check_records, check_vector
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vpa.validation import check_metadata, check_records, check_vector, record_bytes, record_bytes_bound
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
+_VALUES = st.one_of(
+    _TEXT,
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.lists(_TEXT, max_size=4),
+)
 
 
 def test_record_json_round_trip_keeps_vector_text_and_metadata():
@@ -60,6 +72,25 @@ def test_batch_keeps_newest_of_duplicate_ids_and_validates_everything_first():
     with pytest.raises(RecordTooLarge):
         check_records([Record("big", [1, 0], "x" * 100)], 2, max_record_bytes=50)
     assert np.allclose(check_records(records, 2)[1].vector, [1, 1])
+
+
+@given(
+    text=_TEXT,
+    metadata=st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True), _VALUES, max_size=6),
+)
+def test_the_cheap_size_bound_is_never_below_the_exact_size(text, metadata):
+    # check_records skips JSON-encoding a record whose bound is under the limit: a bound below
+    # the exact size would let an oversized record through.
+    record = Record("r", [1.0, 0.0], text, metadata)
+    assert record_bytes(record) <= record_bytes_bound(record)
+
+
+def test_a_record_just_over_the_limit_is_refused_and_one_at_the_limit_accepted():
+    record = Record("edge", [1, 0], "é\x01" * 10, {"k": "v"})
+    exact = record_bytes(record)
+    assert check_records([record], 2, max_record_bytes=exact)
+    with pytest.raises(RecordTooLarge, match=str(exact)):
+        check_records([record], 2, max_record_bytes=exact - 1)
 
 
 def test_strings_that_are_not_valid_unicode_are_refused_everywhere():

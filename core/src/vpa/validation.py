@@ -148,6 +148,21 @@ def record_bytes(record: Record) -> int:
     return len(json.dumps([record.text, record.metadata], ensure_ascii=False).encode("utf-8"))
 
 
+def record_bytes_bound(record: Record) -> int:
+    """An upper bound of `record_bytes` at a fraction of its cost (no JSON encoding): JSON spends
+    at most 6 bytes on a character (``\\u001f``), a number at most 24, and a few on punctuation."""
+    size = 6 * len(record.text) + 8
+    for key, value in record.metadata.items():
+        size += 6 * len(key) + 8
+        if isinstance(value, str):
+            size += 6 * len(value) + 2
+        elif isinstance(value, list | tuple):
+            size += sum(6 * len(v) + 4 for v in value) + 2
+        else:
+            size += 24
+    return size
+
+
 def check_records(
     records: Sequence[Record],
     dimension: int,
@@ -171,7 +186,11 @@ def check_records(
         if not is_encodable(record.text):
             raise InvalidMetadata(f"text of record {record.id!r} is not valid Unicode (a lone surrogate)")
         _check_metadata(record.metadata, allowed_set, known_keys)
-        if max_record_bytes is not None and (size := record_bytes(record)) > max_record_bytes:
+        if (
+            max_record_bytes is not None
+            and record_bytes_bound(record) > max_record_bytes  # the exact size only when it may matter
+            and (size := record_bytes(record)) > max_record_bytes
+        ):
             raise RecordTooLarge(
                 f"record {record.id!r} has {size} bytes of text and metadata; this store's limit is "
                 f"{max_record_bytes}"

@@ -126,6 +126,19 @@ async def test_large_batches_are_split(lite_store):
     assert await lite_store.count("big") == 100
 
 
+def test_requests_are_cut_below_the_byte_budget_without_encoding_rows():
+    from vpa_milvus.codec import encode_metadata
+    from vpa_milvus.store import REQUEST_BYTES, _split_by_bytes
+
+    records = [Record(f"r{i}", [1.0, 0.0], "é" * 20_000, {"tags": ["x" * 100]}) for i in range(300)]
+    rows = [{"id": r.id, "text": r.text, "metadata": encode_metadata(r.metadata)} for r in records]
+    parts = list(_split_by_bytes(records, rows, 2))
+    assert len(parts) > 1 and sum(len(p) for p in parts) == 300
+    assert [r["id"] for p in parts for r in p] == [r.id for r in records]
+    for part in parts:
+        assert len(json.dumps(part, ensure_ascii=False).encode()) <= REQUEST_BYTES
+
+
 async def test_get_and_delete_semantics(lite_store):
     await lite_store.create_collection("gd", 2)
     await lite_store.upsert(

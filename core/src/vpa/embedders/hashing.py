@@ -23,6 +23,7 @@ _EMPTY_TOKEN = "\x00empty"
 
 class HashingEmbedder(Embedder):
     name = "hashing"
+    inline_chars = 256
 
     def __init__(self, dimension: int = 384) -> None:
         if dimension < 8:

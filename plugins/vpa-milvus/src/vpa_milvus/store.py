@@ -49,6 +49,7 @@ from vpa.models import (
     Record,
 )
 from vpa.stores.base import VectorStore
+from vpa.validation import record_bytes_bound
 
 from vpa_milvus import lite
 from vpa_milvus.capabilities import CAPABILITIES, TEXT_MAX_BYTES
@@ -341,7 +342,7 @@ class MilvusStore(VectorStore):
                 }
                 for r in records
             ]
-            for part in _split_by_bytes(rows, info.dimension):
+            for part in _split_by_bytes(records, rows, info.dimension):
                 client.upsert(mname, part, timeout=self.timeout)
 
         await self._call(f"upserting into {info.name!r}", write, info.name)
@@ -508,18 +509,16 @@ def _info_from_description(name: str, description: dict[str, Any]) -> Collection
     )
 
 
-def _split_by_bytes(rows: list[dict[str, Any]], dimension: int) -> Iterator[list[dict[str, Any]]]:
-    """Cut a batch into requests of at most ~REQUEST_BYTES (vectors, ids, text and metadata)."""
+def _split_by_bytes(
+    records: Sequence[Record], rows: list[dict[str, Any]], dimension: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Cut a batch into requests of at most ~REQUEST_BYTES. A row's size is bounded from above
+    without encoding it (`record_bytes_bound`, plus the type prefix of each stored key and the
+    id), so a request is never larger than estimated."""
     part: list[dict[str, Any]] = []
     size = 0
-    for row in rows:
-        row_bytes = (
-            4 * dimension
-            + len(row[ID_FIELD].encode("utf-8"))
-            + len(row[TEXT_FIELD].encode("utf-8"))
-            + len(json.dumps(row[METADATA_FIELD], ensure_ascii=False).encode("utf-8"))
-            + 64
-        )
+    for record, row in zip(records, rows, strict=True):
+        row_bytes = 4 * dimension + 4 * len(record.id) + record_bytes_bound(record) + 12 * len(record.metadata) + 64
         if part and size + row_bytes > REQUEST_BYTES:
             yield part
             part, size = [], 0
