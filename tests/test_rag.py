@@ -51,6 +51,15 @@ async def test_search_finds_the_relevant_document_and_filters_apply(rag):
         await rag.search_knowledge("u", "  ")
 
 
+async def test_changing_a_result_changes_nothing_stored(rag):
+    first = await rag.search_knowledge("u", "sunlight sugar chloroplasts", top_k=1)
+    first[0].metadata["tags"].append("mutated")
+    first[0].metadata["category"] = "mutated"
+    rag.cache.clear()
+    again = await rag.search_knowledge("u", "sunlight sugar chloroplasts", top_k=1)
+    assert again[0].metadata["tags"] == ["biology", "plants"] and again[0].metadata["category"] == "science"
+
+
 async def test_re_ingesting_unchanged_documents_is_a_no_op(rag):
     before = await rag.get_system_stats()
     results = await rag.add_documents(DOCS)

@@ -5,8 +5,9 @@ shows it, with the library's defaults:
 
 - bare clients (synchronous, called directly): ``chromadb.PersistentClient``, ``qdrant_client``
   local mode (``QdrantClient(path=...)``), ``pymilvus.MilvusClient`` on a Milvus Lite file; a
-  cosine collection, upserts in the vendor's batch size, top-k queries returning ids, texts and
-  metadata;
+  cosine collection with the same index settings as VPA's (Chroma: VPA's HNSW ``ef_search``, so
+  both do the same search work), upserts in the vendor's batch size, top-k queries returning ids,
+  texts and metadata;
 - LangChain (``langchain-chroma``, ``langchain-qdrant``): ``add_texts`` / ``similarity_search_with_score``
   over the same embedder, wrapped as a LangChain ``Embeddings``.
 
@@ -24,6 +25,13 @@ from typing import Any
 import numpy as np
 
 NAMESPACE = uuid.UUID("0b3a7d59-2c51-4e0e-9b0f-7f2a8c1d5e44")
+
+
+def _chroma_configuration() -> dict[str, Any]:
+    """The HNSW settings VPA's chroma plugin creates collections with (cosine, its ef_search)."""
+    from vpa_chroma.store import HNSW_DEFAULTS
+
+    return {"hnsw": {"space": "cosine", **HNSW_DEFAULTS}}
 
 
 def _version(dist: str) -> str:
@@ -83,7 +91,7 @@ class BareChroma(Baseline):
         )
         self.name = name
         self.collection = self.client.create_collection(
-            name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+            name, configuration=_chroma_configuration(), embedding_function=None
         )
         self.batch = int(self.client.get_max_batch_size())
 
@@ -257,7 +265,7 @@ class LangChainChroma(Baseline):
             collection_name=name,
             embedding_function=langchain_embeddings(embedder),
             client=self.client,
-            collection_configuration={"hnsw": {"space": "cosine"}},
+            collection_configuration=_chroma_configuration(),
         )
 
     def add_texts(self, texts, metadatas, ids) -> None:

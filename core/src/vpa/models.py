@@ -176,13 +176,16 @@ class HealthStatus:
 
 @attrs.frozen
 class SearchResult:
-    """One result of ``search_knowledge``: a chunk of a document, with its similarity."""
+    """One result of ``search_knowledge``: a chunk of a document, with its similarity.
+
+    ``metadata`` is taken as given, not copied (unlike `Hit`): the RAG layer builds a fresh dict
+    for every result, and a second copy cost ~3 µs a hit on the search path."""
 
     document_id: str
     chunk_id: str
     similarity: float
     content: str
-    metadata: Metadata = attrs.field(factory=dict, converter=_metadata_copy, hash=False)
+    metadata: Metadata = attrs.field(factory=dict, hash=False)
     title: str = ""
 
 

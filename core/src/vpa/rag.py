@@ -87,7 +87,12 @@ class _Prepared:
 
 
 def _user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metadata.items() if not k.startswith(RESERVED_PREFIX)}
+    """A fresh copy of the user's metadata (lists copied too), without VPA's own keys."""
+    return {
+        k: list(v) if isinstance(v, list) else v
+        for k, v in metadata.items()
+        if not k.startswith(RESERVED_PREFIX)
+    }
 
 
 class RAGSystem:

@@ -376,6 +376,11 @@ def test_from_config_modes(tmp_path: Path) -> None:
         ChromaStore.from_config(VPAConfig(providers={"chroma": {"colour": "blue"}}))
     with pytest.raises(ConfigError):
         ChromaStore.from_config(VPAConfig(providers={"chroma": {"index": "ivf"}}))
+    batch_job = ChromaStore.from_config(VPAConfig(data_dir=tmp_path, providers={"chroma": {"write_call_seconds": 2}}))
+    assert batch_job.write_call_seconds == 2.0 and embedded.write_call_seconds == 0.2
+    for bad in (0, -1, "fast", True):
+        with pytest.raises(ConfigError, match="write_call_seconds"):
+            ChromaStore.from_config(VPAConfig(providers={"chroma": {"write_call_seconds": bad}}))
 
 
 def test_registered_through_the_entry_point(tmp_path: Path) -> None:

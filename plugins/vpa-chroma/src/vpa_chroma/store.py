@@ -57,9 +57,12 @@ T = TypeVar("T")
 
 #: Embedded Chroma holds the GIL for the whole of a write call (upsert, update, delete), which
 #: stalls the event loop however the call is dispatched; writes are therefore cut into calls of
-#: about this many seconds. A call also has a fixed cost (tens of ms), so calls never shrink
-#: below `MIN_WRITE_CALL` records.
-WRITE_CALL_SECONDS = 0.12
+#: about this many seconds (option ``write_call_seconds``). A call also has a fixed cost (about
+#: 50 ms measured at 5k records, growing with the collection), so longer calls write faster:
+#: 5,000 records took 10.0 s in 0.12 s calls, 8.6 s in 0.25 s calls and 8.1 s in 0.4 s calls
+#: (384-d, ~1.4 kB texts, 10 metadata keys).
+#: Calls never shrink below `MIN_WRITE_CALL` records.
+WRITE_CALL_SECONDS = 0.2
 MIN_WRITE_CALL = 32
 FIRST_WRITE_CALL = 128
 
@@ -95,6 +98,7 @@ OPTIONS = frozenset(
         "ef_search",
         "ef_construction",
         "max_neighbors",
+        "write_call_seconds",
     }
 )
 
@@ -176,6 +180,7 @@ class ChromaStore(VectorStore):
         timeout: float | None = 60.0,
         index: str = "hnsw",
         index_options: Mapping[str, Any] | None = None,
+        write_call_seconds: float = WRITE_CALL_SECONDS,
     ) -> None:
         super().__init__()
         if (path is None) == (host is None):
@@ -184,6 +189,11 @@ class ChromaStore(VectorStore):
             raise ConfigError(f"providers.chroma.index must be 'hnsw' or 'spann', not {index!r}")
         if timeout is not None and timeout <= 0:
             raise ConfigError("providers.chroma.timeout must be positive")
+        if isinstance(write_call_seconds, bool) or not isinstance(write_call_seconds, int | float) or not (
+            write_call_seconds > 0
+        ):
+            raise ConfigError("providers.chroma.write_call_seconds must be a positive number of seconds")
+        self.write_call_seconds = float(write_call_seconds)
         self.path = Path(path) if path is not None else None
         self.host = host
         self.port = int(port) if port is not None else 8000
@@ -226,6 +236,7 @@ class ChromaStore(VectorStore):
             "index_options": index_options,
             "tenant": options.get("tenant", DEFAULT_TENANT),
             "database": options.get("database", DEFAULT_DATABASE),
+            "write_call_seconds": options.get("write_call_seconds", WRITE_CALL_SECONDS),
         }
         host = config.host or options.get("host")
         if host:
@@ -333,7 +344,7 @@ class ChromaStore(VectorStore):
 
     def _paced(self, items: Sequence[T], call: Callable[[Sequence[T]], None]) -> None:
         """Write ``items`` in calls Chroma accepts: up to its batch limit on a server; in embedded
-        mode also in calls of about `WRITE_CALL_SECONDS`, so the GIL is released between them."""
+        mode also in calls of about ``write_call_seconds``, so the GIL is released between them."""
         limit = self._max_batch()
         if self.path is None:
             for chunk in _chunks(items, limit):
@@ -346,11 +357,17 @@ class ChromaStore(VectorStore):
             began = time.perf_counter()
             call(chunk)
             elapsed = time.perf_counter() - began
+            # Hand the GIL over between calls: without this the next call can start before the
+            # waiting event loop gets it (CPython only forces a switch every 5 ms), and the loop
+            # then stalls for several calls in a row.
+            time.sleep(0)
             start += len(chunk)
-            if elapsed > WRITE_CALL_SECONDS:
-                self._pace = max(MIN_WRITE_CALL, int(size * WRITE_CALL_SECONDS / elapsed))
-            elif len(chunk) == size and elapsed < WRITE_CALL_SECONDS / 2:
-                self._pace = min(limit, size + size // 2)
+            target = self.write_call_seconds
+            if elapsed > target:
+                self._pace = max(MIN_WRITE_CALL, int(size * target / elapsed))
+            elif len(chunk) == size and elapsed < 0.6 * target:
+                # grow towards 80% of the target: a call's cost per record rises with the collection
+                self._pace = min(limit, int(size * min(1.5, 0.8 * target / max(elapsed, 1e-6))))
 
     def _write_lock(self, name: str) -> threading.Lock:
         with self._client_lock:
