@@ -2,7 +2,7 @@
 
 _LAZY = {"ChromaStore": "vpa_chroma.store", "to_where": "vpa_chroma.filters"}
 __all__ = ["ChromaStore", "to_where"]
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 
 def __getattr__(name: str) -> object:

@@ -2,7 +2,7 @@
 
 _LAZY = {"MilvusStore": "vpa_milvus.store"}
 __all__ = ["MilvusStore"]
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 
 def __getattr__(name: str) -> object:

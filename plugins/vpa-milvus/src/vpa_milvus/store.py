@@ -518,7 +518,9 @@ def _split_by_bytes(
     part: list[dict[str, Any]] = []
     size = 0
     for record, row in zip(records, rows, strict=True):
-        row_bytes = 4 * dimension + 4 * len(record.id) + record_bytes_bound(record) + 12 * len(record.metadata) + 64
+        row_bytes = (
+            4 * dimension + 4 * len(record.id) + record_bytes_bound(record) + 12 * len(record.metadata) + 64
+        )
         if part and size + row_bytes > REQUEST_BYTES:
             yield part
             part, size = [], 0

@@ -2,7 +2,7 @@
 
 _LAZY = {"QdrantStore": "vpa_qdrant.store", "point_id": "vpa_qdrant.store", "to_qdrant_filter": "vpa_qdrant.filters"}
 __all__ = ["QdrantStore", "point_id", "to_qdrant_filter"]
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 
 def __getattr__(name: str) -> object:

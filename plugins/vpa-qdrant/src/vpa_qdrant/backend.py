@@ -37,6 +37,7 @@ from vpa.errors import (
     StoreUnavailable,
     VPAError,
 )
+from vpa.offload import Offloader
 
 # --- errors ----------------------------------------------------------------------------------
 
@@ -177,6 +178,7 @@ class LocalBackend:
         self.path = None if path is None else os.fspath(path)
         self._shared: _SharedLocal | None = None
         self._open_lock = threading.Lock()
+        self._offload = Offloader()
         self._closed = False
 
     def _open(self) -> _SharedLocal:
@@ -188,12 +190,20 @@ class LocalBackend:
             return self._shared
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        def run() -> Any:
-            shared = self._open()
-            with shared.lock:
-                return getattr(shared.client, method)(*args, **kwargs)
+        shared = self._shared
+        if shared is None:  # opening the engine reads its folder: always off the loop
 
-        return await asyncio.to_thread(run)
+            def run() -> Any:
+                opened = self._open()
+                with opened.lock:
+                    return getattr(opened.client, method)(*args, **kwargs)
+
+            return await asyncio.to_thread(run)
+        # The local engine is Python holding the GIL: a query on a small collection runs inline,
+        # anything slower (or waiting for the engine's lock) on a worker thread (vpa.offload).
+        kind = (method, args[0] if args else None)
+        bound = getattr(shared.client, method)
+        return await self._offload.run(kind, lambda: bound(*args, **kwargs), shared.lock)
 
     async def close(self) -> None:
         def release() -> None:
