@@ -34,7 +34,7 @@ class _Lock(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 #: A call kind whose average is under this many seconds runs on the event loop.
-INLINE_BELOW = 0.002
+INLINE_BELOW = 0.003
 #: Weight of the newest duration in the average.
 SMOOTHING = 0.3
 
