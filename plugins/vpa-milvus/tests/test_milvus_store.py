@@ -126,6 +126,24 @@ async def test_large_batches_are_split(lite_store):
     assert await lite_store.count("big") == 100
 
 
+async def test_lite_flushes_before_searching_many_fresh_rows_and_only_then(lite_store):
+    from vpa_milvus.store import LITE_FLUSH_AFTER_ROWS
+
+    await lite_store.create_collection("fresh", 8)
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(LITE_FLUSH_AFTER_ROWS + 88, 8)) + 0.01
+    await lite_store.upsert("fresh", [Record(f"r{i}", v, f"t{i}") for i, v in enumerate(vectors)])
+    client = lite_store._connected()
+    flushes = []
+    real_flush = client.flush
+    client.flush = lambda *a, **k: flushes.append(a) or real_flush(*a, **k)
+    hits = await lite_store.query("fresh", vectors[7], 3)  # flushes first: searches get fast
+    assert hits[0].id == "r7" and len(flushes) == 1
+    assert (await lite_store.query("fresh", vectors[9], 3))[0].id == "r9" and len(flushes) == 1
+    await lite_store.upsert("fresh", [Record("late", vectors[0] * -1, "late")])  # a few rows: no flush
+    assert (await lite_store.query("fresh", vectors[0] * -1, 1))[0].id == "late" and len(flushes) == 1
+
+
 def test_requests_are_cut_below_the_byte_budget_without_encoding_rows():
     from vpa_milvus.codec import encode_metadata
     from vpa_milvus.store import REQUEST_BYTES, _split_by_bytes

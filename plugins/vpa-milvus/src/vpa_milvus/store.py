@@ -68,6 +68,11 @@ FORMAT_VERSION = "1"
 #: Milvus's limit on ``limit`` (and offset + limit) for search and query.
 #: Ids per ``id in [...]`` expression (get, delete): keeps expressions and responses small.
 IDS_PER_CALL = 1000
+#: Milvus Lite searches freshly written (unflushed, growing-segment) rows by brute force, slowly:
+#: 143 ms a top-10 query over 5,000 unflushed 384-d rows, 8 ms once flushed (the flush took
+#: 0.47 s). So in Lite mode the first search after this many written rows flushes first.
+#: Servers seal and index segments on their own.
+LITE_FLUSH_AFTER_ROWS = 512
 #: Rough bytes per upsert request; Milvus's default gRPC receive limit is 64 MiB.
 REQUEST_BYTES = 16 * 1024 * 1024
 
@@ -123,6 +128,8 @@ class MilvusStore(VectorStore):
         self._token = token
         self._client: Any = None
         self._lite_path: str | None = None
+        #: Lite mode: rows written per collection since its last flush (see LITE_FLUSH_AFTER_ROWS).
+        self._unflushed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -320,6 +327,7 @@ class MilvusStore(VectorStore):
         mname = milvus_name(name)
 
         def drop(client: Any) -> bool:
+            self._unflushed.pop(mname, None)
             if not client.has_collection(mname, timeout=self.timeout):
                 return False
             client.drop_collection(mname, timeout=self.timeout)
@@ -344,6 +352,8 @@ class MilvusStore(VectorStore):
             ]
             for part in _split_by_bytes(records, rows, info.dimension):
                 client.upsert(mname, part, timeout=self.timeout)
+            if self.lite:
+                self._unflushed[mname] = self._unflushed.get(mname, 0) + len(rows)
 
         await self._call(f"upserting into {info.name!r}", write, info.name)
 
@@ -354,6 +364,9 @@ class MilvusStore(VectorStore):
         expression = translate(node)
 
         def search(client: Any) -> list[Hit]:
+            if self.lite and self._unflushed.get(mname, 0) >= LITE_FLUSH_AFTER_ROWS:
+                self._unflushed[mname] = 0
+                client.flush(mname, timeout=self.timeout)
             result = client.search(
                 mname,
                 data=[vector.tolist()],
