@@ -85,6 +85,36 @@ def test_the_cheap_size_bound_is_never_below_the_exact_size(text, metadata):
     assert record_bytes(record) <= record_bytes_bound(record)
 
 
+_ANY_VALUE = st.one_of(
+    st.text(),  # surrogates included
+    st.integers(-(2**60), 2**60),
+    st.floats(),  # NaN and infinities included
+    st.booleans(),
+    st.lists(st.text(), max_size=3),
+    st.lists(st.integers(), min_size=1, max_size=2),
+    st.none(),
+    st.builds(lambda s: type("Sub", (str,), {})(s), st.text(max_size=5)),
+)
+
+
+@given(value=_ANY_VALUE)
+def test_the_fast_metadata_check_agrees_with_the_plain_definition(value):
+    # check_metadata takes shortcuts for common types; it must accept exactly what
+    # metadata_type and the Unicode rule accept, and say which store type it is.
+    from vpa.validation import is_encodable, metadata_type
+
+    kind = metadata_type(value)
+    strings = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    valid = kind is not None and all(isinstance(v, str) and is_encodable(v) for v in strings if isinstance(v, str))
+    if valid:
+        assert check_metadata({"k": value}) == {"k": list(value) if isinstance(value, list) else value}
+        with pytest.raises(UnsupportedMetadata):
+            check_metadata({"k": value}, allowed=set(MetadataType) - {kind})
+    else:
+        with pytest.raises(InvalidMetadata):
+            check_metadata({"k": value})
+
+
 def test_a_record_just_over_the_limit_is_refused_and_one_at_the_limit_accepted():
     record = Record("edge", [1, 0], "é\x01" * 10, {"k": "v"})
     exact = record_bytes(record)

@@ -55,7 +55,7 @@ def check_id(value: Any) -> str:
         raise InvalidId(f"id is {len(value)} characters long; the limit is {MAX_ID_LENGTH}")
     if "\x00" in value:
         raise InvalidId("id must not contain NUL characters")
-    if not is_encodable(value):
+    if not (value.isascii() or is_encodable(value)):
         raise InvalidId(f"id {value!r} is not valid Unicode (it holds a lone surrogate)")
     return value
 
@@ -106,25 +106,44 @@ def check_metadata(
 def _check_metadata(
     metadata: Mapping[str, Any], allowed: frozenset[MetadataType] | None, known_keys: set[str]
 ) -> None:
-    """The checks of `check_metadata`; ``known_keys`` spares re-checking keys seen in a batch."""
+    """The checks of `check_metadata`; ``known_keys`` spares re-checking keys seen in a batch.
+
+    Hot path of every upsert: common values (ASCII str, int, float, bool) are checked inline;
+    everything else goes through `metadata_type`."""
     if not isinstance(metadata, Mapping):
         raise InvalidMetadata(f"metadata must be a mapping, got {type(metadata).__name__}")
     for key, value in metadata.items():
         if key not in known_keys:
             check_key(key)
             known_keys.add(key)
-        kind = metadata_type(value)
-        if kind is None:
-            raise InvalidMetadata(
-                f"metadata {key!r} has unsupported value {value!r}: use str, int (within ±2**53), "
-                "finite float, bool or a list of str"
-            )
-        if kind in (MetadataType.STR, MetadataType.STR_LIST) and not all(
-            is_encodable(v) for v in ([value] if isinstance(value, str) else value)
-        ):
-            raise InvalidMetadata(f"metadata {key!r} holds a string that is not valid Unicode (a lone surrogate)")
+        kind_of = type(value)
+        if kind_of is str and value.isascii():
+            kind = MetadataType.STR
+        elif kind_of is int and -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            kind = MetadataType.INT
+        elif kind_of is float and math.isfinite(value):
+            kind = MetadataType.FLOAT
+        elif kind_of is bool:
+            kind = MetadataType.BOOL
+        else:
+            kind = _checked_type(key, value)
         if allowed is not None and kind not in allowed:
             raise UnsupportedMetadata(f"metadata {key!r}: this store cannot hold values of type {kind}")
+
+
+def _checked_type(key: str, value: Any) -> MetadataType:
+    """The portable type of a value off the fast path, or the error that names the problem."""
+    kind = metadata_type(value)
+    if kind is None:
+        raise InvalidMetadata(
+            f"metadata {key!r} has unsupported value {value!r}: use str, int (within ±2**53), "
+            "finite float, bool or a list of str"
+        )
+    if kind in (MetadataType.STR, MetadataType.STR_LIST) and not all(
+        is_encodable(v) for v in ([value] if isinstance(value, str) else value)
+    ):
+        raise InvalidMetadata(f"metadata {key!r} holds a string that is not valid Unicode (a lone surrogate)")
+    return kind
 
 
 def check_vector(vector: Any, dimension: int, *, where: str = "vector") -> np.ndarray:
@@ -183,7 +202,7 @@ def check_records(
             raise DimensionMismatch(dimension, int(record.vector.size), where=f"vector of record {record.id!r}")
         if not isinstance(record.text, str):
             raise InvalidMetadata(f"text of record {record.id!r} must be a string")
-        if not is_encodable(record.text):
+        if not (record.text.isascii() or is_encodable(record.text)):  # ASCII: no surrogates, no copy
             raise InvalidMetadata(f"text of record {record.id!r} is not valid Unicode (a lone surrogate)")
         _check_metadata(record.metadata, allowed_set, known_keys)
         if (
