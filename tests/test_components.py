@@ -39,6 +39,32 @@ def test_hashing_embedder_batch_equals_one_by_one_and_similar_texts_are_close():
     assert batch[0] @ batch[1] > batch[0] @ batch[2]
 
 
+def _hashing_by_definition(embedder: HashingEmbedder, text: str) -> np.ndarray:
+    """The hashing embedder as its docstring defines it: each word and word pair adds
+    sign * (1 + log count) to its bucket; the sum is normalised."""
+    vector = np.zeros(embedder.dimension)
+    for feature, count in embedder._features(text).items():
+        index, sign = embedder._bucket(feature)
+        vector[index] += sign * (1.0 + np.log(count))
+    norm = np.linalg.norm(vector)
+    if norm == 0:
+        index, sign = embedder._bucket("\x00empty")
+        vector[index] = sign
+        return vector
+    return vector / norm
+
+
+@given(st.lists(st.text(max_size=200), min_size=1, max_size=4))
+def test_hashing_embedder_computes_its_definition(texts):
+    # embed() takes shortcuts (memoised buckets, one bincount a text); the vectors must be the
+    # definition's, and the same again once the feature cache is warm.
+    embedder = HashingEmbedder(32)
+    first = embedder.embed(texts)
+    expected = np.stack([_hashing_by_definition(embedder, t) for t in texts])
+    assert np.allclose(first, expected, atol=1e-6)
+    assert np.array_equal(embedder.embed(texts), first)
+
+
 @pytest.fixture(scope="module")
 def minilm():
     from vpa.embedders.sentence_transformers import SentenceTransformerEmbedder

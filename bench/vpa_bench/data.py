@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from vpa.embedders.hashing import _EMPTY_TOKEN, _TOKEN_RE, HashingEmbedder
+from vpa.embedders.hashing import HashingEmbedder
 from vpa.models import Document, Record
 
 GENERATOR_VERSION = "synthetic-v1"
@@ -146,37 +145,12 @@ def synthetic_queries(n: int, salt: int = 0) -> list[str]:
 
 
 class FastHashing(HashingEmbedder):
-    """The `hashing` embedder's exact function, computed faster (memoised buckets, one bincount
-    per text) for precomputing the search collections. `check_fast_hashing` verifies it against
-    the real embedder on every run."""
+    """The `hashing` embedder with a larger feature cache, for precomputing the search collections
+    (100k chunks). `check_fast_hashing` verifies it against a fresh embedder on every run."""
 
     def __init__(self, dimension: int = 384) -> None:
         super().__init__(dimension)
-        self._buckets = functools.lru_cache(maxsize=1 << 20)(self._bucket)
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            words = _TOKEN_RE.findall(text.casefold())
-            features = collections.Counter(words)
-            features.update(f"{a} {b}" for a, b in itertools.pairwise(words))
-            if not features:
-                features = collections.Counter({_EMPTY_TOKEN: 1})
-            buckets = [self._buckets(f) for f in features]
-            index = np.fromiter((b[0] for b in buckets), dtype=np.int64, count=len(buckets))
-            sign = np.fromiter((b[1] for b in buckets), dtype=np.float32, count=len(buckets))
-            counts = np.fromiter(features.values(), dtype=np.float32, count=len(buckets))
-            vec = np.bincount(index, sign * (1.0 + np.log(counts)), minlength=self._dimension).astype(
-                np.float32
-            )
-            norm = np.linalg.norm(vec)
-            if norm == 0:
-                i, s = self._bucket(_EMPTY_TOKEN)
-                vec[i] = s
-            else:
-                vec /= norm
-            out[row] = vec
-        return out
+        self._cached_bucket = functools.lru_cache(maxsize=1 << 20)(self._bucket)
 
 
 def check_fast_hashing(samples: Sequence[str], dimension: int = 384) -> float:

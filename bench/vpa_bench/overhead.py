@@ -86,10 +86,12 @@ async def measure(root: Path, workdir: Path, n_records: int = 5_000, n_docs: int
     )
 
     texts = [f"{m['vpa_title']}\n{t}" for _, t, m in rows[:300]]
-    real = _median_time(lambda: HashingEmbedder(DIMENSION).embed(texts), 3)
-    fast = _median_time(lambda: data.FastHashing(DIMENSION).embed(texts), 3)
-    out["hashing_embedder_chunks_per_s"] = round(len(texts) / real, 1)
-    out["hashing_embedder_vectorised_chunks_per_s"] = round(len(texts) / fast, 1)
+    cold = _median_time(lambda: HashingEmbedder(DIMENSION).embed(texts), 3)  # empty feature cache
+    warm_embedder = HashingEmbedder(DIMENSION)
+    warm_embedder.embed(texts)
+    warm = _median_time(lambda: warm_embedder.embed(texts), 3)  # features seen before
+    out["hashing_embedder_chunks_per_s"] = round(len(texts) / cold, 1)
+    out["hashing_embedder_warm_cache_chunks_per_s"] = round(len(texts) / warm, 1)
 
     async def noop_hop() -> None:
         await asyncio.to_thread(lambda: None)

@@ -6,6 +6,7 @@ tests, demos and CI. Texts that share words get similar vectors; it knows no syn
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import Counter
@@ -19,6 +20,8 @@ from vpa.hookspecs import hookimpl
 
 _TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 _EMPTY_TOKEN = "\x00empty"
+#: Memoised features per embedder (a few MB: words and frequent word pairs).
+BUCKET_CACHE_SIZE = 1 << 16
 
 
 class HashingEmbedder(Embedder):
@@ -29,6 +32,8 @@ class HashingEmbedder(Embedder):
         if dimension < 8:
             raise ValueError("the hashing embedder needs at least 8 dimensions")
         self._dimension = dimension
+        #: Feature → (bucket, sign), memoised: BLAKE2b per feature was most of the cost.
+        self._cached_bucket = functools.lru_cache(maxsize=BUCKET_CACHE_SIZE)(self._bucket)
 
     @property
     def model(self) -> str:
@@ -49,17 +54,23 @@ class HashingEmbedder(Embedder):
         return digest % self._dimension, 1.0 if digest >> 63 else -1.0
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        # One bincount per text over memoised buckets (words repeat across a corpus): about twice
+        # as fast as adding features one by one, the same vectors to within float32 rounding.
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            for feature, count in self._features(text).items():
-                index, sign = self._bucket(feature)
-                out[row, index] += sign * (1.0 + np.log(count))
-            norm = np.linalg.norm(out[row])
+            features = self._features(text)
+            buckets = [self._cached_bucket(f) for f in features]
+            n = len(buckets)
+            index = np.fromiter((b[0] for b in buckets), dtype=np.int64, count=n)
+            sign = np.fromiter((b[1] for b in buckets), dtype=np.float64, count=n)
+            counts = np.fromiter(features.values(), dtype=np.float64, count=n)
+            vector = np.bincount(index, sign * (1.0 + np.log(counts)), minlength=self._dimension)
+            norm = np.linalg.norm(vector)
             if norm == 0:  # every feature cancelled out: fall back to the empty-text vector
-                index, sign = self._bucket(_EMPTY_TOKEN)
-                out[row, index] = sign
+                index_, sign_ = self._bucket(_EMPTY_TOKEN)
+                out[row, index_] = sign_
             else:
-                out[row] /= norm
+                out[row] = vector / norm
         return out
 
 
