@@ -20,7 +20,6 @@ Every write waits for Qdrant to apply it (``wait=True``), so reads see it at onc
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import uuid
@@ -41,6 +40,7 @@ from vpa.models import (
     to_json_dict,
 )
 from vpa.stores.base import VectorStore
+from vpa.validation import record_bytes_bound
 
 from vpa_qdrant.backend import LocalBackend, RemoteBackend, translate_errors
 from vpa_qdrant.capabilities import (
@@ -110,8 +110,8 @@ def _payload(record: Record, norm: float) -> dict[str, Any]:
 
 
 def _estimated_bytes(record: Record) -> int:
-    text = json.dumps([record.text, record.metadata], ensure_ascii=False).encode("utf-8")
-    return len(text) + 24 * record.vector.shape[0] + 200
+    """At least the record's size in a request, without encoding it (`record_bytes_bound`)."""
+    return record_bytes_bound(record) + 24 * record.vector.shape[0] + 200
 
 
 def _read_consistency(value: Any) -> Any:
