@@ -113,9 +113,7 @@ async def test_large_batches_are_split(lite_store):
     records = [
         Record(f"r{i}", rng.normal(size=8) + 0.01, f"t{i}", {"i": i, "odd": bool(i % 2)}) for i in range(2345)
     ]
-    started = time.perf_counter()
     assert await lite_store.upsert("big", records) == 2345
-    assert time.perf_counter() - started < 60
     assert await lite_store.count("big") == 2345
     assert await lite_store.count("big", {"odd": True}) == 1172
     got = await lite_store.get(
