@@ -14,7 +14,7 @@ from vpa.auth.api_keys import ApiKeyAuthenticator
 from vpa.auth.base import Action, Role
 from vpa.caches.lru import LRUCache
 from vpa.chunkers.recursive import RecursiveChunker
-from vpa.embedders.hashing import HashingEmbedder
+from vpa.embedders.hashing import _EMPTY_TOKEN, HashingEmbedder
 from vpa.errors import AuthenticationError, PermissionDenied, ValidationError
 from vpa.log import configure_logging, get_logger
 
@@ -48,7 +48,7 @@ def _hashing_by_definition(embedder: HashingEmbedder, text: str) -> np.ndarray:
         vector[index] += sign * (1.0 + np.log(count))
     norm = np.linalg.norm(vector)
     if norm == 0:
-        index, sign = embedder._bucket("\x00empty")
+        index, sign = embedder._bucket(_EMPTY_TOKEN)
         vector[index] = sign
         return vector
     return vector / norm

@@ -98,9 +98,10 @@ _ANY_VALUE = st.one_of(
 
 
 @given(value=_ANY_VALUE)
-def test_the_fast_metadata_check_agrees_with_the_plain_definition(value):
-    # check_metadata takes shortcuts for common types; it must accept exactly what
-    # metadata_type and the Unicode rule accept, and say which store type it is.
+def test_the_metadata_check_accepts_exactly_the_portable_values(value):
+    # check_metadata skips re-encoding ASCII strings and metadata_type settles exact types by
+    # identity; together they must accept exactly the portable values (subclasses, surrogates,
+    # NaN, out-of-range ints included) and name the type a store must declare.
     from vpa.validation import is_encodable, metadata_type
 
     kind = metadata_type(value)

@@ -144,22 +144,6 @@ def synthetic_queries(n: int, salt: int = 0) -> list[str]:
     return out
 
 
-class FastHashing(HashingEmbedder):
-    """The `hashing` embedder with a larger feature cache, for precomputing the search collections
-    (100k chunks). `check_fast_hashing` verifies it against a fresh embedder on every run."""
-
-    def __init__(self, dimension: int = 384) -> None:
-        super().__init__(dimension)
-        self._cached_bucket = functools.lru_cache(maxsize=1 << 20)(self._bucket)
-
-
-def check_fast_hashing(samples: Sequence[str], dimension: int = 384) -> float:
-    """Largest absolute difference between `FastHashing` and the real embedder on ``samples``."""
-    fast = FastHashing(dimension).embed(samples)
-    real = HashingEmbedder(dimension).embed(samples)
-    return float(np.abs(fast - real).max())
-
-
 def cache_dir(state: Path) -> Path:
     """``<state>/bench-cache`` (the state folder is ``.vpa`` at the repository root by default)."""
     path = state / "bench-cache"
@@ -181,7 +165,7 @@ def synthetic_vectors(state: Path, n: int, dimension: int = 384) -> np.ndarray:
             best = path
     if best is not None:
         return np.load(best, mmap_mode="r")[:n]
-    embedder = FastHashing(dimension)
+    embedder = HashingEmbedder(dimension)
     texts = []
     for i in range(n):
         _, text, meta = synthetic_chunk(i)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from vpa.config import VPAConfig, load_config
+from vpa.embedders.hashing import HashingEmbedder
 from vpa.log import configure_logging
 from vpa.models import Document, Record
 from vpa.plugins import get_registry
@@ -379,7 +380,7 @@ async def search_size(ctx: Context, size: int) -> dict[str, Any]:
             for q in cold_q[: p.cached_distinct]:
                 cached.append(await _timed(lambda q=q: rag.search_knowledge("bench", q, p.top_k)))
         out["cached"] = summarize(cached)
-        vectors = data.FastHashing(DIMENSION).embed(store_q)
+        vectors = HashingEmbedder(DIMENSION).embed(store_q)
         deadline = time.perf_counter() + p.phase_seconds
         direct = []
         for v in vectors:
@@ -514,7 +515,7 @@ async def phase_compare(ctx: Context) -> dict[str, Any]:
             assert keep is not None
             vname, bare = keep
             out["libraries"]["bare"] = bare.label
-            qvecs = data.FastHashing(DIMENSION).embed(data.synthetic_queries(p.compare_queries, salt=7))
+            qvecs = HashingEmbedder(DIMENSION).embed(data.synthetic_queries(p.compare_queries, salt=7))
             vq: list[float] = []
             bq: list[float] = []
             baq: list[float] = []  # the bare call in a worker thread, as an asyncio app must run it

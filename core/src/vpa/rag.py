@@ -127,9 +127,6 @@ class RAGSystem:
         self._history: collections.OrderedDict[str, collections.deque[SearchHistoryEntry]] = collections.OrderedDict()
         self._latencies: collections.deque[float] = collections.deque(maxlen=10_000)
         self._searches = 0
-        # Cache namespaces, rebuilt only when the collection or embedder is swapped (building
-        # them, fingerprint object included, cost more than the cache look-up itself).
-        self._namespaces: tuple[str, Embedder, str, str] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -370,21 +367,11 @@ class RAGSystem:
         tenant_node = Comparison(TENANT, FilterOp.EQ, tenant)
         return tenant_node if node is None else And((tenant_node, node))
 
-    def _cache_namespaces(self) -> tuple[str, str]:
-        """(results namespace, query-embedding namespace)."""
-        built = self._namespaces
-        if built is None or built[0] != self.collection or built[1] is not self.embedder:
-            results = f"results:{self.config.provider}:{self.collection}"
-            embedding = f"embedding:{self.embedder.fingerprint.describe()}"
-            built = (self.collection, self.embedder, results, embedding)
-            self._namespaces = built
-        return built[2], built[3]
-
     def _results_namespace(self) -> str:
-        return self._cache_namespaces()[0]
+        return f"results:{self.config.provider}:{self.collection}"
 
     async def _embed_query(self, query: str) -> np.ndarray:
-        namespace = self._cache_namespaces()[1]
+        namespace = f"embedding:{self.embedder.fingerprint.describe()}"
         cached = self.cache.get(namespace, query)
         if cached is not None:
             return cached

@@ -77,14 +77,17 @@ def check_key(key: Any) -> str:
 
 def metadata_type(value: Any) -> MetadataType | None:
     """The portable type of a metadata value, or None if it is not one."""
-    if isinstance(value, bool):
-        return MetadataType.BOOL
-    if isinstance(value, int):
-        return MetadataType.INT if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else None
-    if isinstance(value, float):
-        return MetadataType.FLOAT if math.isfinite(value) else None
-    if isinstance(value, str):
+    # ``exact is T or isinstance(value, T)``: this runs for every value of every upsert, and the
+    # identity test settles the common exact types without the isinstance machinery.
+    exact = type(value)
+    if exact is str or isinstance(value, str):
         return MetadataType.STR
+    if exact is bool or isinstance(value, bool):  # before int: bool is an int subclass
+        return MetadataType.BOOL
+    if exact is int or isinstance(value, int):
+        return MetadataType.INT if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else None
+    if exact is float or isinstance(value, float):
+        return MetadataType.FLOAT if math.isfinite(value) else None
     if isinstance(value, list | tuple):
         if not value:
             return MetadataType.EMPTY_LIST
@@ -106,44 +109,26 @@ def check_metadata(
 def _check_metadata(
     metadata: Mapping[str, Any], allowed: frozenset[MetadataType] | None, known_keys: set[str]
 ) -> None:
-    """The checks of `check_metadata`; ``known_keys`` spares re-checking keys seen in a batch.
-
-    Hot path of every upsert: common values (ASCII str, int, float, bool) are checked inline;
-    everything else goes through `metadata_type`."""
+    """The checks of `check_metadata`; ``known_keys`` spares re-checking keys seen in a batch."""
     if not isinstance(metadata, Mapping):
         raise InvalidMetadata(f"metadata must be a mapping, got {type(metadata).__name__}")
     for key, value in metadata.items():
         if key not in known_keys:
             check_key(key)
             known_keys.add(key)
-        kind_of = type(value)
-        if kind_of is str and value.isascii():
-            kind = MetadataType.STR
-        elif kind_of is int and -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
-            kind = MetadataType.INT
-        elif kind_of is float and math.isfinite(value):
-            kind = MetadataType.FLOAT
-        elif kind_of is bool:
-            kind = MetadataType.BOOL
-        else:
-            kind = _checked_type(key, value)
+        kind = metadata_type(value)
+        if kind is None:
+            raise InvalidMetadata(
+                f"metadata {key!r} has unsupported value {value!r}: use str, int (within ±2**53), "
+                "finite float, bool or a list of str"
+            )
+        # ASCII needs no encoding to rule out lone surrogates (the hot path: most values are).
+        if (kind is MetadataType.STR and not (value.isascii() or is_encodable(value))) or (
+            kind is MetadataType.STR_LIST and not all(is_encodable(v) for v in value)
+        ):
+            raise InvalidMetadata(f"metadata {key!r} holds a string that is not valid Unicode (a lone surrogate)")
         if allowed is not None and kind not in allowed:
             raise UnsupportedMetadata(f"metadata {key!r}: this store cannot hold values of type {kind}")
-
-
-def _checked_type(key: str, value: Any) -> MetadataType:
-    """The portable type of a value off the fast path, or the error that names the problem."""
-    kind = metadata_type(value)
-    if kind is None:
-        raise InvalidMetadata(
-            f"metadata {key!r} has unsupported value {value!r}: use str, int (within ±2**53), "
-            "finite float, bool or a list of str"
-        )
-    if kind in (MetadataType.STR, MetadataType.STR_LIST) and not all(
-        is_encodable(v) for v in ([value] if isinstance(value, str) else value)
-    ):
-        raise InvalidMetadata(f"metadata {key!r} holds a string that is not valid Unicode (a lone surrogate)")
-    return kind
 
 
 def check_vector(vector: Any, dimension: int, *, where: str = "vector") -> np.ndarray:

@@ -191,14 +191,8 @@ class LocalBackend:
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         shared = self._shared
-        if shared is None:  # opening the engine reads its folder: always off the loop
-
-            def run() -> Any:
-                opened = self._open()
-                with opened.lock:
-                    return getattr(opened.client, method)(*args, **kwargs)
-
-            return await asyncio.to_thread(run)
+        if shared is None:
+            shared = await asyncio.to_thread(self._open)  # reads the engine's folder: off the loop
         # The local engine is Python holding the GIL: a query on a small collection runs inline,
         # anything slower (or waiting for the engine's lock) on a worker thread (vpa.offload).
         kind = (method, args[0] if args else None)
