@@ -78,6 +78,23 @@ class DocumentTooLarge(ValidationError):
     code = "document_too_large"
 
 
+class LimitExceeded(ValidationError):
+    """A request exceeds a declared bound (filter width or depth, metadata keys or bytes, ...).
+
+    ``limit`` names the bound (e.g. ``"max_filter_terms"``), ``value`` is what was sent and
+    ``maximum`` what is allowed. Raised before any I/O, so nothing was read or written.
+    """
+
+    code = "limit_exceeded"
+
+    def __init__(self, limit: str, value: int, maximum: int, *, what: str = "") -> None:
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+        detail = f"{what} " if what else ""
+        super().__init__(f"{detail}exceeds {limit}: {value} > {maximum}")
+
+
 class InvalidCollection(ValidationError):
     """A collection name, dimension or metric is not acceptable."""
 
@@ -165,6 +182,24 @@ class StoreUnavailable(StoreError):
 
 class StoreTimeout(StoreUnavailable):
     code = "store_timeout"
+
+
+class StorageFull(StoreError):
+    """The disk (or quota) is full: the write was rolled back, nothing of it is stored."""
+
+    code = "storage_full"
+
+
+class DataFolderLocked(StoreError):
+    """Another process owns this data folder; a second writer would lose data."""
+
+    code = "data_folder_locked"
+
+
+class IncompleteDocument(StoreError):
+    """A document's chunks are not all present (an ingest was interrupted); re-add it to repair."""
+
+    code = "incomplete_document"
 
 
 class StoreAuthError(StoreError):

@@ -163,6 +163,12 @@ class StoreCapabilities:
     persistent: bool = False
     heterogeneous_fields: bool = True
     max_record_bytes: int | None = None
+    #: Bounds a store survives, enforced by the base class before any I/O (`LimitExceeded`).
+    #: A filter's terms count every comparison and every value of an ``$in``/``$nin`` list.
+    max_filter_terms: int = 1024
+    max_filter_depth: int = 32
+    max_metadata_keys: int = 256
+    max_metadata_bytes: int = 64 * 1024
 
 
 @attrs.frozen
