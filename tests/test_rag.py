@@ -146,10 +146,13 @@ async def test_switching_embedders_on_a_filled_collection_fails_at_once(config):
     with pytest.raises(Exception) as caught:
         await other.initialize()
     assert caught.type.__name__ in {"DimensionMismatch", "EmbedderMismatch"}
+    await other.shutdown()
     same_dim = HashingEmbedder(384)
     same_dim.name = "hashing-v2"
+    third = create_enhanced_rag_system(config, embedder=same_dim)
     with pytest.raises(EmbedderMismatch, match="re-index"):
-        await create_enhanced_rag_system(config, embedder=same_dim).initialize()
+        await third.initialize()
+    await third.shutdown()
 
 
 @given(st.text(min_size=1, max_size=600).filter(str.strip), st.integers(20, 120))
@@ -163,12 +166,75 @@ async def test_documents_are_rebuilt_exactly_from_their_chunks(text, size):
 
 
 async def test_search_history_forgets_the_least_recent_users(config, monkeypatch):
-    import vpa.rag
+    import vpa.telemetry
 
-    monkeypatch.setattr(vpa.rag, "MAX_HISTORY_USERS", 3)
+    monkeypatch.setattr(vpa.telemetry, "MAX_USERS_PER_TENANT", 3)
     system = create_enhanced_rag_system(config)
     await system.add_document("d", "", "some text")
+    await system.add_document("d", "", "some text", tenant="other")
+    await system.search_knowledge("keep", "text", tenant="other")
     for user in ["a", "b", "c", "a", "d"]:
         await system.search_knowledge(user, "text")
     assert [bool(system.get_search_history(u)) for u in "abcd"] == [True, False, True, True]
+    # another tenant's traffic never evicts this tenant's history, nor shows in its figures
+    assert len(system.get_search_history("keep", tenant="other")) == 1
+    assert system.get_search_history("keep") == []
+    assert (await system.get_system_stats(tenant="other"))["total_searches"] == 1
+    assert (await system.get_system_stats())["total_searches"] == 6
+    await system.shutdown()
+
+
+async def test_a_tenant_never_reads_or_takes_over_untenanted_documents_with_its_prefix(config):
+    """`vpa ingest` without a tenant stores `acme/secret.txt`; tenant `acme` asking for `secret.txt`
+    used to read it (the chunk ids collided) and could overwrite it."""
+    system = create_enhanced_rag_system(config)
+    await system.add_document("acme/secret.txt", "Secret", "the untenanted secret text")
+    assert await system.get_document("secret.txt", tenant="acme") is None
+    hits = await system.search_knowledge("u", "untenanted secret", tenant="acme")
+    assert hits == []
+    await system.add_document("secret.txt", "Mine", "acme's own text", tenant="acme")
+    assert (await system.get_document("acme/secret.txt")).content == "the untenanted secret text"
+    assert (await system.get_document("secret.txt", tenant="acme")).content == "acme's own text"
+    assert await system.delete_document("secret.txt", tenant="acme")
+    assert (await system.get_document("acme/secret.txt")).content == "the untenanted secret text"
+    assert not await system.delete_document("acme/secret.txt", tenant="acme")
+    await system.shutdown()
+
+
+@pytest.mark.parametrize("tenant", ["acme\x00", "acme\n", "", "a/b", "x" * 65, "\u200bacme\u0085"])
+async def test_tenant_names_with_control_characters_are_refused(config, tenant):
+    system = create_enhanced_rag_system(config)
+    await system.add_document("d", "", "text", tenant="acme")
+    for call in (
+        system.add_document("d", "", "text", tenant=tenant),
+        system.get_document("d", tenant=tenant),
+        system.search_knowledge("u", "text", tenant=tenant),
+        system.delete_document("d", tenant=tenant),
+    ):
+        with pytest.raises(ValidationError, match="tenant"):
+            await call
+    await system.shutdown()
+
+
+async def test_a_document_interrupted_before_its_head_is_invisible_and_repaired(config):
+    """Body chunks written, the head (completion marker) not: nothing is served; re-adding completes it."""
+    from vpa.layout import CHUNK_INDEX
+
+    system = create_enhanced_rag_system(config)
+    await system.initialize()
+    text = "Long text about glaciers and ice. " * 40
+    real_upsert = system.store.upsert
+
+    async def lose_heads(collection, records):
+        return await real_upsert(collection, [r for r in records if r.metadata[CHUNK_INDEX] != 0])
+
+    system.store.upsert = lose_heads
+    await system.add_document("glacier", "Glaciers", text)
+    system.store.upsert = real_upsert
+    fresh = create_enhanced_rag_system(config, store=system.store)
+    assert await fresh.get_document("glacier") is None
+    assert await fresh.search_knowledge("u", "glaciers ice", top_k=10) == []
+    assert not (await fresh.add_document("glacier", "Glaciers", text)).unchanged
+    assert (await fresh.get_document("glacier")).content == text
+    assert len(await fresh.search_knowledge("u", "glaciers ice", top_k=3)) == 3
     await system.shutdown()

@@ -71,6 +71,7 @@ from vpa.validation import MAX_SAFE_INT, record_bytes
 
 from vpa_conformance import strategies as vst
 from vpa_conformance.checks import ContractViolation, check_get, check_hits, check_record, fail, recall
+from vpa_conformance.document_atomicity import DocumentAtomicityClauses
 from vpa_conformance.harness import StoreHarness, collection_name
 from vpa_conformance.oracle import Oracle
 from vpa_conformance.profiles import clause_settings
@@ -144,7 +145,7 @@ def _values_of(records: list[Record]) -> dict[str, list[Any]]:
     return vst.field_values([r.metadata for r in records])
 
 
-class StoreContract:
+class StoreContract(DocumentAtomicityClauses):
     """The store contract. Subclass it and provide the ``store`` fixture."""
 
     # --- fixtures ------------------------------------------------------------------------------

@@ -1,16 +1,17 @@
 """The RAG system: chunk → embed → upsert on the way in; embed query → search on the way out.
 
-Documents are stored as chunk records in one collection of the configured store. Each chunk
-carries reserved metadata (keys starting with ``vpa_``): its document id, index, offsets, the
-document's chunk count, title, content hash and tenant. That is all the state there is, so a
-document can be rebuilt exactly from its chunks (the chunker's offsets cover the text) by any
-process, on any provider.
+Documents are stored as chunk records in one collection of the configured store, laid out as
+`vpa.layout` describes: reserved metadata on every chunk (document id, index, offsets, chunk
+count, title, content hash, tenant) is all the state there is, so a document can be rebuilt
+exactly from its chunks by any process, on any provider.
 
-- Re-adding an unchanged document is a no-op (its content hash is compared with the stored one);
-  re-adding a changed one overwrites its chunks by id and then removes the chunks it no longer has,
-  so a reader never sees the document missing.
-- With a tenant, every id is prefixed by it and every read is filtered by it, whatever filter the
-  caller adds.
+- A document is visible whole or not at all: body chunks are written before the head that
+  completes them, readers trust a chunk only under a head of the same version, and a crash
+  between chunk writes leaves the previous version. Re-adding repairs an interrupted document.
+- Re-adding an unchanged document is a no-op (the head's content hash is compared); a changed one
+  is written as a new version beside the old, which is removed once the new head is in place.
+- With a tenant, every id is prefixed by it and every read is filtered by its tenant field,
+  whatever filter the caller adds; search history and figures are kept per tenant.
 - Query embeddings are cached per embedder fingerprint; results per collection, invalidated by
   every write through this system.
 """
@@ -18,7 +19,6 @@ process, on any provider.
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 import json
 import time
@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
+import cachetools
 import numpy as np
 import structlog
 
@@ -33,28 +34,51 @@ from vpa.caches.base import Cache
 from vpa.chunkers.base import Chunker
 from vpa.config import VPAConfig, load_config
 from vpa.embedders.base import Embedder
-from vpa.errors import BatchTooLarge, DocumentNotFound, DocumentTooLarge, InvalidMetadata, ValidationError
+from vpa.errors import (
+    BatchTooLarge,
+    DocumentNotFound,
+    DocumentTooLarge,
+    IncompleteDocument,
+    InvalidMetadata,
+    ValidationError,
+)
 from vpa.filters import And, Comparison, FilterLike, Node, canonical_json, parse_filter
+from vpa.layout import (
+    CHUNK_COUNT,
+    CHUNK_INDEX,
+    CONTENT_HASH,
+    DOC_ID,
+    LAYOUT_VERSION,
+    RESERVED_PREFIX,
+    TENANT,
+    TITLE,
+    assemble,
+    belongs,
+    body_ids,
+    check_tenant,
+    chunk_metadata,
+    head_id,
+    is_head,
+    public_chunk_id,
+    record_id,
+    user_metadata,
+)
 from vpa.log import configure_logging, get_logger
-from vpa.models import CollectionInfo, Document, FilterOp, Record, SearchResult
+from vpa.models import CollectionInfo, Document, FilterOp, Hit, Record, SearchResult
 from vpa.plugins import Registry, get_registry
 from vpa.stores.base import VectorStore
+from vpa.telemetry import ALL, SearchHistoryEntry, SearchTelemetry
 from vpa.validation import check_id, check_metadata, is_encodable
 
 log = get_logger("vpa.rag")
 
-RESERVED_PREFIX = "vpa_"
-DOC_ID = "vpa_document_id"
-CHUNK_INDEX = "vpa_chunk_index"
-CHUNK_COUNT = "vpa_chunk_count"
-START = "vpa_start"
-END = "vpa_end"
-TITLE = "vpa_title"
-CONTENT_HASH = "vpa_content_hash"
-TENANT = "vpa_tenant"
 MAX_DOCUMENT_ID_LENGTH = 400
 MAX_TOP_K = 1000
-MAX_HISTORY_USERS = 10_000
+#: Heads whose content hash this process knows (see `vpa.layout`): search validates body hits
+#: against them without a read per search.
+HEAD_CACHE_SIZE = 100_000
+#: Rounds of a search that re-asks for more hits when chunks of unfinished versions were dropped.
+REFILL_ROUNDS = 3
 
 
 @attrs.frozen
@@ -66,14 +90,8 @@ class IngestResult:
     unchanged: bool = False
 
 
-@attrs.frozen
-class SearchHistoryEntry:
-    query_hash: str
-    top_k: int
-    results: int
-    latency_ms: float
-    timestamp: float
-    filtered: bool
+def _chunk_count(head: Record | None) -> int:
+    return int(head.metadata.get(CHUNK_COUNT, 1)) if head is not None else 0
 
 
 @attrs.define
@@ -81,18 +99,8 @@ class _Prepared:
     document: Document
     tenant: str | None
     content_hash: str
-    chunk_texts: list[str] = attrs.field(factory=list)
     records: list[Record] = attrs.field(factory=list)
-    old_count: int = 0
-
-
-def _user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """A fresh copy of the user's metadata (lists copied too), without VPA's own keys."""
-    return {
-        k: list(v) if isinstance(v, list) else v
-        for k, v in metadata.items()
-        if not k.startswith(RESERVED_PREFIX)
-    }
+    old_head: Record | None = None
 
 
 class RAGSystem:
@@ -111,22 +119,20 @@ class RAGSystem:
         self.config = config or load_config()
         registry = registry or get_registry()
         self.store = store or registry.create("store", self.config.provider, self.config)
-        if self.config.encrypt_at_rest and not getattr(self.store, "encrypts_at_rest", False):
-            # A store that does not encrypt on its own (a remote one) gets each chunk's text sealed
-            # with AES-256-GCM before upsert and opened after query/get; vectors and metadata stay
-            # searchable, the text is no longer searchable by the store itself.
-            from vpa.crypto import EncryptedTextStore
+        # Encryption at rest: a store that does not encrypt on its own (a remote one) seals each
+        # chunk's text and title, and checks each collection's key when it is opened; with it off,
+        # encrypted collections and ciphertext are refused, never served (see `vpa.crypto`).
+        from vpa.crypto import protect_store
 
-            self.store = EncryptedTextStore.from_config(self.store, self.config)
+        self.store = protect_store(self.store, self.config)
         self.embedder = embedder or registry.create("embedder", self.config.embedder, self.config)
         self.chunker = chunker or registry.create("chunker", self.config.chunker, self.config)
         self.cache = cache or registry.create("cache", self.config.cache, self.config)
         self.collection = self.config.collection
         self._info: CollectionInfo | None = None
-        # Least recently searching users are forgotten first, so random user ids cannot grow memory.
-        self._history: collections.OrderedDict[str, collections.deque[SearchHistoryEntry]] = collections.OrderedDict()
-        self._latencies: collections.deque[float] = collections.deque(maxlen=10_000)
-        self._searches = 0
+        self.telemetry = SearchTelemetry(self.config.search_history_size)
+        #: head record id -> content hash of the version it completes (see `vpa.layout`).
+        self._heads: cachetools.LRUCache[str, str] = cachetools.LRUCache(HEAD_CACHE_SIZE)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -154,13 +160,9 @@ class RAGSystem:
 
     # --- ids and hashing -----------------------------------------------------------------------
 
-    @staticmethod
-    def _chunk_id(document_id: str, index: int, tenant: str | None) -> str:
-        return f"{tenant}/{document_id}#{index}" if tenant else f"{document_id}#{index}"
-
     def _content_hash(self, document: Document, tenant: str | None) -> str:
         payload = json.dumps(
-            [document.title, document.content, document.metadata, tenant, self.chunker.name,
+            [LAYOUT_VERSION, document.title, document.content, document.metadata, tenant, self.chunker.name,
              self.chunker.chunk_size, self.chunker.chunk_overlap],
             sort_keys=True, ensure_ascii=False,
         )
@@ -186,11 +188,6 @@ class RAGSystem:
         if reserved:
             raise InvalidMetadata(f"metadata keys starting with {RESERVED_PREFIX!r} are reserved: {reserved}")
 
-    @staticmethod
-    def _check_tenant(tenant: str | None) -> None:
-        if tenant is not None and (not isinstance(tenant, str) or not tenant or "/" in tenant):
-            raise ValidationError(f"tenant must be a non-empty string without '/', got {tenant!r}")
-
     # --- writes --------------------------------------------------------------------------------
 
     async def add_document(
@@ -213,38 +210,49 @@ class RAGSystem:
         self, documents: Iterable[Document | Mapping[str, Any]], *, tenant: str | None = None
     ) -> list[IngestResult]:
         """Add or replace many documents. All are validated before anything is written; embedding
-        of one batch overlaps with the upsert of the previous one."""
+        of one batch overlaps with the upsert of the previous one.
+
+        Each document becomes visible whole or not at all: its body chunks are written first, its
+        head (the completion marker) last, and the previous version's chunks are removed only
+        after the new head is in place (see `vpa.layout`). An interrupted ingest leaves the
+        previous version, whole; running it again repairs the document."""
         info = await self.initialize()
-        self._check_tenant(tenant)
+        check_tenant(tenant)
         docs = [d if isinstance(d, Document) else self._document_from_mapping(d) for d in documents]
         if len(docs) > self.config.max_batch_size:
-            raise BatchTooLarge(f"{len(docs)} documents in one call; the limit is {self.config.max_batch_size}")
+            raise BatchTooLarge(
+                f"{len(docs)} documents in one call; the limit is {self.config.max_batch_size}"
+            )
         latest: dict[str, Document] = {}
         for doc in docs:
             self._check_document(doc)
             latest[doc.id] = doc
         started = time.perf_counter()
         prepared = [_Prepared(doc, tenant, self._content_hash(doc, tenant)) for doc in latest.values()]
-        first_ids = [self._chunk_id(p.document.id, 0, tenant) for p in prepared]
-        existing = {r.id: r for r in await self.store.get(info.name, first_ids)} if first_ids else {}
+        heads = [head_id(p.document.id, tenant) for p in prepared]
+        existing = {r.id: r for r in await self.store.get(info.name, heads)} if heads else {}
         todo: list[_Prepared] = []
-        for p, first_id in zip(prepared, first_ids, strict=True):
-            old = existing.get(first_id)
-            if old is not None:
-                p.old_count = int(old.metadata.get(CHUNK_COUNT, 0))
+        for p, hid in zip(prepared, heads, strict=True):
+            old = existing.get(hid)
+            if belongs(old, tenant):
+                p.old_head = old
                 if old.metadata.get(CONTENT_HASH) == p.content_hash:
+                    self._heads[hid] = p.content_hash
                     continue
             todo.append(p)
-        total_chunks = await self._write(info, todo)
+        try:
+            total_chunks = await self._write(info, todo)
+        finally:
+            if todo:  # also after a failure: some versions may have been completed
+                self.cache.invalidate(self._results_namespace())
         await self._remove_stale_chunks(info, todo)
-        if todo:
-            self.cache.invalidate(self._results_namespace())
         unchanged = {p.document.id for p in prepared} - {p.document.id for p in todo}
         chunk_counts = {p.document.id: len(p.records) for p in todo}
         log.info("rag.documents_added", documents=len(prepared), changed=len(todo), chunks=total_chunks,
                  ms=round((time.perf_counter() - started) * 1000, 1))
         return [
-            IngestResult(p.document.id, chunk_counts.get(p.document.id, p.old_count), p.document.id in unchanged)
+            IngestResult(p.document.id, chunk_counts.get(p.document.id, _chunk_count(p.old_head)),
+                         p.document.id in unchanged)
             for p in prepared
         ]
 
@@ -258,31 +266,29 @@ class RAGSystem:
         """(record id, text to embed, metadata) for each chunk of a prepared document."""
         doc = p.document
         chunks = self.chunker.split(doc.content)
-        out = []
-        for chunk in chunks:
-            metadata = dict(doc.metadata)
-            metadata.update({
-                DOC_ID: doc.id, CHUNK_INDEX: chunk.index, CHUNK_COUNT: len(chunks), START: chunk.start,
-                END: chunk.end, TITLE: doc.title, CONTENT_HASH: p.content_hash,
-            })
-            if p.tenant:
-                metadata[TENANT] = p.tenant
-            out.append((self._chunk_id(doc.id, chunk.index, p.tenant), chunk.text, metadata))
-        return out
+        return [
+            (record_id(doc.id, chunk.index, p.tenant, p.content_hash), chunk.text,
+             chunk_metadata(doc, chunk, len(chunks), p.content_hash, p.tenant))
+            for chunk in chunks
+        ]
 
     async def _write(self, info: CollectionInfo, todo: list[_Prepared]) -> int:
-        pending: list[tuple[_Prepared, str, str, dict[str, Any]]] = []
+        """Embed and upsert every chunk of ``todo``: all body chunks first, then the heads, never
+        in the same store call, so a head is stored only once its version's bodies are."""
+        bodies: list[tuple[_Prepared, str, str, dict[str, Any]]] = []
+        heads: list[tuple[_Prepared, str, str, dict[str, Any]]] = []
         for p in todo:
-            for record_id, text, metadata in self._chunk_records(p):
-                pending.append((p, record_id, text, metadata))
+            for rid, text, metadata in self._chunk_records(p):
+                (heads if metadata[CHUNK_INDEX] == 0 else bodies).append((p, rid, text, metadata))
         batch_size = max(self.config.embedding_batch_size * 4, 1)
+        batches = [bodies[i : i + batch_size] for i in range(0, len(bodies), batch_size)]
+        batches += [heads[i : i + batch_size] for i in range(0, len(heads), batch_size)]
         upsert_task: asyncio.Task[int] | None = None
         try:
-            for start in range(0, len(pending), batch_size):
-                batch = pending[start : start + batch_size]
-                inputs = [f"{p.document.title}\n{text}" if p.document.title else text for p, _, text, _ in batch]
+            for batch in batches:
+                inputs = [f"{p.document.title}\n{t}" if p.document.title else t for p, _, t, _ in batch]
                 vectors = await self.embedder.aembed(inputs)  # overlaps with the previous upsert
-                records = [Record(rid, vec, text, meta) for (_, rid, text, meta), vec in zip(batch, vectors, strict=True)]
+                records = [Record(rid, v, t, m) for (_, rid, t, m), v in zip(batch, vectors, strict=True)]
                 for (p, *_), record in zip(batch, records, strict=True):
                     p.records.append(record)
                 if upsert_task is not None:
@@ -293,15 +299,16 @@ class RAGSystem:
         except BaseException:
             if upsert_task is not None and not upsert_task.done():
                 upsert_task.cancel()
+            for p in todo:  # what this process believed about these heads may be stale now
+                self._heads.pop(head_id(p.document.id, p.tenant), None)
             raise
-        return len(pending)
+        for p in todo:
+            self._heads[head_id(p.document.id, p.tenant)] = p.content_hash
+        return len(bodies) + len(heads)
 
     async def _remove_stale_chunks(self, info: CollectionInfo, todo: list[_Prepared]) -> None:
-        stale = [
-            self._chunk_id(p.document.id, i, p.tenant)
-            for p in todo
-            for i in range(len(p.records), p.old_count)
-        ]
+        """The previous versions' body chunks, once the new heads are in place."""
+        stale = [rid for p in todo if p.old_head is not None for rid in body_ids(p.old_head)]
         if stale:
             await self.store.delete(info.name, ids=stale)
 
@@ -327,38 +334,51 @@ class RAGSystem:
         )
 
     async def delete_document(self, document_id: str, *, tenant: str | None = None) -> bool:
-        """Remove a document and all its chunks; False if it did not exist."""
+        """Remove a document and all its chunks; False if it did not exist. The head goes first,
+        so readers never see a document with chunks missing."""
         info = await self.initialize()
-        self._check_tenant(tenant)
+        check_tenant(tenant)
         check_id(document_id)
-        removed = await self.store.delete(info.name, filter=self._scope({DOC_ID: document_id}, tenant))
-        if removed:
+        hid = head_id(document_id, tenant)
+        self._heads.pop(hid, None)
+        owner = Comparison(TENANT, FilterOp.EQ, tenant or "")
+        existed = await self.store.delete(info.name, ids=[hid], filter=owner) > 0
+        rest = And((owner, Comparison(DOC_ID, FilterOp.EQ, document_id)))
+        removed = await self.store.delete(info.name, filter=rest)
+        if existed or removed:
             self.cache.invalidate(self._results_namespace())
-        log.info("rag.document_deleted", document_id=document_id, chunks=removed)
-        return removed > 0
+        log.info("rag.document_deleted", document_id=document_id, chunks=removed + existed)
+        return existed
 
     # --- reads ---------------------------------------------------------------------------------
 
     async def get_document(self, document_id: str, *, tenant: str | None = None) -> Document | None:
-        """The document as it was added (rebuilt exactly from its chunks), or None."""
+        """The document as it was added (rebuilt exactly from its chunks), or None.
+
+        Never a partial text: if chunks of the head's version are missing (a concurrent update
+        swapped versions), it reads again; a document that stays incomplete raises
+        `IncompleteDocument`."""
         info = await self.initialize()
-        self._check_tenant(tenant)
+        check_tenant(tenant)
         check_id(document_id)
-        first = await self.store.get(info.name, [self._chunk_id(document_id, 0, tenant)])
-        if not first:
-            return None
-        count = int(first[0].metadata.get(CHUNK_COUNT, 1))
-        rest = await self.store.get(info.name, [self._chunk_id(document_id, i, tenant) for i in range(1, count)])
-        chunks = sorted([first[0], *rest], key=lambda r: r.metadata[CHUNK_INDEX])
-        content, position = [], 0
-        for record in chunks:
-            start, end = int(record.metadata[START]), int(record.metadata[END])
-            if end > position:
-                content.append(record.text[max(position - start, 0):])
-                position = end
-        meta = first[0].metadata
-        return Document(id=document_id, title=str(meta.get(TITLE, "")), content="".join(content),
-                        metadata=_user_metadata(meta))
+        hid = head_id(document_id, tenant)
+        for attempt in range(3):
+            found = await self.store.get(info.name, [hid])
+            head = found[0] if found else None
+            if not belongs(head, tenant):
+                self._heads.pop(hid, None)
+                return None
+            assert head is not None
+            try:
+                document = assemble(head, await self.store.get(info.name, body_ids(head)))
+            except IncompleteDocument:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.01 * (attempt + 1))
+                continue
+            self._heads[hid] = str(head.metadata[CONTENT_HASH])
+            return document
+        raise AssertionError("unreachable")
 
     def _scope(self, spec: FilterLike, tenant: str | None) -> Node | None:
         node = parse_filter(spec)
@@ -379,6 +399,48 @@ class RAGSystem:
         self.cache.set(namespace, query, vector)
         return vector
 
+    async def _complete_hits(self, info: CollectionInfo, hits: list[Hit]) -> list[Hit]:
+        """The hits that belong to a completed version of their document (see `vpa.layout`):
+        a body chunk is served only if its document's head carries the same content hash."""
+        unknown: set[str] = set()
+        for hit in hits:
+            meta = hit.metadata
+            if CONTENT_HASH not in meta or is_head(hit.id, meta):
+                continue
+            hid = head_id(str(meta[DOC_ID]), meta.get(TENANT) or None)
+            if self._heads.get(hid) != meta[CONTENT_HASH]:
+                unknown.add(hid)
+        if unknown:
+            found = {r.id: r for r in await self.store.get(info.name, sorted(unknown))}
+            for hid in unknown:
+                head = found.get(hid)
+                if head is None:
+                    self._heads.pop(hid, None)
+                else:
+                    self._heads[hid] = str(head.metadata.get(CONTENT_HASH))
+        return [
+            hit for hit in hits
+            if CONTENT_HASH in hit.metadata and (
+                is_head(hit.id, hit.metadata)
+                or self._heads.get(head_id(str(hit.metadata[DOC_ID]), hit.metadata.get(TENANT) or None))
+                == hit.metadata[CONTENT_HASH]
+            )
+        ]
+
+    async def _query_complete(
+        self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None
+    ) -> list[Hit]:
+        """Up to ``top_k`` hits of completed versions; asks for more when some were dropped."""
+        limit = min(filter(None, (self.store.capabilities.max_top_k, MAX_TOP_K * 4)))
+        asked = top_k
+        for _ in range(REFILL_ROUNDS):
+            hits = await self.store.query(info.name, vector, asked, node)
+            kept = await self._complete_hits(info, hits)
+            if len(kept) >= top_k or len(hits) < asked or asked >= limit:
+                return kept[:top_k]
+            asked = min(limit, asked * 2 + (top_k - len(kept)))
+        return kept[:top_k]
+
     async def search_knowledge(
         self,
         user_id: str,
@@ -390,7 +452,7 @@ class RAGSystem:
     ) -> list[SearchResult]:
         """The chunks most relevant to ``query`` that match ``filters`` (and the tenant), best first."""
         info = await self.initialize()
-        self._check_tenant(tenant)
+        check_tenant(tenant)
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string")
         if not is_encodable(query):
@@ -406,42 +468,36 @@ class RAGSystem:
         results = self.cache.get(self._results_namespace(), key) if cache_results else None
         if results is None:
             vector = await self._embed_query(query)
-            hits = await self.store.query(info.name, vector, top_k, node)
+            hits = await self._query_complete(info, vector, top_k, node)
             results = [
                 SearchResult(
-                    document_id=str(hit.metadata.get(DOC_ID, hit.id)), chunk_id=hit.id, similarity=hit.score,
-                    content=hit.text, metadata=_user_metadata(hit.metadata), title=str(hit.metadata.get(TITLE, "")),
+                    document_id=str(hit.metadata[DOC_ID]), chunk_id=public_chunk_id(hit.metadata),
+                    similarity=hit.score, content=hit.text, metadata=user_metadata(hit.metadata),
+                    title=str(hit.metadata.get(TITLE, "")),
                 )
                 for hit in hits
             ]
             if cache_results:
                 self.cache.set(self._results_namespace(), key, results)
         latency = (time.perf_counter() - started) * 1000
-        self._record_search(user_id, query, top_k, len(results), latency, filters is not None)
+        self.telemetry.record(tenant, user_id, query, top_k, len(results), latency, filters is not None)
+        log.debug("rag.search", top_k=top_k, results=len(results), ms=round(latency, 2))
         return list(results)
 
-    def _record_search(self, user_id: str, query: str, top_k: int, n: int, latency: float, filtered: bool) -> None:
-        self._searches += 1
-        self._latencies.append(latency)
-        history = self._history.pop(user_id, None) or collections.deque(maxlen=self.config.search_history_size)
-        self._history[user_id] = history
-        if len(self._history) > MAX_HISTORY_USERS:
-            self._history.popitem(last=False)
-        query_hash = hashlib.sha256(query.encode("utf-8")).hexdigest()[:16]
-        history.append(SearchHistoryEntry(query_hash, top_k, n, round(latency, 3), time.time(), filtered))
-        log.debug("rag.search", user_id=user_id, top_k=top_k, results=n, ms=round(latency, 2))
-
-    def get_search_history(self, user_id: str, limit: int | None = None) -> list[SearchHistoryEntry]:
-        """A user's most recent searches, newest first. Queries are kept as hashes, not text."""
-        entries = list(reversed(self._history.get(user_id, ())))
-        return entries[:limit] if limit is not None else entries
+    def get_search_history(
+        self, user_id: str, limit: int | None = None, *, tenant: str | None = None
+    ) -> list[SearchHistoryEntry]:
+        """A user's most recent searches within a tenant, newest first. Queries are kept as
+        hashes, not text; the history is per process."""
+        return self.telemetry.history(user_id, tenant=tenant, limit=limit)
 
     async def get_system_stats(self, *, tenant: str | None = None) -> dict[str, Any]:
+        """Documents and chunks of the tenant (all with None), with this process's search figures
+        for that tenant (every tenant's with None)."""
         info = await self.initialize()
         scope = self._scope(None, tenant)
         chunks = await self.store.count(info.name, scope)
         documents = await self.store.count(info.name, self._scope({CHUNK_INDEX: 0}, tenant))
-        latencies = np.array(self._latencies) if self._latencies else np.zeros(0)
         cache = self.cache.stats()
         return {
             "provider": self.config.provider,
@@ -449,9 +505,7 @@ class RAGSystem:
             "embedder": self.embedder.fingerprint.describe(),
             "documents": documents,
             "chunks": chunks,
-            "total_searches": self._searches,
-            "avg_latency_ms": round(float(latencies.mean()), 3) if latencies.size else 0.0,
-            "p95_latency_ms": round(float(np.percentile(latencies, 95)), 3) if latencies.size else 0.0,
+            **self.telemetry.figures(ALL if tenant is None else tenant),
             "cache_hit_rate": round(cache.hit_rate, 4),
         }
 

@@ -562,7 +562,7 @@ def _add_search_routes(app: FastAPI) -> None:
         data = [
             s.SearchResultOut(
                 document_id=r.document_id,
-                chunk_id=_public_chunk_id(r.chunk_id, caller),
+                chunk_id=r.chunk_id,
                 similarity=r.similarity,
                 content=r.content,
                 title=r.title,
@@ -587,16 +587,11 @@ def _add_search_routes(app: FastAPI) -> None:
     ) -> Any:
         """The calling key's most recent searches (or those it made for `user_id`), newest first.
         Queries are kept as hashes, never as text."""
-        entries = _service(request).system.get_search_history(_history_user(caller, user_id))
+        history_user = _history_user(caller, user_id)
+        entries = _service(request).system.get_search_history(history_user, tenant=caller.tenant)
         page = entries[offset : offset + limit]
         data = [s.SearchHistoryOut(**attrs.asdict(e)) for e in page]
         return s.Envelope(data=data, pagination=_page(data, offset, limit, len(entries)))
-
-
-def _public_chunk_id(chunk_id: str, caller: Caller) -> str:
-    """Chunk ids without the tenant prefix the RAG layer adds (the caller knows its tenant)."""
-    prefix = f"{caller.tenant}/" if caller.tenant else ""
-    return chunk_id[len(prefix) :] if prefix and chunk_id.startswith(prefix) else chunk_id
 
 
 async def _health(coro: Any) -> s.ComponentHealth:
