@@ -1,4 +1,5 @@
-"""The ``vpa`` command: plugins, ingest, search, get, delete, stats, conformance.
+"""The ``vpa`` command: plugins, ingest, search, get, delete, stats, config, serve, keys — and
+whatever installed plugins add (``vpa conformance`` from vpa-conformance).
 
 Every command takes ``--provider`` and ``--collection`` (default from ``VPA_*`` variables). Bad
 input — a malformed filter, an unknown provider, an unreadable file — exits with status 2 and one
@@ -81,7 +82,31 @@ def _component_options(provider: str | None, collection: str | None, embedder: s
 
 
 class VPACommand(click.Group):
-    """Turns VPA's typed errors into one line on stderr and exit status 2."""
+    """Turns VPA's typed errors into one line on stderr and exit status 2, and adds the commands
+    plugins register through the ``vpa_register_commands`` hook (``vpa conformance`` comes from
+    the conformance package that way)."""
+
+    _plugins_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if self._plugins_added:
+            return
+        self._plugins_added = True
+        from vpa.plugins import get_registry
+
+        for register in get_registry().commands:
+            register(cli=self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._add_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -240,23 +265,6 @@ def stats(tenant: str | None, as_json: bool, **options: Any) -> None:
     else:
         for key, value in figures.items():
             click.echo(f"{key:<16} {value}")
-
-
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("name")
-@click.option("--report", type=click.Path(path_type=Path), help="write the JSON report here")
-@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-def conformance(name: str, report: Path | None, pytest_args: tuple[str, ...]) -> None:
-    """Run the conformance suite against the installed store NAME (needs vpa-conformance)."""
-    from vpa.errors import DependencyMissing
-    from vpa.plugins import get_registry
-
-    get_registry().get("store", name)  # an unknown name fails here, listing what is installed
-    try:
-        from vpa_conformance.runner import run
-    except ImportError as exc:
-        raise DependencyMissing("the conformance suite is not installed: pip install vpa-conformance") from exc
-    sys.exit(run(name, report_path=report, extra_args=pytest_args))
 
 
 @main.command("config")

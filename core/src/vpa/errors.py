@@ -141,12 +141,13 @@ class PluginNotFound(VPAError, LookupError):
 
     code = "plugin_not_found"
 
-    def __init__(self, kind: str, name: str, available: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, available: Iterable[str], *, broken: str = "") -> None:
         self.kind = kind
         self.name = name
         self.available = sorted(available)
         listing = ", ".join(self.available) or "none"
-        super().__init__(f"unknown {kind} {name!r}; installed: {listing}")
+        detail = f" ({broken})" if broken else ""
+        super().__init__(f"unknown {kind} {name!r}; installed: {listing}{detail}")
 
 
 class PluginError(VPAError):
@@ -194,6 +195,12 @@ class DataFolderLocked(StoreError):
     """Another process owns this data folder; a second writer would lose data."""
 
     code = "data_folder_locked"
+
+
+class DataCorrupted(StoreError):
+    """Stored data is damaged in a way a crash cannot explain; nothing was dropped or changed."""
+
+    code = "data_corrupted"
 
 
 class IncompleteDocument(StoreError):
