@@ -7,6 +7,7 @@ given, across instances (as a server would across processes)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from vpa.crypto import (
 from vpa.errors import (
     DimensionMismatch,
     EmbedderMismatch,
+    LimitExceeded,
     RecordTooLarge,
     UnsupportedFilter,
     ValidationError,
@@ -295,11 +297,13 @@ def test_a_record_within_the_declared_limit_fits_once_sealed(text, title):
         store = EncryptedTextStore(BoundedMemoryStore(), parse_key(KEY_A))
         await store.create_collection("c", 2)
         record = Record("r", [1, 0], text, {TITLE: title})
-        if record_bytes(record) <= store.capabilities.max_record_bytes:
+        caps = store.capabilities
+        metadata_bytes = len(json.dumps(record.metadata, ensure_ascii=False).encode("utf-8"))
+        if record_bytes(record) <= caps.max_record_bytes and metadata_bytes <= caps.max_metadata_bytes:
             assert await store.upsert("c", [record]) == 1  # the inner store took the sealed record
             assert await store.get("c", ["r"]) == [record]
-        else:
-            with pytest.raises(RecordTooLarge):
+        else:  # refused by the wrapper's own (lowered) limits, before anything is sealed
+            with pytest.raises((RecordTooLarge, LimitExceeded)):
                 await store.upsert("c", [record])
             assert await store.inner.count("c") == 0
 

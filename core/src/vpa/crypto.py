@@ -141,6 +141,7 @@ class AESGCMCipher:
 
     def __init__(self, key: bytes, aad: bytes = MEMORY_AAD) -> None:
         try:
+            from cryptography.exceptions import InvalidTag
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise DependencyMissing(
@@ -150,6 +151,7 @@ class AESGCMCipher:
             raise ConfigError("an AES-256 key is 32 bytes")
         self._aead = AESGCM(key)
         self._aad = aad
+        self._invalid_tag = InvalidTag  # imported once: decrypt runs for every hit read back
 
     def __repr__(self) -> str:  # never show the key
         return f"AESGCMCipher(aad={self._aad!r})"
@@ -159,8 +161,6 @@ class AESGCMCipher:
         return VERSION + nonce + self._aead.encrypt(nonce, data, self._aad + (aad or b""))
 
     def decrypt(self, data: bytes, aad: bytes | None = None) -> bytes:
-        from cryptography.exceptions import InvalidTag
-
         if len(data) < 1 + NONCE_BYTES + 16 or data[:1] != VERSION:
             raise DecryptionError(
                 "stored data is not VPA-encrypted (was it written without encryption at rest?)"
@@ -168,7 +168,7 @@ class AESGCMCipher:
         nonce, sealed = data[1 : 1 + NONCE_BYTES], data[1 + NONCE_BYTES :]
         try:
             return self._aead.decrypt(nonce, sealed, self._aad + (aad or b""))
-        except InvalidTag:
+        except self._invalid_tag:
             raise DecryptionError(
                 "stored data cannot be decrypted: wrong VPA_ENCRYPTION_KEY, or it was altered"
             ) from None
@@ -482,7 +482,7 @@ class SealedDataGuard(_StoreView):
 
     async def upsert(self, collection: str, records: Sequence[Record]) -> int:
         await self._open(collection)
-        for record in records:
+        for record in records if not isinstance(records, Record) else ():  # the inner store refuses one
             if isinstance(record, Record) and (
                 is_sealed(record.text) or is_sealed(record.metadata.get(TITLE_KEY))
             ):
