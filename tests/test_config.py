@@ -59,3 +59,65 @@ def test_unknown_provider_option_is_named():
     with pytest.raises(ConfigError, match=r"unknown option\(s\) pth in \[providers.chroma\]; known: path"):
         config.provider_options("chroma", known={"path"})
     assert config.provider_options("qdrant", known={"url"}) == {}
+
+
+def test_the_original_reference_variables_are_honoured():
+    """Each variable of the original VPA reference means what it meant there (issue: settings
+    accepted and silently ignored)."""
+    import warnings
+
+    from vpa.config import load_config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for alias in ("VPA_ENABLE_AUTH", "VPA_REQUIRE_API_KEY"):
+            assert load_config(environ={alias: "true"}).auth_enabled is True
+        assert load_config(environ={"VPA_ENABLE_METRICS": "false"}).metrics_enabled is False
+        assert load_config(environ={"VPA_VECTOR_DB_PROVIDER": "chromadb"}).provider == "chroma"
+        assert load_config(environ={"VPA_DEBUG": "true"}).log_level == "DEBUG"
+        assert load_config(environ={"VPA_TESTING": "true"}).environment == "testing"
+        assert load_config(environ={"VPA_CACHE_SIZE_MB": "1.5"}).cache_size_mb == 1.5
+        assert load_config(environ={"VPA_CONNECTION_POOL_SIZE": "8"}).connection_pool_size == 8
+        assert load_config(environ={"VPA_ENCRYPT_IN_TRANSIT": "yes"}).encrypt_in_transit is True
+
+
+def test_contradicting_aliases_are_refused():
+    import pytest
+
+    from vpa.config import load_config
+    from vpa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="VPA_ENABLE_AUTH.*contradicts VPA_AUTH_ENABLED"):
+        load_config(environ={"VPA_ENABLE_AUTH": "true", "VPA_AUTH_ENABLED": "false"})
+
+
+def test_unknown_variables_are_reported_with_the_closest_name():
+    import pytest
+
+    from vpa.config import ConfigWarning, load_config, validate_config
+
+    with pytest.warns(ConfigWarning, match="unknown variable VPA_CAHCE_SIZE; did you mean VPA_CACHE_SIZE"):
+        config = load_config(environ={"VPA_CAHCE_SIZE": "3"})
+    assert config.cache_size == 1024
+    production = load_config(environ={"VPA_ENVIRONMENT": "production", "VPA_AUTH_ENABLED": "true",
+                                      "VPA_EMBEDER": "hashing"})
+    assert any("VPA_EMBEDER; did you mean VPA_EMBEDDER" in p for p in validate_config(production))
+    # a plugin's own variables are not unknown
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_config(environ={"VPA_QDRANT_URL": "http://127.0.0.1:1"})
+
+
+def test_the_cache_can_be_bounded_by_megabytes():
+    import numpy as np
+
+    from vpa.caches.lru import LRUCache
+
+    cache = LRUCache(10_000, 60, max_bytes=64 * 1024)
+    for i in range(100):
+        cache.set("ns", str(i), np.zeros(1024, dtype=np.float32))  # 4 KiB each
+    assert 10 <= cache.stats().size <= 16
+    cache.set("ns", "huge", np.zeros(1 << 20, dtype=np.float32))  # larger than the budget: skipped
+    assert cache.get("ns", "huge") is None and cache.get("ns", "99") is not None

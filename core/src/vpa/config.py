@@ -8,8 +8,11 @@ wrong type fails with a message naming the variable.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 import tomllib
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,9 +54,32 @@ ENV_VARS: dict[str, str] = {
     "VPA_LOG_FORMAT": "log_format",
     "VPA_METRICS_ENABLED": "metrics_enabled",
     "VPA_SEARCH_HISTORY_SIZE": "search_history_size",
+    "VPA_CACHE_SIZE_MB": "cache_size_mb",
+    "VPA_CONNECTION_POOL_SIZE": "connection_pool_size",
+    "VPA_ENCRYPT_IN_TRANSIT": "encrypt_in_transit",
+    "VPA_ENABLE_TRACING": "enable_tracing",
+    "VPA_DEBUG": "debug",
+    "VPA_REDIS_URL": "redis_url",
 }
 
-SECRET_FIELDS = frozenset({"api_key", "encryption_key"})
+#: The original VPA reference's names for settings VPA spells otherwise: same meaning.
+ENV_ALIASES: dict[str, str] = {
+    "VPA_ENABLE_AUTH": "VPA_AUTH_ENABLED",
+    "VPA_REQUIRE_API_KEY": "VPA_AUTH_ENABLED",
+    "VPA_ENABLE_METRICS": "VPA_METRICS_ENABLED",
+}
+#: Variables read elsewhere (``vpa serve`` options, the test suites), never reported as unknown;
+#: so are ``VPA_<PLUGIN>_*`` variables of installed plugins (``VPA_QDRANT_URL``, ...).
+OTHER_VARIABLES = frozenset({
+    "VPA_CONFIG_FILE", "VPA_TESTING", "VPA_SERVER_HOST", "VPA_SERVER_PORT", "VPA_AUDIT_LOG",
+    "VPA_MAX_BODY_BYTES", "VPA_PUBLIC_METRICS", "VPA_RATE_LIMIT_BURST", "VPA_TLS_CERT_FILE",
+    "VPA_TLS_KEY_FILE", "VPA_HEADER_TIMEOUT_SECONDS", "VPA_BODY_TIMEOUT_SECONDS", "VPA_MAX_CONNECTIONS",
+    "VPA_FUZZ_EXAMPLES",
+})
+#: Provider names of the original reference → the plugin that serves them.
+PROVIDER_ALIASES = {"chromadb": "chroma"}
+
+SECRET_FIELDS = frozenset({"api_key", "encryption_key", "redis_url"})
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -90,7 +116,19 @@ class VPAConfig:
     log_format: str = "auto"
     metrics_enabled: bool = True
     search_history_size: int = 100
+    #: Bound the cache by memory (MiB) instead of by entries; 0 = by entries (``cache_size``).
+    cache_size_mb: float = 0.0
+    #: Connections each plugin keeps to its engine (HTTP pool, gRPC channels); 0 = the client's default.
+    connection_pool_size: int = 0
+    #: Refuse to serve plain HTTP on anything but loopback.
+    encrypt_in_transit: bool = False
+    enable_tracing: bool = False
+    debug: bool = False
+    redis_url: str | None = attrs.field(default=None, repr=False)
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=False)
+    #: What loading the configuration noticed: unknown ``VPA_*`` variables (with the closest
+    #: known name), aliases used. Warnings outside production, errors in it (`validate_config`).
+    notices: tuple[str, ...] = attrs.field(default=(), repr=False, eq=False)
 
     def provider_options(self, name: str, known: Iterable[str] | None = None) -> dict[str, Any]:
         """A plugin's own ``[providers.<name>]`` table from the TOML file (empty if none).
@@ -137,8 +175,48 @@ _converter.register_structure_hook(Path, lambda v, _: Path(v).expanduser())
 _converter.register_unstructure_hook(Path, str)
 
 
-def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    return {field: environ[var] for var, field in ENV_VARS.items() if var in environ}
+def _from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The settings the environment gives, and the notices about it (unknown names, aliases)."""
+    values: dict[str, Any] = {}
+    notices: list[str] = []
+    for alias, var in ENV_ALIASES.items():
+        if alias in environ:
+            if var in environ and _truthy(environ[var]) != _truthy(environ[alias]):
+                raise ConfigError(f"{alias}={environ[alias]!r} contradicts {var}={environ[var]!r}; set one")
+            values[ENV_VARS[var]] = environ[alias] if var not in environ else environ[var]
+    values.update({field: environ[var] for var, field in ENV_VARS.items() if var in environ})
+    if "VPA_TESTING" in environ and "VPA_ENVIRONMENT" not in environ and _truthy(environ["VPA_TESTING"]):
+        values["environment"] = "testing"
+    if "debug" in values and "VPA_LOG_LEVEL" not in environ and _truthy(values["debug"]):
+        values["log_level"] = "DEBUG"
+    known = [*ENV_VARS, *ENV_ALIASES, *OTHER_VARIABLES]
+    plugin_prefixes = _plugin_prefixes()
+    for name in sorted(environ):
+        if name.startswith("VPA_") and name not in known and not name.startswith(plugin_prefixes):
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            notices.append(f"unknown variable {name}{hint}")
+    return values, notices
+
+
+def _not_honoured(config: VPAConfig) -> list[str]:
+    """Settings that are set but that this installation cannot honour: said, never ignored."""
+    out = []
+    if config.enable_tracing:
+        out.append("VPA_ENABLE_TRACING is set, but this version of VPA exports no traces yet")
+    return out
+
+
+@functools.cache
+def _plugin_prefixes() -> tuple[str, ...]:
+    import importlib.metadata as md
+
+    return tuple(f"VPA_{ep.name.upper().replace('-', '_')}_" for ep in md.entry_points(group="vpa"))
+
+
+def _truthy(value: Any) -> bool | None:
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
 
 
 def _from_toml(path: Path | None) -> dict[str, Any]:
@@ -162,12 +240,27 @@ def load_config(
     file = config_file or environ.get("VPA_CONFIG_FILE") or ("vpa.toml" if Path("vpa.toml").is_file() else None)
     merged: dict[str, Any] = {}
     merged.update(_from_toml(Path(file) if file else None))
-    merged.update(_from_environment(environ))
+    from_env, notices = _from_environment(environ)
+    merged.update(from_env)
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    merged.pop("notices", None)
+    provider = merged.get("provider")
+    if isinstance(provider, str) and provider in PROVIDER_ALIASES:
+        merged["provider"] = PROVIDER_ALIASES[provider]
     try:
-        return _converter.structure(merged, VPAConfig)
+        config = _converter.structure(merged, VPAConfig)
     except Exception as exc:
         raise ConfigError(_describe_config_error(exc)) from exc
+    notices.extend(_not_honoured(config))
+    config = attrs.evolve(config, notices=tuple(notices))
+    if notices and config.environment != "production":
+        for notice in notices:
+            warnings.warn(f"VPA configuration: {notice}", ConfigWarning, stacklevel=2)
+    return config
+
+
+class ConfigWarning(UserWarning):
+    """A setting VPA does not know or will not honour, outside production (where it is an error)."""
 
 
 def _describe_config_error(exc: Exception) -> str:
@@ -194,6 +287,8 @@ def validate_config(config: VPAConfig) -> list[str]:
     Production refuses insecure settings: auth off, encryption without a key, debug logging.
     """
     errors: list[str] = []
+    if config.environment == "production":
+        errors.extend(config.notices)
     if config.environment not in ENVIRONMENTS:
         errors.append(f"VPA_ENVIRONMENT must be one of {', '.join(ENVIRONMENTS)}, not {config.environment!r}")
     if config.port is not None and not 0 < config.port < 65536:
@@ -212,13 +307,17 @@ def validate_config(config: VPAConfig) -> list[str]:
         errors.append(f"VPA_LOG_LEVEL {config.log_level!r} is not a log level")
     if config.log_format not in ("auto", "json", "console"):
         errors.append("VPA_LOG_FORMAT must be auto, json or console")
+    if config.cache_size_mb < 0:
+        errors.append("VPA_CACHE_SIZE_MB must not be negative")
+    if config.connection_pool_size < 0:
+        errors.append("VPA_CONNECTION_POOL_SIZE must not be negative")
     if config.encrypt_at_rest and not config.encryption_key:
         errors.append("VPA_ENCRYPT_AT_REST is on but VPA_ENCRYPTION_KEY is not set")
     if config.environment == "production":
         if not config.auth_enabled:
             errors.append("production requires VPA_AUTH_ENABLED=true")
-        if config.log_level.upper() == "DEBUG":
-            errors.append("production must not log at DEBUG")
+        if config.log_level.upper() == "DEBUG" or config.debug:
+            errors.append("production must not run with VPA_DEBUG or log at DEBUG")
         if config.embedder == "hashing":
             errors.append("production must not use the hashing embedder (it is for tests and demos)")
     return errors
