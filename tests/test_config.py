@@ -121,3 +121,11 @@ def test_the_cache_can_be_bounded_by_megabytes():
     assert 10 <= cache.stats().size <= 16
     cache.set("ns", "huge", np.zeros(1 << 20, dtype=np.float32))  # larger than the budget: skipped
     assert cache.get("ns", "huge") is None and cache.get("ns", "99") is not None
+
+
+def test_vpa_config_flags_an_uninstalled_provider():
+    from vpa.config import load_config, validate_config
+
+    problems = validate_config(load_config(environ={"VPA_VECTOR_DB_PROVIDER": "pgvector"}))
+    assert any("VPA_VECTOR_DB_PROVIDER='pgvector' is no installed store" in p for p in problems)
+    assert validate_config(load_config(environ={"VPA_VECTOR_DB_PROVIDER": "chromadb"})) == []

@@ -199,6 +199,19 @@ def _from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[
     return values, notices
 
 
+def _uninstalled_components(config: VPAConfig) -> list[str]:
+    from vpa.plugins import get_registry
+
+    registry = get_registry()
+    out = []
+    for kind, field in (("store", "provider"), ("embedder", "embedder"), ("chunker", "chunker"),
+                        ("cache", "cache"), ("auth", "authenticator")):
+        name = getattr(config, field)
+        if name not in registry.names(kind):
+            out.append(f"{_var(field)}={name!r} is no installed {kind}; installed: {', '.join(registry.names(kind))}")
+    return out
+
+
 def _not_honoured(config: VPAConfig) -> list[str]:
     """Settings that are set but that this installation cannot honour: said, never ignored."""
     out = []
@@ -307,6 +320,7 @@ def validate_config(config: VPAConfig) -> list[str]:
         errors.append(f"VPA_LOG_LEVEL {config.log_level!r} is not a log level")
     if config.log_format not in ("auto", "json", "console"):
         errors.append("VPA_LOG_FORMAT must be auto, json or console")
+    errors.extend(_uninstalled_components(config))
     if config.cache_size_mb < 0:
         errors.append("VPA_CACHE_SIZE_MB must not be negative")
     if config.connection_pool_size < 0:
