@@ -127,5 +127,5 @@ def test_vpa_config_flags_an_uninstalled_provider():
     from vpa.config import load_config, validate_config
 
     problems = validate_config(load_config(environ={"VPA_VECTOR_DB_PROVIDER": "pgvector"}))
-    assert any("VPA_VECTOR_DB_PROVIDER='pgvector' is no installed store" in p for p in problems)
+    assert any("VPA_VECTOR_DB_PROVIDER: unknown store 'pgvector'" in p for p in problems)
     assert validate_config(load_config(environ={"VPA_VECTOR_DB_PROVIDER": "chromadb"})) == []

@@ -208,7 +208,7 @@ def _uninstalled_components(config: VPAConfig) -> list[str]:
                         ("cache", "cache"), ("auth", "authenticator")):
         name = getattr(config, field)
         if name not in registry.names(kind):
-            out.append(f"{_var(field)}={name!r} is no installed {kind}; installed: {', '.join(registry.names(kind))}")
+            out.append(f"{_var(field)}: unknown {kind} {name!r}; installed: {', '.join(registry.names(kind))}")
     return out
 
 
