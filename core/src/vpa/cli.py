@@ -42,10 +42,12 @@ def _parse_meta(values: tuple[str, ...]) -> dict[str, Any]:
 def _config(ctx: click.Context, **overrides: Any) -> Any:
     from vpa.config import load_config, validate_config
 
+    from vpa.errors import ConfigError
+
     config = load_config(overrides)
     problems = validate_config(config)
     if problems:
-        raise click.UsageError("; ".join(problems))
+        raise ConfigError("; ".join(problems))
     return config
 
 
@@ -192,8 +194,8 @@ def ingest(paths: tuple[str, ...], meta: tuple[str, ...], tenant: str | None, **
 @common_options
 def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, user: str, as_json: bool, **options: Any) -> None:
     """Search the collection."""
-    from vpa.errors import InvalidFilter
-    from vpa.filters import parse_filter
+    from vpa.errors import InvalidFilter, LimitExceeded
+    from vpa.filters import MAX_FILTER_DEPTH, parse_filter
     from vpa.rag import flatten
 
     filters = None
@@ -202,7 +204,11 @@ def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, 
             filters = json.loads(filter_json)
         except json.JSONDecodeError as exc:
             raise InvalidFilter(f"--filter is not valid JSON: {exc.msg} at column {exc.colno}") from None
-        parse_filter(filters)  # fail before any model or store is loaded
+        except RecursionError:  # JSON nested beyond what the reader takes: far past the ceiling
+            raise LimitExceeded(
+                "max_filter_depth", MAX_FILTER_DEPTH + 1, MAX_FILTER_DEPTH, what="--filter (too deep to read)"
+            ) from None
+        parse_filter(filters)  # fail before any model or store is loaded (ceilings included)
 
     results = _run(_with_system(
         _component_options(**options),
@@ -301,9 +307,20 @@ def show_config() -> None:
               help="append the audit log (JSON lines) here instead of stderr (VPA_AUDIT_LOG)")
 @click.option("--public-metrics", envvar="VPA_PUBLIC_METRICS", is_flag=True,
               help="serve /api/v1/metrics without a key (VPA_PUBLIC_METRICS)")
+@click.option("--header-timeout", envvar="VPA_HEADER_TIMEOUT", type=float, default=10.0, show_default=True,
+              help="seconds a client has to send a request's headers; then 408 (VPA_HEADER_TIMEOUT)")
+@click.option("--body-timeout", envvar="VPA_BODY_TIMEOUT", type=float, default=30.0, show_default=True,
+              help="seconds a client has to send a request body, plus one per 64 KiB sent; then 408 "
+                   "(VPA_BODY_TIMEOUT)")
+@click.option("--max-connections", envvar="VPA_MAX_CONNECTIONS", type=int,
+              help="open connections at most; the longest-waiting idle one makes room for a new one "
+                   "(VPA_MAX_CONNECTIONS; default: what the open-files limit allows, up to 10000)")
+@click.option("--http", "http_impl", envvar="VPA_HTTP", default="auto", show_default=True,
+              type=click.Choice(["auto", "httptools", "h11"]), help="HTTP/1.1 implementation (VPA_HTTP)")
 @common_options
 def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, max_body_bytes: int | None,
-          rate_limit_burst: int | None, audit_log: Path | None, public_metrics: bool, **options: Any) -> None:
+          rate_limit_burst: int | None, audit_log: Path | None, public_metrics: bool, header_timeout: float,
+          body_timeout: float, max_connections: int | None, http_impl: str, **options: Any) -> None:
     """Serve the REST API (needs the `server` extra: pip install 'vpa-core[server]')."""
     from vpa.errors import DependencyMissing
     from vpa.server.settings import ServerSettings
@@ -311,7 +328,7 @@ def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, max
     try:
         import uvicorn
 
-        from vpa.server.app import create_app
+        from vpa.server.app import create_app, uvicorn_options
     except ImportError as exc:
         raise DependencyMissing(
             f"`vpa serve` needs the server extra: pip install 'vpa-core[server]' ({exc.name} is missing)"
@@ -319,7 +336,9 @@ def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, max
     config = _config(click.get_current_context(), **_component_options(**options))
     settings = ServerSettings(host=host, port=port, tls_cert_file=tls_cert, tls_key_file=tls_key,
                               max_body_bytes=max_body_bytes, rate_limit_burst=rate_limit_burst,
-                              audit_log=audit_log, public_metrics=public_metrics)
+                              audit_log=audit_log, public_metrics=public_metrics,
+                              header_timeout=header_timeout, body_timeout=body_timeout,
+                              max_connections=max_connections, http=http_impl)
     problems = settings.problems()
     if problems:
         raise click.UsageError("; ".join(problems))
@@ -332,8 +351,13 @@ def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, max
     if config.environment == "production" and not settings.tls:
         click.echo("warning: serving plain HTTP in production; terminate TLS in front of it "
                    "or pass --tls-cert/--tls-key", err=True)
+    from vpa.auth.api_keys import ensure_private_folder
+
+    ensure_private_folder(Path(config.data_dir))  # 0700 before any store or key file is made in it
+    app = create_app(config, settings)
     uvicorn.run(
-        create_app(config, settings),
+        app,
+        **uvicorn_options(app),
         host=settings.host,
         port=settings.port,
         ssl_certfile=str(settings.tls_cert_file) if settings.tls else None,
@@ -363,16 +387,19 @@ def _key_row(info: Any) -> dict[str, Any]:
 
 
 @keys.command("create")
-@click.option("--role", required=True, type=click.Choice(["reader", "writer", "admin"]))
-@click.option("--tenant", required=True, help="the tenant whose documents the key reaches")
+@click.option("--role", required=True, type=click.Choice(["reader", "writer", "admin", "operator"]),
+              help="reader, writer, admin (of one tenant) or operator (every tenant's figures, no documents)")
+@click.option("--tenant", help="the tenant whose documents the key reaches (not for an operator key)")
 @click.option("--name", default="", help="a label, e.g. who holds the key")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="data folder (VPA_DATA_DIR)")
 @click.option("--json", "as_json", is_flag=True)
-def keys_create(role: str, tenant: str, name: str, data_dir: Path | None, as_json: bool) -> None:
+def keys_create(role: str, tenant: str | None, name: str, data_dir: Path | None, as_json: bool) -> None:
     """Create a key and print it once: only its hash is stored."""
-    from vpa.server.security import check_tenant_name, key_file_lock
+    from vpa.auth.base import check_key_name, check_key_scope
+    from vpa.server.security import key_file_lock
 
-    check_tenant_name(tenant)
+    check_key_scope(role, tenant)  # a bad tenant (control characters, '/', ...) fails before any file
+    check_key_name(name)
     probe = _authenticator(data_dir)
     with key_file_lock(getattr(probe, "path", None)):
         info, secret = _authenticator(data_dir).create_key(role, tenant, name)
@@ -380,7 +407,8 @@ def keys_create(role: str, tenant: str, name: str, data_dir: Path | None, as_jso
         click.echo(json.dumps({**_key_row(info), "key": secret}, indent=2))
     else:
         click.echo(secret)
-        click.echo(f"key id {info.key_id} · role {info.role} · tenant {info.tenant} — store the key now; "
+        scope = info.tenant if info.tenant is not None else "every tenant's figures"
+        click.echo(f"key id {info.key_id} · role {info.role} · tenant {scope} — store the key now; "
                    "it is not shown again", err=True)
 
 
@@ -411,11 +439,11 @@ def keys_list(data_dir: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'KEY ID':<14} {'ROLE':<7} {'TENANT':<20} {'CREATED (UTC)':<20} {'STATE':<8} NAME")
+    click.echo(f"{'KEY ID':<14} {'ROLE':<8} {'TENANT':<20} {'CREATED (UTC)':<20} {'STATE':<8} NAME")
     for row in rows:
         created = datetime.datetime.fromtimestamp(row["created_at"], datetime.UTC)
         state = "revoked" if row["revoked"] else "active"
-        click.echo(f"{row['key_id']:<14} {row['role']:<7} {row['tenant']:<20} "
+        click.echo(f"{row['key_id']:<14} {row['role']:<8} {row['tenant'] or '-':<20} "
                    f"{created:%Y-%m-%d %H:%M:%S}  {state:<8} {row['name']}")
 
 
