@@ -48,7 +48,7 @@ async def main(provider: str | None, embedder: str | None, data_dir: str | None)
               f"embedder={system.embedder.fingerprint.describe()}")
         await system.embedder.aembed(["warm up"])  # load the model now, not inside the first timing
         documents = list(read_documents([CORPUS]))
-        documents = [d for d in documents if d.id != "README.md"]
+        documents = [d for d in documents if not d.id.endswith("README.md")]
         started = time.perf_counter()
         results = await system.add_documents(documents)
         took = time.perf_counter() - started

@@ -40,18 +40,18 @@ def test_ingest_search_get_delete_stats(run, corpus):
     assert "0 unchanged" in run("ingest", str(corpus)).stdout  # other metadata: re-embedded
 
     found = json.loads(run("search", "cats purr", "--top-k", "2", "--json").stdout)
-    assert found[0]["document_id"] == "cats.md"
+    assert found[0]["document_id"] == "docs/cats.md"  # ids are paths from the current folder
     assert set(found[0]) >= {"document_id", "chunk_id", "similarity", "content", "metadata"}
     assert found[0]["metadata"]["tags"] == ["pets"] and "rank" not in found[0]["metadata"]
 
     filtered = json.loads(run("search", "wild yeast", "--filter", '{"category": "animals"}', "--json").stdout)
-    assert [r["document_id"] for r in filtered] == ["cats.md"]
+    assert [r["document_id"] for r in filtered] == ["docs/cats.md"]
     readable = run("search", "wild yeast")
-    assert "Bread" in readable.stdout and "bread.html" in readable.stdout
+    assert "Bread" in readable.stdout and "docs/bread.html" in readable.stdout
 
-    assert "Sourdough uses wild yeast." in run("get", "bread.html").stdout
+    assert "Sourdough uses wild yeast." in run("get", "docs/bread.html").stdout  # as the README prints it
     assert json.loads(run("stats", "--json").stdout)["documents"] == 3
-    assert run("delete", "bread.html").returncode == 0
+    assert run("delete", "docs/bread.html").returncode == 0
     assert json.loads(run("stats", "--json").stdout)["documents"] == 2
 
 
@@ -75,10 +75,62 @@ def test_bad_input_exits_non_zero_with_one_line(run, args, message):
 
 
 def test_unreadable_file_is_named(run, tmp_path):
-    bad = tmp_path / "latin1.txt"
-    bad.write_bytes("caf\xe9".encode("latin-1"))
+    bad = tmp_path / "binary.txt"
+    bad.write_bytes(b"\x00\x01\x02\xff\xfe\x00 not text")
     result = run("ingest", str(bad))
-    assert result.returncode == 2 and "cannot read" in result.stderr and "latin1.txt" in result.stderr
+    assert result.returncode == 2 and "cannot read" in result.stderr and "binary.txt" in result.stderr
+
+
+def test_same_named_files_in_two_folders_are_both_kept(run, tmp_path):
+    for folder, text in (("a", "Alpha readme about apples."), ("b", "Beta readme about bananas.")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "README.md").write_text(text)
+    result = run("ingest", "a", "b")
+    assert result.returncode == 0, result.stderr
+    assert "ingested 2 documents" in result.stdout
+    assert "apples" in run("get", "a/README.md").stdout and "bananas" in run("get", "b/README.md").stdout
+
+
+def test_one_bad_file_does_not_abort_a_folder(run, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(5):
+        (docs / f"good{i}.txt").write_text(f"good document number {i}")
+    (docs / "latin1.txt").write_bytes("Un café crème à la terrasse, s'il vous plaît, garçon.".encode("latin-1"))
+    (docs / "binary.txt").write_bytes(b"\x00\x9f\x92\x96" * 50)
+    (docs / "broken.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
+    result = run("ingest", "docs")
+    assert result.returncode == 2
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 2 and any("binary.txt" in line for line in skipped)
+    assert any("broken.md" in line and "malformed front matter" in line for line in skipped)
+    assert "Traceback" not in result.stderr
+    assert "ingested 6 documents" in result.stdout and "2 skipped" in result.stdout
+    assert "café crème" in run("get", "docs/latin1.txt").stdout  # detected, not refused
+    strict_dir = tmp_path / "strict-data"
+    strict = subprocess.run([VPA, "ingest", "docs", "--strict"], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "VPA_DATA_DIR": str(strict_dir), "VPA_EMBEDDER": "hashing"},
+                            timeout=120)
+    assert strict.returncode == 2 and len(strict.stderr.strip().splitlines()) == 1
+    assert not (strict_dir / "memory").exists() or "ingested" not in strict.stdout
+
+
+def test_an_unreadable_subfolder_is_reported(tmp_path, monkeypatch):
+    from vpa import ingest
+
+    (tmp_path / "docs" / "locked").mkdir(parents=True)
+    (tmp_path / "docs" / "a.txt").write_text("a")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = ingest.find_files([tmp_path / "docs"])
+    assert len(found.files) == 1
+    assert found.problems == [f"cannot read folder {tmp_path / 'docs' / 'locked'}: Permission denied"]
 
 
 def test_plugins_lists_builtins_with_versions(run):

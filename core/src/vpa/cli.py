@@ -155,17 +155,38 @@ def plugins(as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--meta", multiple=True, help="key=value metadata added to every document")
 @click.option("--tenant", help="tenant the documents belong to")
+@click.option("--strict", is_flag=True, help="stop at the first file that cannot be read")
 @common_options
-def ingest(paths: tuple[str, ...], meta: tuple[str, ...], tenant: str | None, **options: Any) -> None:
-    """Add .txt, .md and .html files (and folders of them) to the collection."""
+def ingest(paths: tuple[str, ...], meta: tuple[str, ...], tenant: str | None, strict: bool, **options: Any) -> None:
+    """Add .txt, .md and .html files (and folders of them) to the collection.
+
+    Ids are paths relative to the current folder (or to the common folder of PATHS outside it).
+    A file that cannot be read is reported on its own line and the others are ingested; the exit
+    status is then 2. With --strict the first such file stops the command before anything is
+    written."""
     from tqdm import tqdm
 
+    from vpa.errors import ValidationError
     from vpa.ingest import find_files, read_document
 
     extra = _parse_meta(meta)
-    files = find_files(paths)
-    documents = [read_document(path, root, extra) for path, root in files]
+    found = find_files(paths)
+    problems = list(found.problems)
+    documents = []
+    for path, doc_id in found.files:
+        try:
+            documents.append(read_document(path, doc_id, extra))
+        except ValidationError as exc:
+            if strict:
+                raise
+            problems.append(str(exc))
+    if strict and found.problems:
+        raise ValidationError(found.problems[0])
+    for problem in problems:
+        click.echo(f"skipped: {problem}", err=True)
     if not documents:
+        if problems:
+            sys.exit(EXIT_BAD_INPUT)
         raise click.UsageError("no .txt, .md or .html files found")
 
     async def action(system: Any) -> tuple[int, int, int]:
@@ -181,7 +202,10 @@ def ingest(paths: tuple[str, ...], meta: tuple[str, ...], tenant: str | None, **
         return added, chunks, unchanged
 
     added, chunks, unchanged = _run(_with_system(_component_options(**options), action))
-    click.echo(f"ingested {added} documents ({chunks} chunks; {unchanged} unchanged)")
+    click.echo(f"ingested {added} documents ({chunks} chunks; {unchanged} unchanged)"
+               + (f"; {len(problems)} skipped" if problems else ""))
+    if problems:
+        sys.exit(EXIT_BAD_INPUT)
 
 
 @main.command()
