@@ -41,7 +41,6 @@ def _parse_meta(values: tuple[str, ...]) -> dict[str, Any]:
 
 def _config(ctx: click.Context, **overrides: Any) -> Any:
     from vpa.config import load_config, validate_config
-
     from vpa.errors import ConfigError
 
     config = load_config(overrides)
