@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 from vpa.caches.lru import LRUCache
 from vpa.embedders.hashing import HashingEmbedder
 from vpa.errors import (
-    BatchTooLarge,
     DocumentNotFound,
     DocumentTooLarge,
     EmbedderMismatch,
@@ -129,12 +128,26 @@ async def test_bad_documents_are_refused_before_any_write(config):
         ([good, Document("x", "y" * 101)], DocumentTooLarge),
         ([good, Document("x", "y", metadata={"vpa_tenant": "z"})], InvalidMetadata),
         ([good, Document("x", "y", metadata={"nested": {"a": 1}})], InvalidMetadata),
-        ([good] * 4, BatchTooLarge),
     ]
     for documents, error in cases:
         with pytest.raises(error):
             await system.add_documents(documents)
     assert (await system.get_system_stats())["chunks"] == 0
+    await system.shutdown()
+
+
+async def test_a_library_call_takes_any_number_of_documents(config, monkeypatch):
+    """`add_documents` of more documents than VPA_MAX_BATCH_SIZE used to raise BatchTooLarge (8,674
+    documents, limit 1,000): the limit is the HTTP route's; the library streams in groups."""
+    import vpa.rag
+
+    monkeypatch.setattr(vpa.rag, "INGEST_GROUP", 7)
+    system = create_enhanced_rag_system(config.replace(max_batch_size=5))
+    documents = [Document(f"d{i}", f"text number {i}") for i in range(40)]
+    results = await system.add_documents(documents)
+    assert [r.document_id for r in results] == [d.id for d in documents] and not any(r.unchanged for r in results)
+    assert (await system.get_system_stats())["documents"] == 40
+    assert all(r.unchanged for r in await system.add_documents(documents))
     await system.shutdown()
 
 
@@ -238,3 +251,15 @@ async def test_a_document_interrupted_before_its_head_is_invisible_and_repaired(
     assert (await fresh.get_document("glacier")).content == text
     assert len(await fresh.search_knowledge("u", "glaciers ice", top_k=3)) == 3
     await system.shutdown()
+
+
+async def test_system_stats_have_the_original_nested_shape(rag):
+    await rag.search_knowledge("u", "sourdough starter")
+    stats = await rag.get_system_stats()
+    section = stats["search_statistics"]
+    assert section["total_searches"] == stats["total_searches"] == 1
+    assert section["avg_response_time"] == pytest.approx(stats["avg_latency_ms"] / 1000, abs=1e-6)
+    assert section["scope"] == "process"
+    assert stats["vector_database"]["total_documents"] == 3 and stats["vector_database"]["provider"] == "memory"
+    assert stats["embedding_model"]["dimension"] == rag.embedder.fingerprint.dimension
+    assert (await rag.get_system_stats(tenant="t"))["search_statistics"]["cache_hit_rate"] is None

@@ -287,13 +287,18 @@ def delete(document_id: str, tenant: str | None, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @common_options
 def stats(tenant: str | None, as_json: bool, **options: Any) -> None:
-    """Documents, chunks and search figures of the collection."""
+    """Documents and chunks of the collection. Search figures are per process: they count the
+    searches of a running `vpa serve` (its /stats), not earlier `vpa search` runs."""
     figures = _run(_with_system(_component_options(**options), lambda s: s.get_system_stats(tenant=tenant)))
     if as_json:
         click.echo(json.dumps(figures, indent=2))
-    else:
-        for key, value in figures.items():
-            click.echo(f"{key:<16} {value}")
+        return
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            continue  # the nested sections repeat the flat figures
+        label = f"{key} (this process)" if key in ("total_searches", "avg_latency_ms", "p95_latency_ms",
+                                                  "cache_hit_rate") else key
+        click.echo(f"{label:<31} {value}")
 
 
 @main.command("config")

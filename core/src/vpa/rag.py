@@ -35,7 +35,6 @@ from vpa.chunkers.base import Chunker
 from vpa.config import VPAConfig, load_config
 from vpa.embedders.base import Embedder
 from vpa.errors import (
-    BatchTooLarge,
     DocumentNotFound,
     DocumentTooLarge,
     IncompleteDocument,
@@ -77,6 +76,8 @@ MAX_TOP_K = 1000
 #: Heads whose content hash this process knows (see `vpa.layout`): search validates body hits
 #: against them without a read per search.
 HEAD_CACHE_SIZE = 100_000
+#: Documents written per round of an ingest (bounds the memory one call holds at a time).
+INGEST_GROUP = 256
 #: Rounds of a search that re-asks for more hits when chunks of unfinished versions were dropped.
 REFILL_ROUNDS = 3
 
@@ -209,8 +210,10 @@ class RAGSystem:
     async def add_documents(
         self, documents: Iterable[Document | Mapping[str, Any]], *, tenant: str | None = None
     ) -> list[IngestResult]:
-        """Add or replace many documents. All are validated before anything is written; embedding
-        of one batch overlaps with the upsert of the previous one.
+        """Add or replace any number of documents. All are validated before anything is written;
+        they are then written in groups of ``INGEST_GROUP``, and embedding of one batch overlaps
+        with the upsert of the previous one. (The REST route bounds a request by
+        ``VPA_MAX_BATCH_SIZE``; a library call does not.)
 
         Each document becomes visible whole or not at all: its body chunks are written first, its
         head (the completion marker) last, and the previous version's chunks are removed only
@@ -219,20 +222,41 @@ class RAGSystem:
         info = await self.initialize()
         check_tenant(tenant)
         docs = [d if isinstance(d, Document) else self._document_from_mapping(d) for d in documents]
-        if len(docs) > self.config.max_batch_size:
-            raise BatchTooLarge(
-                f"{len(docs)} documents in one call; the limit is {self.config.max_batch_size}"
-            )
         latest: dict[str, Document] = {}
         for doc in docs:
             self._check_document(doc)
             latest[doc.id] = doc
         started = time.perf_counter()
         prepared = [_Prepared(doc, tenant, self._content_hash(doc, tenant)) for doc in latest.values()]
-        heads = [head_id(p.document.id, tenant) for p in prepared]
+        results: list[IngestResult] = []
+        changed = chunks = 0
+        for start in range(0, len(prepared), INGEST_GROUP):  # any number, in bounded groups
+            group = prepared[start : start + INGEST_GROUP]
+            todo = await self._changed(info, group, tenant)
+            try:
+                chunks += await self._write(info, todo)
+            finally:
+                if todo:  # also after a failure: some versions may have been completed
+                    self.cache.invalidate(self._results_namespace())
+            await self._remove_stale_chunks(info, todo)
+            changed += len(todo)
+            rewritten = {id(p) for p in todo}
+            for p in group:
+                done = id(p) in rewritten
+                results.append(IngestResult(p.document.id, len(p.records) if done else _chunk_count(p.old_head),
+                                            not done))
+        log.info("rag.documents_added", documents=len(prepared), changed=changed, chunks=chunks,
+                 ms=round((time.perf_counter() - started) * 1000, 1))
+        return results
+
+    async def _changed(
+        self, info: CollectionInfo, group: list[_Prepared], tenant: str | None
+    ) -> list[_Prepared]:
+        """The documents of ``group`` whose stored version differs (or is missing or unfinished)."""
+        heads = [head_id(p.document.id, tenant) for p in group]
         existing = {r.id: r for r in await self.store.get(info.name, heads)} if heads else {}
         todo: list[_Prepared] = []
-        for p, hid in zip(prepared, heads, strict=True):
+        for p, hid in zip(group, heads, strict=True):
             old = existing.get(hid)
             if belongs(old, tenant):
                 p.old_head = old
@@ -240,21 +264,7 @@ class RAGSystem:
                     self._heads[hid] = p.content_hash
                     continue
             todo.append(p)
-        try:
-            total_chunks = await self._write(info, todo)
-        finally:
-            if todo:  # also after a failure: some versions may have been completed
-                self.cache.invalidate(self._results_namespace())
-        await self._remove_stale_chunks(info, todo)
-        unchanged = {p.document.id for p in prepared} - {p.document.id for p in todo}
-        chunk_counts = {p.document.id: len(p.records) for p in todo}
-        log.info("rag.documents_added", documents=len(prepared), changed=len(todo), chunks=total_chunks,
-                 ms=round((time.perf_counter() - started) * 1000, 1))
-        return [
-            IngestResult(p.document.id, chunk_counts.get(p.document.id, _chunk_count(p.old_head)),
-                         p.document.id in unchanged)
-            for p in prepared
-        ]
+        return todo
 
     @staticmethod
     def _document_from_mapping(data: Mapping[str, Any]) -> Document:
@@ -493,20 +503,43 @@ class RAGSystem:
 
     async def get_system_stats(self, *, tenant: str | None = None) -> dict[str, Any]:
         """Documents and chunks of the tenant (all with None), with this process's search figures
-        for that tenant (every tenant's with None)."""
+        for that tenant (every tenant's with None).
+
+        Flat keys, and the original interface's nested sections as well:
+        ``stats["search_statistics"]["total_searches"]``, ``["avg_response_time"]`` (seconds), ...
+        Search figures are those of this process (``search_statistics["scope"] == "process"``):
+        a CLI run starts from zero."""
         info = await self.initialize()
         scope = self._scope(None, tenant)
         chunks = await self.store.count(info.name, scope)
         documents = await self.store.count(info.name, self._scope({CHUNK_INDEX: 0}, tenant))
         cache = self.cache.stats()
+        figures = self.telemetry.figures(ALL if tenant is None else tenant)
+        fingerprint = self.embedder.fingerprint
+        # The cache is shared by every tenant: its figures are the operator's (tenant None) only.
+        hit_rate = round(cache.hit_rate, 4) if tenant is None else None
         return {
             "provider": self.config.provider,
             "collection": info.name,
-            "embedder": self.embedder.fingerprint.describe(),
+            "embedder": fingerprint.describe(),
             "documents": documents,
             "chunks": chunks,
-            **self.telemetry.figures(ALL if tenant is None else tenant),
-            "cache_hit_rate": round(cache.hit_rate, 4),
+            **figures,
+            "cache_hit_rate": hit_rate,
+            "search_statistics": {
+                "total_searches": figures["total_searches"],
+                "avg_response_time": round(figures["avg_latency_ms"] / 1000, 6),
+                "p95_response_time": round(figures["p95_latency_ms"] / 1000, 6),
+                "cache_hit_rate": hit_rate,
+                "scope": "process",
+            },
+            "vector_database": {
+                "provider": self.config.provider,
+                "collection": info.name,
+                "total_documents": documents,
+                "total_chunks": chunks,
+            },
+            "embedding_model": {"name": fingerprint.model, "dimension": fingerprint.dimension},
         }
 
 
