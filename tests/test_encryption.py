@@ -332,3 +332,23 @@ async def test_large_batches_are_sealed_and_opened_off_the_event_loop():
     assert all(r.text.startswith(TEXT_PREFIX) for r in await store.inner.get("c", ["r0", "r599"]))
     hits = await store.query("c", [1, 300, 2], 300, {"i": {"$gte": 100}})
     assert len(hits) == 300 and all(h.text == f"text {h.metadata['i']}" for h in hits)
+
+
+async def test_content_hashes_are_keyed_under_encryption(tmp_path):
+    """A stored digest of the plaintext would let someone confirm a guessed document."""
+    import hashlib
+
+    from vpa.layout import CONTENT_HASH, head_id
+    from vpa.rag import create_enhanced_rag_system
+
+    base = {"data_dir": tmp_path / "d", "embedder": "hashing", "provider": "memory"}
+    sealed = create_enhanced_rag_system({**base, "encrypt_at_rest": True, "encryption_key": KEY_A})
+    await sealed.add_document("doc", "T", "a guessable text")
+    digest = (await sealed.store.get(sealed.collection, [head_id("doc", None)]))[0].metadata[CONTENT_HASH]
+    await sealed.shutdown()
+    from vpa.models import Document
+
+    clear = create_enhanced_rag_system({**base, "data_dir": tmp_path / "c"})
+    assert digest != clear._content_hash(Document("doc", "a guessable text", "T"), None)
+    assert len(digest) == len(hashlib.sha256().hexdigest())
+    await clear.shutdown()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -132,6 +133,12 @@ class RAGSystem:
         self.collection = self.config.collection
         self._info: CollectionInfo | None = None
         self.telemetry = SearchTelemetry(self.config.search_history_size)
+        self._hash_key: bytes | None = None
+        if self.config.encrypt_at_rest and self.config.encryption_key:
+            from vpa.crypto import parse_key
+
+            key = parse_key(self.config.encryption_key)
+            self._hash_key = hmac.new(key, b"vpa content hash v1", hashlib.sha256).digest()
         #: head record id -> content hash of the version it completes (see `vpa.layout`).
         self._heads: cachetools.LRUCache[str, str] = cachetools.LRUCache(HEAD_CACHE_SIZE)
 
@@ -162,12 +169,16 @@ class RAGSystem:
     # --- ids and hashing -----------------------------------------------------------------------
 
     def _content_hash(self, document: Document, tenant: str | None) -> str:
+        """The version of a document: a digest of everything that shapes its chunks. Under
+        encryption at rest it is keyed (HMAC), so the stored digest cannot confirm a guessed text."""
         payload = json.dumps(
             [LAYOUT_VERSION, document.title, document.content, document.metadata, tenant, self.chunker.name,
              self.chunker.chunk_size, self.chunker.chunk_overlap],
             sort_keys=True, ensure_ascii=False,
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        ).encode("utf-8")
+        if self._hash_key is not None:
+            return hmac.new(self._hash_key, payload, hashlib.sha256).hexdigest()
+        return hashlib.sha256(payload).hexdigest()
 
     def _check_document(self, document: Document) -> None:
         check_id(document.id)
