@@ -3,7 +3,8 @@
 A key reads ``vpa_<key id>_<secret>``. The id finds the entry; the secret's hash is compared in
 constant time (``hmac.compare_digest``). Keys carry 256 bits of randomness, so a fast hash is the
 right tool (as for GitHub tokens): there is nothing to brute-force. The file is rewritten
-atomically; ``path=None`` keeps keys in memory.
+atomically and is private (0600, in a 0700 folder, whatever the umask); ``path=None`` keeps keys
+in memory. A stored key whose tenant is not a valid tenant name (a file edited by hand) is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hmac
 import json
 import os
 import secrets
+import stat
 import tempfile
 import threading
 import time
@@ -21,16 +23,55 @@ from typing import Any
 
 import attrs
 
-from vpa.auth.base import ApiKeyInfo, Authenticator, Principal, Role
-from vpa.errors import AuthenticationError, ValidationError
+from vpa.auth.base import (
+    ApiKeyInfo,
+    Authenticator,
+    Principal,
+    Role,
+    check_key_name,
+    check_key_scope,
+    key_problem,
+)
+from vpa.errors import AuthenticationError
 from vpa.hookspecs import hookimpl
+from vpa.log import get_logger
 from vpa.models import converter
 
 PREFIX = "vpa"
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+
+log = get_logger("vpa.auth")
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def ensure_private_folder(path: Path) -> Path:
+    """Create ``path`` (and missing parents) as 0700 whatever the umask. A folder that exists already
+    is left as it is, with a warning when others may read it (it holds key hashes and documents)."""
+    if not path.is_dir():
+        path.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+        os.chmod(path, PRIVATE_FOLDER)
+        return path
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        log.warning("auth.folder_not_private", folder=str(path), mode=oct(mode), hint="chmod 700")
+    return path
+
+
+def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND) -> int:
+    """Open (creating it 0600 whatever the umask) a file only this user may read; an existing file
+    that others could read is narrowed to 0600. Returns the descriptor."""
+    fd = os.open(path, flags | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE:
+            os.fchmod(fd, PRIVATE_FILE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class ApiKeyAuthenticator(Authenticator):
@@ -48,23 +89,25 @@ class ApiKeyAuthenticator(Authenticator):
     def _save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows = [{"info": converter.unstructure(info), "sha256": digest} for info, digest in self._keys.values()]
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
-
-    def create_key(self, role: Role | str, tenant: str, name: str = "") -> tuple[ApiKeyInfo, str]:
+        ensure_private_folder(self.path.parent)
+        rows = [
+            {"info": converter.unstructure(info), "sha256": digest} for info, digest in self._keys.values()
+        ]
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys.", suffix=".tmp")  # 0600
         try:
-            role = Role(role)
-        except ValueError:
-            raise ValidationError(f"unknown role {role!r}; use reader, writer or admin") from None
-        if not tenant or not isinstance(tenant, str):
-            raise ValidationError("a key needs a tenant")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                os.fchmod(fh.fileno(), PRIVATE_FILE)
+                json.dump(rows, fh, indent=1)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def create_key(self, role: Role | str, tenant: str | None, name: str = "") -> tuple[ApiKeyInfo, str]:
+        role, tenant = check_key_scope(role, tenant)
+        name = check_key_name(name)
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         info = ApiKeyInfo(key_id, role, tenant, name, time.time())
@@ -88,6 +131,9 @@ class ApiKeyAuthenticator(Authenticator):
         info = entry[0]
         if info.revoked:
             raise AuthenticationError("API key has been revoked")
+        problem = key_problem(info)
+        if problem is not None:
+            raise AuthenticationError(f"API key {info.key_id} is not usable: {problem}; create a new one")
         return Principal(info.key_id, info.role, info.tenant, info.name)
 
     def revoke(self, key_id: str) -> bool:

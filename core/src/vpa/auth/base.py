@@ -1,41 +1,123 @@
-"""The auth interface: an API key → a principal with a role and a tenant; roles → actions."""
+"""The auth interface: an API key → a principal with a role and a tenant; roles → actions.
+
+Every role but ``operator`` belongs to one tenant and reaches only that tenant's documents and
+figures. An ``operator`` key belongs to no tenant: it sees the whole process's figures (stats,
+metrics, health details) and nothing else — no document, search or key of any tenant.
+"""
 
 from __future__ import annotations
 
 import abc
 import enum
+import unicodedata
 
 import attrs
 
-from vpa.errors import PermissionDenied
+from vpa.errors import PermissionDenied, ValidationError
+
+MAX_TENANT_LENGTH = 128
+MAX_KEY_NAME_LENGTH = 200
+#: Unicode categories refused in tenant names and key names: control, format (bidi overrides,
+#: zero-width), surrogate, private-use, unassigned, line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 class Role(enum.StrEnum):
     READER = "reader"
     WRITER = "writer"
     ADMIN = "admin"
+    OPERATOR = "operator"
 
 
 class Action(enum.StrEnum):
-    READ = "read"  # get, search, stats
+    READ = "read"  # get, search, stats of the key's tenant
     WRITE = "write"  # add, update, delete documents
-    ADMIN = "admin"  # manage keys, drop collections
+    ADMIN = "admin"  # manage the tenant's keys, see its metrics
+    OPERATE = "operate"  # every tenant's figures: stats, metrics, health details (operator only)
 
 
 ALLOWED: dict[Role, frozenset[Action]] = {
     Role.READER: frozenset({Action.READ}),
     Role.WRITER: frozenset({Action.READ, Action.WRITE}),
-    Role.ADMIN: frozenset(Action),
+    Role.ADMIN: frozenset({Action.READ, Action.WRITE, Action.ADMIN}),
+    Role.OPERATOR: frozenset({Action.OPERATE}),
 }
+
+#: Roles whose keys carry no tenant.
+UNTENANTED_ROLES = frozenset({Role.OPERATOR})
+
+
+def _printable_problem(value: str) -> str | None:
+    for char in value:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            return f"control or invisible character U+{ord(char):04X}"
+    return None
+
+
+def check_tenant_name(tenant: object) -> str:
+    """A tenant a key may carry: 1-128 characters, no '/' (ids are prefixed by it), no control or
+    invisible characters (NUL, newlines, bidi overrides, ...), no surrounding whitespace."""
+    problem = None
+    if not isinstance(tenant, str) or not tenant:
+        problem = "it is empty"
+    elif len(tenant) > MAX_TENANT_LENGTH:
+        problem = f"it is {len(tenant)} characters long"
+    elif "/" in tenant:
+        problem = "it holds '/'"
+    elif tenant != tenant.strip():
+        problem = "it starts or ends with whitespace"
+    else:
+        problem = _printable_problem(tenant)
+    if problem is not None:
+        raise ValidationError(
+            f"tenant must be 1 to {MAX_TENANT_LENGTH} characters without '/', control characters or "
+            f"surrounding whitespace, got {tenant!r} ({problem})"
+        )
+    return tenant  # type: ignore[return-value]
+
+
+def check_key_name(name: object) -> str:
+    """A key's label: at most 200 characters, no control or invisible characters."""
+    if not isinstance(name, str) or len(name) > MAX_KEY_NAME_LENGTH:
+        raise ValidationError(f"a key name must be a string of at most {MAX_KEY_NAME_LENGTH} characters")
+    problem = _printable_problem(name)
+    if problem is not None:
+        raise ValidationError(f"a key name must not hold a {problem}, got {name!r}")
+    return name
+
+
+def check_key_scope(role: Role | str, tenant: object) -> tuple[Role, str | None]:
+    """The role and tenant a new key may have: an operator key has no tenant, every other key one."""
+    try:
+        role = Role(role)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise ValidationError(f"unknown role {role!r}; use {names}") from None
+    if role in UNTENANTED_ROLES:
+        if tenant not in (None, ""):
+            raise ValidationError(f"{role} keys see every tenant's figures; they take no tenant")
+        return role, None
+    if tenant in (None, ""):
+        raise ValidationError(f"{role} keys need a tenant")
+    return role, check_tenant_name(tenant)
+
+
+def key_problem(info: ApiKeyInfo) -> str | None:
+    """Why a stored key must not be honoured (a file edited by hand or by an older version)."""
+    try:
+        check_key_scope(info.role, info.tenant)
+    except ValidationError as exc:
+        return str(exc)
+    return None
 
 
 @attrs.frozen
 class Principal:
-    """Who is calling: never carries the key itself."""
+    """Who is calling: never carries the key itself. ``tenant`` is None only for an operator."""
 
     key_id: str
     role: Role
-    tenant: str
+    tenant: str | None
     name: str = ""
 
 
@@ -43,7 +125,7 @@ class Principal:
 class ApiKeyInfo:
     key_id: str
     role: Role
-    tenant: str
+    tenant: str | None
     name: str
     created_at: float
     revoked: bool = False
@@ -53,8 +135,9 @@ class Authenticator(abc.ABC):
     name: str = ""
 
     @abc.abstractmethod
-    def create_key(self, role: Role | str, tenant: str, name: str = "") -> tuple[ApiKeyInfo, str]:
-        """Create a key; returns its info and the secret, which is shown once and never stored."""
+    def create_key(self, role: Role | str, tenant: str | None, name: str = "") -> tuple[ApiKeyInfo, str]:
+        """Create a key; returns its info and the secret, which is shown once and never stored.
+        Implementations validate with `check_key_scope` and `check_key_name`."""
 
     @abc.abstractmethod
     def authenticate(self, key: str | None) -> Principal:
