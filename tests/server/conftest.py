@@ -43,7 +43,7 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         server.stop()
 
 
-#: The keys of the main server: label → (role, tenant).
+#: The keys of the main server: label → (role, tenant); an operator key has no tenant.
 MAIN_KEYS = {
     "acme_reader": ("reader", "acme"),
     "acme_writer": ("writer", "acme"),
@@ -51,6 +51,7 @@ MAIN_KEYS = {
     "globex_writer": ("writer", "globex"),
     "globex_admin": ("admin", "globex"),
     "fuzz_admin": ("admin", "fuzz"),
+    "operator": ("operator", None),
 }
 
 

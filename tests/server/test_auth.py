@@ -174,22 +174,25 @@ def test_metrics_exposition(server, keys):
         ok(writer.post("/search", json={"query": "metrics warm-up"}))
         error(writer.get("/documents/surely-missing"), 404)
     with server.client(keys["acme_admin"]) as admin:
-        text = admin.get("/metrics").text
-    assert 'vpa_http_requests_total{method="POST",route="/api/v1/search",status="200"}' in text
-    assert 'route="/api/v1/documents/{document_id:path}",status="404"' in text
-    assert "surely-missing" not in text  # route templates, never raw paths
-    for name in (
-        "vpa_http_request_duration_seconds_bucket",
-        "vpa_search_duration_seconds_count",
-        "vpa_cache_hit_ratio",
-        "vpa_documents",
-        "vpa_chunks",
-        'vpa_errors_total{code="document_not_found"}',
-        "vpa_requests_in_progress",
-    ):
-        assert name in text, name
-    documents = next(line for line in text.splitlines() if line.startswith("vpa_documents "))
-    assert float(documents.split()[1]) >= 1
+        text = admin.get("/metrics").text  # the tenant's own view
+    with server.client(keys["operator"]) as operator:
+        everything = operator.get("/metrics").text  # the whole process's
+    for view in (text, everything):
+        assert 'vpa_http_requests_total{method="POST",route="/api/v1/search",status="200"}' in view
+        assert 'route="/api/v1/documents/{document_id:path}",status="404"' in view
+        assert "surely-missing" not in view  # route templates, never raw paths
+        for name in (
+            "vpa_http_request_duration_seconds_bucket",
+            "vpa_search_duration_seconds_count",
+            "vpa_documents",
+            "vpa_chunks",
+            'vpa_errors_total{code="document_not_found"}',
+        ):
+            assert name in view, name
+        documents = next(line for line in view.splitlines() if line.startswith("vpa_documents "))
+        assert float(documents.split()[1]) >= 1
+    for name in ("vpa_cache_hit_ratio", "vpa_requests_in_progress", "vpa_open_connections"):
+        assert name in everything and name not in text, name  # process-wide figures: operator only
 
 
 def test_key_file_written_by_hand_is_picked_up(server):

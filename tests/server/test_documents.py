@@ -241,7 +241,7 @@ def test_malformed_bodies(acme):
         node["$not"] = {}
         node = node["$not"]
     node["a"] = 1
-    error(acme.post("/search", json={"query": "x", "filters": deep}), 422, "invalid_input")
+    error(acme.post("/search", json={"query": "x", "filters": deep}), 413, "limit_exceeded")
     err = error(
         acme.post("/search", content=b"[" * 100_000, headers={"content-type": "application/json"}),
         400,

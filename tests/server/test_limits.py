@@ -61,8 +61,10 @@ def test_concurrency_cap(tight):
         slow.sendall(head + body[:5])  # the request is in the server, its body still arriving
         with tight.client(fresh_key(tight)) as other:
             deadline = time.monotonic() + 10
-            while True:  # wait until the slow request holds the only slot (no key: no token spent)
-                response = other.get("/nothing-here")
+            while True:  # wait until the slow request holds the only slot (the cap counts
+                # authenticated requests only; a key per probe, as each spends a token)
+                with tight.client(fresh_key(tight)) as probe:
+                    response = probe.get("/documents/probe")
                 if response.status_code == 503 or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)

@@ -13,14 +13,22 @@ DELETE   /documents/{document_id}    writer  remove a document and its chunks
 POST     /search                     reader  search by meaning, with a metadata filter
 GET      /search/history             reader  the calling key's recent searches (hashes, not text)
 GET      /stats                      reader  `get_system_stats()` for the caller's tenant
-GET      /health                     none    store and embedder health; 503 when one is down
-GET      /metrics                    admin   Prometheus text format (or none, --public-metrics)
+                                     operator  ... for every tenant
+GET      /health                     none    ok, or 503 when the store or the embedder is down
+                                             (what failed, and how, only for an operator key)
+GET      /metrics                    admin   Prometheus text format, the caller's tenant only
+                                     operator  ... for the whole process (or none: --public-metrics)
 POST     /keys, GET /keys,           admin   keys of the caller's own tenant
 DELETE   /keys/{key_id}
 =======  ==========================  ======  =====================================================
 
 Every document route is scoped to the key's tenant through the RAG layer's ``tenant=``: ids are
-prefixed by it and every read is filtered by it, whatever filter the caller sends.
+prefixed by it and every read is filtered by it, whatever filter the caller sends. An ``operator``
+key (no tenant) reaches no document: only every tenant's figures.
+
+Who may come in is decided from the request line and headers before the body is read
+(`vpa.server.security.Gate`); `vpa serve` adds header and body deadlines and a bound on open
+connections (`vpa.server.connections`).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from vpa.auth.base import Action, Role
 from vpa.config import VPAConfig, load_config
@@ -45,11 +54,15 @@ from vpa.errors import (
     AuthenticationError,
     BatchTooLarge,
     CollectionNotFound,
+    DataFolderLocked,
     DocumentNotFound,
     DocumentTooLarge,
     EmbedderMismatch,
+    IncompleteDocument,
+    LimitExceeded,
     PermissionDenied,
     RecordTooLarge,
+    StorageFull,
     StoreAuthError,
     StoreError,
     StoreTimeout,
@@ -63,17 +76,22 @@ from vpa.plugins import Registry
 from vpa.rag import MAX_DOCUMENT_ID_LENGTH, MAX_TOP_K, RAGSystem, create_enhanced_rag_system
 from vpa.server import schemas as s
 from vpa.server.audit import AuditLog
-from vpa.server.metrics import Metrics
+from vpa.server.connections import ConnectionGuard
+from vpa.server.metrics import Metrics, TenantMetrics
 from vpa.server.security import (
     ANONYMOUS,
+    PUBLIC,
+    UNROUTED,
+    Access,
     BodyLimit,
     Caller,
     ConcurrencyLimit,
+    Gate,
     HTTPError,
     KeyRing,
     TokenBucketLimiter,
     authorize,
-    key_from_headers,
+    key_from_scope,
     registry_for,
     run_sync,
 )
@@ -92,6 +110,7 @@ STATUS_BY_ERROR: tuple[tuple[type[VPAError], int], ...] = (
     (AuthenticationError, 401),
     (PermissionDenied, 403),
     (DocumentNotFound, 404),
+    (LimitExceeded, 413),
     (BatchTooLarge, 413),
     (DocumentTooLarge, 413),
     (RecordTooLarge, 413),
@@ -101,6 +120,9 @@ STATUS_BY_ERROR: tuple[tuple[type[VPAError], int], ...] = (
     (StoreTimeout, 504),
     (StoreUnavailable, 503),
     (CollectionNotFound, 503),
+    (StorageFull, 507),
+    (DataFolderLocked, 503),
+    (IncompleteDocument, 409),
     (StoreAuthError, 502),
     (StoreError, 502),
 )
@@ -121,6 +143,29 @@ class Service:
     limiter: TokenBucketLimiter
     metrics: Metrics
     audit: AuditLog
+    tenant_metrics: TenantMetrics = attrs.field(factory=TenantMetrics)
+    guard: ConnectionGuard | None = None
+
+    def authenticate(self, key: str | None) -> Caller:
+        """The caller a key stands for (an unscoped admin when auth is off)."""
+        if self.keyring is None:
+            return Caller(ANONYMOUS, Role.ADMIN, None)
+        return Caller.from_principal(self.keyring.current().authenticate(key))
+
+    def limit(self, caller: Caller, scope: Any) -> None:
+        """Take a token from the caller's bucket (per client address when auth is off)."""
+        if self.keyring is None:
+            client = scope.get("client")
+            bucket = f"client:{client[0] if client else 'unknown'}"
+        else:
+            bucket = f"key:{caller.key_id}"
+        try:
+            self.limiter.check(bucket)
+        except HTTPError:
+            self.metrics.rate_limited.inc()
+            if caller.tenant is not None:
+                self.tenant_metrics.of(caller.tenant).rate_limited.inc()
+            raise
 
 
 def _service(request: Request) -> Service:
@@ -142,43 +187,47 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>"
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <key>")
 
 
-def require(action: Action) -> Callable[..., Any]:
-    """A dependency that authenticates the caller, applies the rate limit and checks the role."""
+def require(*actions: Action) -> Callable[..., Any]:
+    """A dependency that yields the caller, whose role allows one of ``actions``.
+
+    `Gate` has authenticated, rate-limited and authorized the request from its headers before
+    its body was read (it finds ``actions`` on this dependency); the checks are repeated here only
+    for an application mounted without that middleware."""
 
     async def dependency(
         request: Request,
         _b: Annotated[Any, Security(_bearer)] = None,
         _k: Annotated[Any, Security(_api_key)] = None,
     ) -> Caller:
-        svc = _service(request)
-        if svc.keyring is None:  # auth disabled: an unscoped admin, limited per client address
-            caller = Caller(ANONYMOUS, Role.ADMIN, None)
-            bucket = f"client:{request.client.host if request.client else 'unknown'}"
-        else:
-            key = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
-            caller = Caller.from_principal(svc.keyring.current().authenticate(key))
-            bucket = f"key:{caller.key_id}"
-        _context(request)["caller"] = caller
-        try:
-            svc.limiter.check(bucket)
-        except HTTPError:
-            svc.metrics.rate_limited.inc()
-            raise
-        authorize(caller, action)
+        context = _context(request)
+        if not context.get("gated"):
+            svc = _service(request)
+            caller = svc.authenticate(key_from_scope(request.scope.get("headers", [])))
+            context["caller"] = caller
+            svc.limit(caller, request.scope)
+        caller = context["caller"]
+        authorize(caller, *actions)
         return caller
 
+    dependency.vpa_actions = frozenset(actions)  # type: ignore[attr-defined]
     return dependency
 
 
 Reader = Annotated[Caller, Depends(require(Action.READ))]
 Writer = Annotated[Caller, Depends(require(Action.WRITE))]
 Admin = Annotated[Caller, Depends(require(Action.ADMIN))]
+#: A tenant's reader (its own figures) or an operator (every tenant's).
+FiguresReader = Annotated[Caller, Depends(require(Action.READ, Action.OPERATE))]
+#: A tenant's admin (its own metrics) or an operator (the whole process's).
+MetricsReader = Annotated[Caller, Depends(require(Action.ADMIN, Action.OPERATE))]
 DocumentId = Annotated[
     str, Path(min_length=1, max_length=MAX_DOCUMENT_ID_LENGTH, description="the document's id")
 ]
 
-AUTH_ERRORS = (401, 403, 429, 503)
-STORE_ERRORS = (409, 502, 503, 504)
+#: What any keyed route may answer before its handler runs: a key sent twice, no valid key, a role
+#: that may not, a body that stopped arriving, an empty bucket, the concurrency cap.
+AUTH_ERRORS = (400, 401, 403, 408, 429, 503)
+STORE_ERRORS = (409, 502, 503, 504, 507)
 
 
 # --- request checks that depend on the configuration -----------------------------------------
@@ -228,6 +277,17 @@ def create_app(
     keyring = None
     if config.auth_enabled:
         keyring = KeyRing(lambda: registry.create("auth", config.authenticator, config))
+    if settings.audit_log is not None:
+        _create_private(settings.audit_log)
+    metrics = Metrics()
+    guard = ConnectionGuard(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        on_close=lambda reason: metrics.connections_closed.labels(reason).inc(),
+    )
+    if settings.max_connections is not None:
+        guard.max_connections = settings.max_connections
+    metrics.open_connections.set_function(lambda: guard.open)
     service = Service(
         config=config,
         settings=settings,
@@ -236,8 +296,9 @@ def create_app(
         limiter=TokenBucketLimiter(
             config.rate_limit_per_minute, settings.rate_limit_burst or config.rate_limit_per_minute
         ),
-        metrics=Metrics(),
+        metrics=metrics,
         audit=AuditLog(settings.audit_log),
+        guard=guard,
     )
 
     @contextlib.asynccontextmanager
@@ -281,13 +342,81 @@ def create_app(
     _add_search_routes(app)
     _add_operations_routes(app)
     _add_key_routes(app)
-    # The last added runs first: observe everything, then the concurrency cap, then the body limit.
-    app.add_middleware(BodyLimit, limit=settings.body_limit(config.max_document_bytes))
+    # The last added runs first: observe everything; let in (key, rate, role: headers only); the
+    # concurrency cap on what was let in; then, and only then, read the body.
+    body_limit = settings.body_limit(config.max_document_bytes)
+    app.add_middleware(BodyLimit, limit=body_limit)
     app.add_middleware(
         ConcurrencyLimit, limit=config.max_concurrent_requests, exempt=frozenset({HEALTH_PATH, METRICS_PATH})
     )
+    app.add_middleware(
+        Gate,
+        access=_access_policy(app),
+        authenticate=service.authenticate,
+        limit=service.limit,
+        body_limit=body_limit,
+    )
     app.add_middleware(RequestObserver, service=service)
     return app
+
+
+def uvicorn_options(app: FastAPI) -> dict[str, Any]:
+    """What `vpa serve` passes to ``uvicorn.run`` besides the address and TLS: the guarded HTTP
+    protocol, no WebSocket upgrades (there is no WebSocket route), and uvicorn's own concurrency
+    limit off (it refuses requests while sockets are merely open; the guard bounds those)."""
+    service: Service = app.state.service
+    assert service.guard is not None
+    from vpa.server.connections import MAX_HEADER_BYTES
+
+    return {
+        "http": service.guard.protocol_class(service.settings.http),
+        "ws": "none",
+        "limit_concurrency": None,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }
+
+
+def _create_private(path: Any) -> None:
+    """Create a file (and its folder) only this user may read, whatever the umask."""
+    import os
+    from pathlib import Path as FilePath
+
+    from vpa.auth.api_keys import ensure_private_folder, open_private
+
+    path = FilePath(path)
+    if not path.parent.exists():
+        ensure_private_folder(path.parent)
+    os.close(open_private(path))
+
+
+def _access_policy(app: FastAPI) -> Callable[[Any], Access]:
+    """What each request needs, found by matching it against the routes as the router will: the
+    actions of the route's `require` dependency, or none (a public route, a 404 or a 405)."""
+    by_route: dict[int, Access] = {}
+
+    def access_of(route: Any) -> Access:
+        found = by_route.get(id(route))
+        if found is None:
+            actions: set[Action] = set()
+            stack = [getattr(route, "dependant", None)]
+            while stack:
+                dependant = stack.pop()
+                if dependant is None:
+                    continue
+                actions.update(getattr(dependant.call, "vpa_actions", ()))
+                stack.extend(dependant.dependencies)
+            found = by_route[id(route)] = Access(frozenset(actions)) if actions else PUBLIC
+        return found
+
+    def access(scope: Any) -> Access:
+        for route in app.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = route  # the router sets the same; a refused request keeps its label
+                return access_of(route)
+        return UNROUTED
+
+    return access
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -550,7 +679,10 @@ def _add_search_routes(app: FastAPI) -> None:
                 filters=body.filters,
                 tenant=caller.tenant,
             )
-        svc.metrics.search_latency.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        svc.metrics.search_latency.observe(seconds)
+        if caller.tenant is not None:
+            svc.tenant_metrics.of(caller.tenant).search_latency.observe(seconds)
         page = results[body.offset :]
         _note(
             request,
@@ -594,6 +726,12 @@ def _add_search_routes(app: FastAPI) -> None:
         return s.Envelope(data=data, pagination=_page(data, offset, limit, len(entries)))
 
 
+def _without_detail(health: s.ComponentHealth) -> s.ComponentHealth:
+    return s.ComponentHealth(
+        ok=health.ok, detail="ok" if health.ok else "unavailable", latency_ms=health.latency_ms
+    )
+
+
 async def _health(coro: Any) -> s.ComponentHealth:
     import asyncio
 
@@ -616,10 +754,17 @@ def _add_operations_routes(app: FastAPI) -> None:
         tags=["operations"],
     )
     async def health(request: Request) -> Any:
-        """The store's and the embedder's health. 503 when either is down. Needs no key."""
-        system = _service(request).system
+        """Whether the store and the embedder answer: 200, or 503 naming which is down. Needs no
+        key. What failed and how (an error text may name a host or a path) is shown only to an
+        operator key, or to everyone when auth is off."""
+        svc = _service(request)
+        system = svc.system
         store = await _health(system.store.health())
         embedder = await _health(system.embedder.health())
+        viewer: Caller | None = _context(request).get("viewer")
+        detailed = svc.keyring is None or (viewer is not None and viewer.role is Role.OPERATOR)
+        if not detailed:
+            store, embedder = _without_detail(store), _without_detail(embedder)
         if not store.ok or not embedder.ok:
             code, what = (
                 ("store_unavailable", "vector store")
@@ -645,9 +790,13 @@ def _add_operations_routes(app: FastAPI) -> None:
         responses=s.error_responses(*AUTH_ERRORS, *STORE_ERRORS),
         tags=["operations"],
     )
-    async def stats(request: Request, caller: Reader) -> Any:
-        """`get_system_stats()`: documents and chunks of the caller's tenant, search and cache figures."""
+    async def stats(request: Request, caller: FiguresReader) -> Any:
+        """`get_system_stats()`: documents, chunks and searches of the caller's tenant (every
+        tenant's for an operator key). The cache hit rate is the whole process's, so it is shown
+        to an operator only."""
         figures = await _service(request).system.get_system_stats(tenant=caller.tenant)
+        if caller.tenant is not None:
+            figures["cache_hit_rate"] = None
         return s.Envelope(data=s.StatsOut(**figures))
 
     metrics_responses: dict[int | str, dict[str, Any]] = {
@@ -659,26 +808,31 @@ def _add_operations_routes(app: FastAPI) -> None:
         **s.error_responses(*AUTH_ERRORS),
     }
 
-    async def _metrics(request: Request) -> Response:
+    async def _metrics(request: Request, caller: Caller | None) -> Response:
         svc = _service(request)
         if not svc.config.metrics_enabled:
             raise HTTPError(404, "not_found", "metrics are disabled (VPA_METRICS_ENABLED=false)")
-        return Response(await svc.metrics.render(svc.system), media_type=svc.metrics.content_type)
+        if caller is not None and caller.tenant is not None:
+            text = await svc.tenant_metrics.render(caller.tenant, svc.system)
+        else:
+            text = await svc.metrics.render(svc.system)
+        return Response(text, media_type=svc.metrics.content_type)
 
     service: Service = app.state.service
     if service.settings.public_metrics:
 
         @app.get(METRICS_PATH, response_class=Response, responses=metrics_responses, tags=["operations"])
         async def metrics(request: Request) -> Response:
-            """Prometheus metrics (served without a key: --public-metrics)."""
-            return await _metrics(request)
+            """The whole process's Prometheus metrics (served without a key: --public-metrics)."""
+            return await _metrics(request, None)
     else:
 
         @app.get(METRICS_PATH, response_class=Response, responses=metrics_responses, tags=["operations"])
-        async def metrics(request: Request, caller: Admin) -> Response:  # type: ignore[no-redef]
+        async def metrics(request: Request, caller: MetricsReader) -> Response:  # type: ignore[no-redef]
             """Prometheus metrics: request counts and latencies by route and status, search latency,
-            cache hit ratio, documents and chunks, errors by code. Needs an admin key."""
-            return await _metrics(request)
+            documents and chunks, errors by code. A tenant's admin key sees its tenant's figures;
+            an operator key the whole process's (with the cache hit ratio and open connections)."""
+            return await _metrics(request, caller)
 
 
 def _key_out(info: Any) -> dict[str, Any]:
@@ -714,7 +868,7 @@ def _add_key_routes(app: FastAPI) -> None:
     async def create_key(request: Request, body: s.KeyIn, caller: Admin) -> Any:
         """Create a key for the caller's own tenant. The secret is in the answer, once."""
         keyring = _keyring_for(request)
-        tenant = caller.tenant or ""
+        tenant = caller.tenant  # an admin key always has one (auth off has no key API)
         info, secret = await run_sync(
             keyring.modify, lambda auth: auth.create_key(body.role, tenant, body.name)
         )
@@ -763,7 +917,9 @@ def _add_key_routes(app: FastAPI) -> None:
 
 class RequestObserver:
     """Outermost middleware: gives each request an id (``X-Request-ID``), counts and times it by
-    route and status, and writes its audit line."""
+    route and status (for the whole process, and for the caller's tenant), and writes its audit
+    line. A request that ends without a response is 408 when its body timed out, else 499 (the
+    client went away)."""
 
     QUIET = frozenset({HEALTH_PATH, METRICS_PATH})
 
@@ -778,7 +934,7 @@ class RequestObserver:
         context = scope.setdefault("vpa", {})
         given = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-request-id"), "")
         request_id = given if REQUEST_ID_RE.fullmatch(given) else uuid.uuid4().hex
-        status = 500
+        status = 0
         metrics = self.service.metrics
 
         async def observe(message: Any) -> None:
@@ -790,19 +946,41 @@ class RequestObserver:
 
         started = time.perf_counter()
         metrics.in_progress.inc()
+        failed = True
         try:
             await self.app(scope, receive, observe)
+            failed = False
         finally:
             metrics.in_progress.dec()
             seconds = time.perf_counter() - started
+            if not status:
+                status = 500 if failed else 408 if context.get("body_timeout") else 499
+                context.setdefault(
+                    "error_code",
+                    "internal_error"
+                    if failed
+                    else "request_timeout"
+                    if status == 408
+                    else "client_disconnected",
+                )
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             metrics.observe_request(scope["method"], template, status, seconds)
             code = context.get("error_code") or context.get("rejected")
+            error_code = code or s.HTTP_CODES.get(status, "http_error")
             if status >= 400:
-                metrics.errors.labels(code or s.HTTP_CODES.get(status, "http_error")).inc()
+                metrics.errors.labels(error_code).inc()
+            caller: Caller | None = context.get("caller")
+            if caller is not None and caller.tenant is not None:
+                self.service.tenant_metrics.observe(
+                    caller.tenant,
+                    scope["method"],
+                    template,
+                    status,
+                    seconds,
+                    error_code if status >= 400 else None,
+                )
             if scope["path"] not in self.QUIET and scope["path"].startswith(PREFIX):
-                caller: Caller | None = context.get("caller")
                 client = scope.get("client")
                 self.service.audit.record(
                     getattr(route, "name", None) or "unmatched",

@@ -21,8 +21,8 @@ from pydantic import (
     field_validator,
 )
 
-from vpa.errors import InvalidFilter, ValidationError
-from vpa.filters import parse_filter
+from vpa.errors import InvalidFilter, LimitExceeded, ValidationError
+from vpa.filters import MAX_FILTER_DEPTH, MAX_FILTER_TERMS, parse_filter
 from vpa.rag import MAX_DOCUMENT_ID_LENGTH, MAX_TOP_K
 from vpa.validation import check_metadata
 
@@ -30,13 +30,13 @@ T = TypeVar("T")
 
 MAX_TITLE_LENGTH = 2000
 MAX_QUERY_LENGTH = 10_000
-MAX_FILTER_DEPTH = 32
 MAX_USER_ID_LENGTH = 200
 MAX_KEY_NAME_LENGTH = 200
 
 #: Error codes of the HTTP layer itself (the rest are `vpa.errors` codes).
 HTTP_CODES = {
     400: "bad_request",
+    408: "request_timeout",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
@@ -64,7 +64,10 @@ FILTER_SCHEMA = {
     "type": "object",
     "description": "Portable metadata filter (MongoDB style): "
     "$eq $ne $gt $gte $lt $lte $in $nin $and $or $not. "
-    "It is always combined with the caller's tenant.",
+    "It is always combined with the caller's tenant. "
+    f"At most {MAX_FILTER_TERMS} terms (each value of an $in/$nin is one) and {MAX_FILTER_DEPTH} "
+    "levels, or the smaller bounds the store declares; a filter over them is refused with "
+    "413 limit_exceeded.",
     "additionalProperties": True,
 }
 
@@ -83,28 +86,17 @@ def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value, computed without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_FILTER_DEPTH:
-            break
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-    return deepest
-
-
 def _check_filter(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A malformed filter is a 422 here. One over the filter ceilings (`vpa.filters`) is let
+    through to the route, where the same bounded parse — and the store's own, possibly smaller,
+    bounds — refuse it with ``limit_exceeded`` (a validator can only answer ``invalid_input``).
+    The parse stops at the first term or level past a bound, so this costs little either way."""
     if value is None:
         return None
-    if _depth(value) > MAX_FILTER_DEPTH:
-        raise ValueError(f"the filter is nested deeper than {MAX_FILTER_DEPTH} levels")
     try:
         parse_filter(value)
+    except LimitExceeded:
+        return value
     except InvalidFilter as exc:
         raise ValueError(str(exc)) from None
     return value
@@ -285,13 +277,15 @@ class StatsOut(BaseModel):
     total_searches: int
     avg_latency_ms: float
     p95_latency_ms: float
-    cache_hit_rate: float
+    cache_hit_rate: float | None = Field(
+        description="hit rate of the process-wide cache: for an operator key only (null for a tenant's key)"
+    )
 
 
 class KeyOut(BaseModel):
     key_id: str
     role: str
-    tenant: str
+    tenant: str | None = Field(description="null only for an operator key")
     name: str
     created_at: float
     revoked: bool
@@ -309,17 +303,20 @@ class RevokedOut(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route: each status it can answer with the error envelope."""
     reasons = {
-        400: "the body could not be parsed",
+        400: "the body could not be parsed, or the key was sent twice (duplicate_credentials)",
         401: "no key, an unknown key or a revoked key",
         403: "the key's role does not allow this",
         404: "not found (in the caller's tenant)",
-        409: "the collection was filled by another embedder",
-        413: "body, document or batch too large",
+        408: "the request body did not arrive in time (request_timeout)",
+        409: "the collection was filled by another embedder, or a document is incomplete (re-add it)",
+        413: "body, document or batch too large, or over a declared limit (`limit_exceeded`: filter "
+        "terms or depth, metadata keys or bytes per record)",
         415: "the body is not sent as JSON",
         422: "invalid input; `error.field` names the field",
         429: "rate limit exceeded; see Retry-After",
         502: "the vector store failed",
-        503: "overloaded (concurrency cap) or the vector store is unavailable",
+        503: "overloaded (concurrency cap), or the vector store is unavailable or its data folder in use",
         504: "the vector store timed out",
+        507: "the store's disk is full (storage_full): nothing of the write was stored",
     }
     return {s: {"model": ErrorEnvelope, "description": reasons[s]} for s in statuses}

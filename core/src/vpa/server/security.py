@@ -1,16 +1,21 @@
 """Who is calling and how much they may do: keys, roles, tenants, rate limits and request caps.
 
 - Keys go through the auth hook (`VPAConfig.authenticator`, ``api-keys`` by default), sent as
-  ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. A missing, unknown or revoked key is
-  401; a role that does not allow the action is 403. With ``VPA_AUTH_ENABLED=false`` every caller is
-  an unscoped admin (development only; production refuses it).
+  ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` — once: two of either header is 400
+  ``duplicate_credentials``. A missing, unknown or revoked key is 401; a role that does not allow
+  the action is 403. With ``VPA_AUTH_ENABLED=false`` every caller is an unscoped admin
+  (development only; production refuses it).
+- `Gate` decides all of that from the request line and headers alone, before a byte of the body
+  is read: a caller without a valid key, over its rate or with the wrong role costs one header
+  parse, never a concurrency slot or a body read.
 - The key file is re-read when it changes on disk, so ``vpa keys create`` and ``vpa keys revoke``
   take effect on a running server at the next request.
 - A token bucket per key (per client address when auth is off): ``VPA_RATE_LIMIT_PER_MINUTE``
   tokens a minute, up to a burst; an empty bucket is 429 with ``Retry-After``.
-- At most ``VPA_MAX_CONCURRENT_REQUESTS`` requests are handled at once; the next one is 503 with
-  ``Retry-After`` rather than queued without bound. A request body larger than the limit is 413,
-  before it is read (``Content-Length``) or as soon as it grows past it (chunked).
+- At most ``VPA_MAX_CONCURRENT_REQUESTS`` authenticated requests are handled at once; the next
+  one is 503 with ``Retry-After`` rather than queued without bound. A request body larger than the
+  limit is 413, before it is read (``Content-Length``) or as soon as it grows past it (chunked); a
+  body that stops arriving is 408 (the deadline is kept by `vpa.server.connections`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import asyncio
 import contextlib
 import math
 import os
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -29,8 +33,11 @@ from typing import Any
 import attrs
 from cachetools import LRUCache
 
+from vpa.auth.base import MAX_TENANT_LENGTH as MAX_TENANT_LENGTH  # re-exported for the CLI
 from vpa.auth.base import Action, Authenticator, Principal, Role
-from vpa.errors import AuthenticationError, PermissionDenied, ValidationError
+from vpa.auth.base import check_tenant_name as check_tenant_name
+from vpa.errors import AuthenticationError, PermissionDenied, VPAError
+from vpa.log import get_logger
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,18 +46,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ANONYMOUS = "anonymous"
-MAX_TENANT_LENGTH = 128
-TENANT_RE = re.compile(r"[^/\x00-\x1f\x7f]{1,128}")
+CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
 
-
-def check_tenant_name(tenant: Any) -> str:
-    """A tenant a key may carry: 1-128 characters, no '/' (ids are prefixed by it), no control characters."""
-    if not isinstance(tenant, str) or not TENANT_RE.fullmatch(tenant) or not tenant.strip():
-        raise ValidationError(
-            f"tenant must be 1 to {MAX_TENANT_LENGTH} characters without '/' or control characters, "
-            f"got {tenant!r}"
-        )
-    return tenant
+log = get_logger("vpa.server")
 
 
 class HTTPError(Exception):
@@ -75,7 +73,8 @@ class HTTPError(Exception):
 
 @attrs.frozen
 class Caller:
-    """The authenticated caller. ``tenant`` None means unscoped (only when auth is off)."""
+    """The authenticated caller. ``tenant`` None means every tenant's figures: an operator key, or
+    anyone when auth is off (then the caller is an unscoped admin)."""
 
     key_id: str
     role: Role
@@ -148,13 +147,18 @@ def key_file_lock(path: Path | None) -> Iterator[None]:
         return
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    from vpa.auth.api_keys import ensure_private_folder, open_private
+
+    ensure_private_folder(path.parent)
+    fd = open_private(path.with_name(path.name + ".lock"))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
@@ -169,11 +173,32 @@ def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | 
     return x_api_key.strip() if x_api_key else None
 
 
-def authorize(caller: Caller, action: Action) -> None:
+def key_from_scope(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key of a request from its raw headers. Two ``Authorization`` or two ``X-API-Key``
+    headers are refused (400 ``duplicate_credentials``): which one counts would be a guess, and a
+    proxy and this server may guess differently."""
+    found: dict[bytes, str] = {}
+    for name, value in headers:
+        if name in CREDENTIAL_HEADERS:
+            if name in found:
+                header = "Authorization" if name == b"authorization" else "X-API-Key"
+                raise HTTPError(
+                    400,
+                    "duplicate_credentials",
+                    f"the request carries more than one {header} header; send the key once",
+                    field=header,
+                )
+            found[name] = value.decode("latin-1")
+    return key_from_headers(found.get(b"authorization"), found.get(b"x-api-key"))
+
+
+def authorize(caller: Caller, *actions: Action) -> None:
+    """Pass when the caller's role allows any of ``actions``; else `PermissionDenied`."""
     from vpa.auth.base import ALLOWED
 
-    if action not in ALLOWED[caller.role]:
-        raise PermissionDenied(f"a {caller.role} key may not {action}")
+    if not any(action in ALLOWED[caller.role] for action in actions):
+        wanted = " or ".join(str(a) for a in actions)
+        raise PermissionDenied(f"a {caller.role} key may not {wanted}")
 
 
 def registry_for(
@@ -237,22 +262,169 @@ class TokenBucketLimiter:
 
 
 async def send_error(
-    send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    field: str | None = None,
 ) -> None:
     """Answer with the error envelope directly at the ASGI level (before the app is reached)."""
     import json
 
-    body = json.dumps({"status": "error", "error": {"code": code, "message": message}}).encode()
+    error: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    body = json.dumps({"status": "error", "error": error}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
-class ConcurrencyLimit:
-    """At most ``limit`` requests in the app at once; the next gets 503 and Retry-After: 1.
+CLOSE = {"Connection": "close"}
 
-    Paths in ``exempt`` (health, metrics) are never refused, so probes see an overloaded server."""
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    return next((v for k, v in scope.get("headers", []) if k == name), None)
+
+
+def closes_when_refused(scope: Scope, body_limit: int) -> bool:
+    """Whether a request answered without reading its body must end its connection. A small body
+    of known length is discarded by the HTTP layer as it arrives (its deadline still runs), so the
+    connection is kept; a chunked or oversized body, or one the client holds back until
+    ``100 Continue``, leaves no safe place for the next request to start."""
+    if _header(scope, b"transfer-encoding") is not None:
+        return True
+    expect = _header(scope, b"expect")
+    if expect is not None and expect.lower() == b"100-continue":
+        return True
+    length = _header(scope, b"content-length")
+    if length is None:
+        return False
+    try:
+        return int(length) > body_limit
+    except ValueError:
+        return True
+
+
+@attrs.frozen
+class Access:
+    """What a request needs to come in: ``actions`` None means it is answered without a key
+    (``routed`` False: no route matched, so it is a 404 or 405)."""
+
+    actions: frozenset[Action] | None
+    routed: bool = True
+
+
+PUBLIC = Access(None)
+UNROUTED = Access(None, routed=False)
+
+
+class Gate:
+    """Authentication, rate limit and role, from the request line and headers alone.
+
+    - a public or unrouted request goes on without a key, with a body that reads as empty (its
+      bytes are discarded by the HTTP layer, under its deadline); a key it carries anyway is
+      checked softly (``scope["vpa"]["viewer"]``: /health shows details to an operator);
+    - any other request needs a key that is valid, within its rate and whose role allows one of
+      the route's actions — else 400/401/429/403 at once, nothing of the body read;
+    - a request let through is marked ``scope["vpa"]["gated"]``: only those count against the
+      concurrency cap and have their body read.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        access: Callable[[Scope], Access],
+        authenticate: Callable[[str | None], Caller],
+        limit: Callable[[Caller, Scope], None],
+        body_limit: int,
+    ) -> None:
+        self.app = app
+        self.access = access
+        self.authenticate = authenticate
+        self.limit = limit
+        self.body_limit = body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        context = scope.setdefault("vpa", {})
+        closes = context["close_on_refusal"] = closes_when_refused(scope, self.body_limit)
+        access = self.access(scope)
+        if access.actions is None:
+            if access.routed and any(k in CREDENTIAL_HEADERS for k, _ in scope.get("headers", [])):
+                with contextlib.suppress(HTTPError, VPAError):
+                    context["viewer"] = self.authenticate(key_from_scope(scope["headers"]))
+            await self.app(scope, _no_body(receive), _closing(send) if closes else send)
+            return
+        headers: dict[str, str] = {}
+        field = None
+        try:
+            caller = self.authenticate(key_from_scope(scope.get("headers", [])))
+            context["caller"] = caller
+            self.limit(caller, scope)
+            authorize(caller, *access.actions)
+        except HTTPError as exc:
+            status, code, message, field, headers = (
+                exc.status,
+                exc.code,
+                exc.message,
+                exc.field,
+                dict(exc.headers),
+            )
+        except AuthenticationError as exc:
+            status, code, message, headers = 401, exc.code, str(exc), {"WWW-Authenticate": "Bearer"}
+        except PermissionDenied as exc:
+            status, code, message = 403, exc.code, str(exc)
+        except Exception as exc:  # a broken key file, an authenticator plugin's bug
+            log.error("server.auth_failed", error=type(exc).__name__, exc_info=exc)
+            status, code, message = 500, "internal_error", "internal error; see the server log"
+        else:
+            context["gated"] = True
+            await self.app(scope, receive, send)
+            return
+        context["rejected"] = code
+        if closes:
+            headers.update(CLOSE)
+        await send_error(send, status, code, message, headers, field=field)
+
+
+def _no_body(receive: Receive) -> Receive:
+    """A receive for a request answered without its body: empty at once, then only disconnects."""
+    delivered = False
+
+    async def no_body() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+
+    return no_body
+
+
+def _closing(send: Send) -> Send:
+    async def closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+        await send(message)
+
+    return closing
+
+
+class ConcurrencyLimit:
+    """At most ``limit`` authenticated requests in the app at once; the next gets 503 and
+    Retry-After: 1. Requests `Gate` let through without a key are not counted (they are answered
+    without a body or store work), and paths in ``exempt`` (health, metrics) are never refused,
+    so probes see an overloaded server."""
 
     def __init__(self, app: ASGIApp, limit: int, exempt: frozenset[str] = frozenset()) -> None:
         self.app = app
@@ -261,17 +433,19 @@ class ConcurrencyLimit:
         self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        if scope["type"] != "http" or scope["path"] in self.exempt or not scope.get("vpa", {}).get("gated"):
             await self.app(scope, receive, send)
             return
         if self.active >= self.limit:  # single-threaded event loop: check-and-increment is atomic
-            scope.setdefault("vpa", {})["rejected"] = "overloaded"
+            context = scope.setdefault("vpa", {})
+            context["rejected"] = "overloaded"
+            headers = {"Retry-After": "1", **(CLOSE if context.get("close_on_refusal") else {})}
             await send_error(
                 send,
                 503,
                 "overloaded",
                 f"the server is handling {self.limit} requests (VPA_MAX_CONCURRENT_REQUESTS); retry shortly",
-                {"Retry-After": "1"},
+                headers,
             )
             return
         self.active += 1
@@ -282,7 +456,8 @@ class ConcurrencyLimit:
 
 
 class BodyLimit:
-    """Refuse bodies larger than ``limit`` bytes with 413, reading at most ``limit`` bytes."""
+    """Refuse bodies larger than ``limit`` bytes with 413, reading at most ``limit`` bytes; a body
+    the connection guard says is overdue (``scope["vpa"]["body_timeout"]``) is 408."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -292,16 +467,17 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        context = scope.setdefault("vpa", {})
         message = f"the request body is larger than {self.limit} bytes"
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    await send_error(send, 400, "bad_request", "Content-Length is not a number")
+                    await send_error(send, 400, "bad_request", "Content-Length is not a number", CLOSE)
                     return
                 if declared > self.limit:
-                    await send_error(send, 413, "payload_too_large", message, {"Connection": "close"})
+                    await send_error(send, 413, "payload_too_large", message, CLOSE)
                     return
         # Read the whole body here (bounded by the limit), then hand it to the app in one piece.
         chunks: list[bytes] = []
@@ -309,11 +485,17 @@ class BodyLimit:
         while True:
             event = await receive()
             if event["type"] == "http.disconnect":
+                context.setdefault("disconnected", True)
+                return
+            overdue = context.get("body_timeout")
+            if overdue:
+                context["error_code"] = "request_timeout"
+                await send_error(send, 408, "request_timeout", overdue, CLOSE)
                 return
             chunk = event.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await send_error(send, 413, "payload_too_large", message, {"Connection": "close"})
+                await send_error(send, 413, "payload_too_large", message, CLOSE)
                 return
             chunks.append(chunk)
             if not event.get("more_body", False):

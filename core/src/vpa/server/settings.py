@@ -30,6 +30,15 @@ class ServerSettings:
     audit_log: Path | None = None
     #: Serve /api/v1/metrics without a key (for a scraper on a private network).
     public_metrics: bool = False
+    #: Seconds a client has to send a request's line and headers (from connecting, or from the
+    #: request's first byte on a keep-alive connection); then 408 and the connection is closed.
+    header_timeout: float = 10.0
+    #: Seconds a client has to send a request body after its headers, plus one per 64 KiB sent.
+    body_timeout: float = 30.0
+    #: Open connections at most; None means what RLIMIT_NOFILE allows after a reserve.
+    max_connections: int | None = None
+    #: uvicorn's HTTP/1.1 implementation: auto (httptools when installed), httptools or h11.
+    http: str = "auto"
 
     @property
     def tls(self) -> bool:
@@ -51,4 +60,11 @@ class ServerSettings:
             out.append("--max-body-bytes must be at least 1024")
         if self.rate_limit_burst is not None and self.rate_limit_burst < 1:
             out.append("--rate-limit-burst must be positive")
+        for name, value in (("--header-timeout", self.header_timeout), ("--body-timeout", self.body_timeout)):
+            if not 0 < value <= 3600:
+                out.append(f"{name} must be more than 0 and at most 3600 seconds, not {value:g}")
+        if self.max_connections is not None and self.max_connections < 1:
+            out.append("--max-connections must be positive")
+        if self.http not in ("auto", "httptools", "h11"):
+            out.append(f"--http must be auto, httptools or h11, not {self.http!r}")
         return out
