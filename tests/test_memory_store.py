@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vpa.errors import CollectionNotFound, DimensionMismatch, EmbedderMismatch, InvalidVector, UnsupportedFilter, ValidationError
 from vpa.models import EmbedderFingerprint, Record, StoreCapabilities
@@ -166,3 +168,58 @@ async def test_drop_and_recreate(tmp_path):
     assert await store.list_collections() == []
     await store.create_collection("c", 3)
     assert await store.count("c") == 0
+
+
+# --- exact string equality (numpy 'U' strings drop trailing NULs) ------------------------------
+
+NUL_STRINGS = ["a", "a\x00", "a\x00\x00", "\x00", "", "b", "a\x00b"]
+
+
+async def test_a_trailing_nul_is_a_different_string():
+    store = MemoryStore()
+    await store.create_collection("c", 2)
+    await store.upsert("c", [
+        Record("plain", [1, 0], "", {"s": "a", "l": ["a"]}),
+        Record("nul", [0, 1], "", {"s": "a\x00", "l": ["a\x00"]}),
+    ])
+    cases = {
+        '{"s": "a\\u0000"}': ({"s": "a\x00"}, ["nul"]),
+        '{"s": "a"}': ({"s": "a"}, ["plain"]),
+        "$in": ({"s": {"$in": ["a\x00"]}}, ["nul"]),
+        "$in plain": ({"s": {"$in": ["a"]}}, ["plain"]),
+        "$ne": ({"s": {"$ne": "a\x00"}}, ["plain"]),
+        "$nin": ({"s": {"$nin": ["a"]}}, ["nul"]),
+        "list contains": ({"l": "a\x00"}, ["nul"]),
+        "list $eq": ({"l": {"$eq": "a"}}, ["plain"]),
+        "list $ne": ({"l": {"$ne": "a"}}, ["nul"]),
+        "list $in": ({"l": {"$in": ["a\x00"]}}, ["nul"]),
+        "list $nin": ({"l": {"$nin": ["a\x00"]}}, ["plain"]),
+    }
+    for name, (spec, want) in cases.items():
+        assert sorted(h.id for h in await store.query("c", [1, 1], top_k=5, filter=spec)) == want, name
+        assert await store.count("c", filter=spec) == len(want), name
+
+
+@settings(max_examples=150)
+@given(
+    metadata=st.lists(
+        st.fixed_dictionaries({}, optional={
+            "s": st.sampled_from(NUL_STRINGS),
+            "l": st.lists(st.sampled_from(NUL_STRINGS), max_size=3),
+        }),
+        max_size=8,
+    ),
+    field=st.sampled_from(["s", "l"]),
+    op=st.sampled_from(["$eq", "$ne", "$in", "$nin"]),
+    values=st.lists(st.sampled_from(NUL_STRINGS), min_size=1, max_size=3),
+)
+def test_column_index_agrees_with_the_reference_on_nul_strings(metadata, field, op, values):
+    """ColumnIndex (the memory store's vectorised filters) gives exactly `vpa.filters.evaluate`'s
+    answer on strings that differ only by NULs."""
+    from vpa.filters import evaluate, parse_filter
+    from vpa.stores.memory_filter import ColumnIndex
+
+    operand = values if op in ("$in", "$nin") else values[0]
+    node = parse_filter({field: {op: operand}})
+    got = ColumnIndex(metadata).mask(node).tolist()
+    assert got == [evaluate(node, meta) for meta in metadata]

@@ -5,6 +5,9 @@ Python loop per query; here each metadata field becomes typed numpy columns (num
 strings) plus an inverted index for list values, built on first use and rebuilt after writes, so a
 filter costs a few array operations. The conformance suite checks that this agrees with the
 specification on generated filters and metadata.
+
+Strings compare exactly, code point for code point: they are kept as Python objects (an object
+column, dict keys for list items), never as numpy 'U' strings, which silently drop trailing NULs.
 """
 
 from __future__ import annotations
@@ -46,7 +49,11 @@ class _Column:
             return self.bools == int(value)
         if isinstance(value, int | float):
             return self.numbers == value
-        mask = self.strings == value
+        # Compare against a 0-d object array: a bare str would become a numpy 'U' scalar, which
+        # drops trailing NULs, so "a\x00" would equal "a". Object-to-object compares are exact.
+        exact = np.empty((), dtype=object)
+        exact[()] = value
+        mask = self.strings == exact
         rows = self.list_rows.get(value)
         if rows:
             mask[rows] = True
