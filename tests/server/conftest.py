@@ -27,6 +27,7 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         keys: dict[str, tuple[str, str]] | None = None,
         scheme: str = "http",
         verify: Any = True,
+        preexec_fn: Any = None,
         **variables: str,
     ) -> tuple[Server, dict[str, dict[str, Any]]]:
         folder = tmp_path_factory.mktemp(name)
@@ -34,7 +35,7 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         made = {
             label: make_key(server_env, role, tenant, label) for label, (role, tenant) in (keys or {}).items()
         }
-        server = Server(folder, server_env, args, scheme)
+        server = Server(folder, server_env, args, scheme, preexec_fn)
         started.append(server)
         return server.start(verify=verify), made
 

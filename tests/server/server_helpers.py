@@ -79,12 +79,19 @@ class Server:
     """One `vpa serve` process."""
 
     def __init__(
-        self, folder: Path, env: dict[str, str], args: tuple[str, ...] = (), scheme: str = "http"
+        self,
+        folder: Path,
+        env: dict[str, str],
+        args: tuple[str, ...] = (),
+        scheme: str = "http",
+        preexec_fn: Any = None,
     ) -> None:
         self.folder = folder
         self.env = env
         self.args = args
         self.scheme = scheme
+        #: Run in the server process before it starts (a lower open-files limit, a umask).
+        self.preexec_fn = preexec_fn
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = folder / f"server-{self.port}.log"
@@ -113,6 +120,7 @@ class Server:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self.preexec_fn,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -125,6 +133,15 @@ class Server:
                 time.sleep(0.1)
         self.stop()
         raise AssertionError(f"vpa serve did not answer within {START_TIMEOUT} s:\n{self.log()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def open_fds(self) -> int:
+        """File descriptors the server process holds now."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -143,7 +160,7 @@ class Server:
 
     def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=30, **kwargs)
+        return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, **{"timeout": 30, **kwargs})
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
