@@ -12,6 +12,9 @@ and ``vpa-thorough`` (not as ``ci``, which is hypothesis' own built-in profile).
 
 ``VPA_CONFORMANCE_NO_SHRINK=1`` turns shrinking off: a failure is reported as found, unshrunk
 (the suite's own tests use it to prove quickly that broken stores are caught).
+``VPA_CONFORMANCE_DERANDOMIZE=1`` makes every clause draw the same examples on every run (a seed
+fixed per clause, no example database): the suite's mutant tests use it, so that a mutant the
+suite claims to catch is caught on every run, not on most.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ def _phases() -> tuple[Phase, ...]:
     return (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
 
 
+def _derandomized() -> bool:
+    return os.environ.get("VPA_CONFORMANCE_DERANDOMIZE", "") not in ("", "0")
+
+
 def example_count(base: int, profile: Profile | None = None) -> int:
     profile = profile or active_profile()
     return max(1, round(base * profile.scale))
@@ -74,6 +81,8 @@ def clause_settings(base: int, *, stateful: bool = False) -> settings:
         suppress_health_check=SUPPRESSED,
         phases=_phases(),
         print_blob=True,
+        derandomize=_derandomized(),
+        database=None if _derandomized() else settings.default.database,
         **extra,
     )
 

@@ -794,6 +794,7 @@ class StoreContract(DocumentAtomicityClauses):
             _fill(h, name, oracle, records)
             if op in caps.filter_operators:
                 self._check_filters(h, name, oracle, dim, specs, data)
+                self._check_boundaries(h, name, oracle, op, values)
                 return
             h.not_declared()
             vector = data.draw(vst.vectors(dim), label="query vector")
@@ -817,6 +818,22 @@ class StoreContract(DocumentAtomicityClauses):
                     f"delete(ids, filter) with undeclared {op}",
                 )
             _check_unchanged(h, name, oracle)
+
+    @staticmethod
+    def _check_boundaries(
+        h: StoreHarness, name: str, oracle: Oracle, op: FilterOp, values: dict[str, list[Any]]
+    ) -> None:
+        """Ordering operators at their boundary, every time: each field compared with values the
+        records hold (``$lte`` vs ``$lt`` differ exactly there), not only when the draw says so."""
+        if op not in ORDERING_OPS:
+            return
+        for field, pool in values.items():
+            numbers = sorted({v for v in pool if vst.value_kind(v) == "number"})[:4]
+            for value in numbers:
+                spec = {field: {op.value: value}}
+                got, want = h.count(name, spec), oracle.count(spec)
+                if got != want:
+                    fail(f"count({spec!r}) is {got}; {want} records match (a value a record holds)")
 
     def test_filter_semantics(self, vpa_store: StoreHarness) -> None:
         """The edge cases of vpa.filters, one by one: missing fields ($ne/$nin true, others
