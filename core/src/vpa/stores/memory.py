@@ -2,11 +2,24 @@
 
 It is the reference the conformance suite compares other stores against, and the default for
 demos and small apps. With a folder, every write is journaled and fsynced before it returns, and
-snapshots are replaced atomically (see `vpa.stores.memory_files`): a crash never leaves a torn
-file, and an acknowledged write is never lost. Heavy work (search, writes, file I/O) runs in a
-worker thread under one lock, so the event loop is never blocked and concurrent callers are safe.
+snapshots are replaced atomically (see `vpa.stores.memory_files` for the exact rules): a crash
+never leaves a torn file, and an acknowledged write is never lost — not under kill -9, and not after
+a full disk. Heavy work (search, writes, file I/O) runs in a worker thread under one lock, so the
+event loop is never blocked and concurrent callers are safe.
 
-One process owns a data folder at a time; other processes may open it after the owner closed.
+Durability, call by call:
+
+- A write is appended to the journal first and applied to the in-memory table only once the
+  append is durable. A write that fails (`StorageFull` on a full disk, `StoreError` otherwise)
+  changes nothing: not the files (the append is rolled back), not what reads see, not a later
+  snapshot. Folding the journal into a snapshot after a write is housekeeping: if that fails the
+  write still stands (it is in the journal), the failure is logged and retried later.
+- One process owns a data folder at a time. Constructing a store does no I/O; its first use takes
+  the folder (creating it 0700) with an OS lock and ``close()`` releases it. Another process, or a
+  second store in this process, gets `DataFolderLocked` naming the owner's PID until then. A dead
+  owner's lock is released by the kernel, so a store opens after its process was killed.
+- ``close()`` folds each journal into its snapshot so the next open is a single read; if the disk
+  is full it logs that and leaves the journal, which loses nothing.
 """
 
 from __future__ import annotations
@@ -19,14 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from vpa.errors import CollectionNotFound
+from vpa.errors import CollectionNotFound, StoreError
 from vpa.filters import Node, evaluate
 from vpa.hookspecs import hookimpl
+from vpa.log import get_logger
 from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities, from_json_dict, to_json_dict
 from vpa.offload import Offloader
 from vpa.stores.base import VectorStore
-from vpa.stores.memory_files import SNAPSHOT_SUFFIX, Cipher, CollectionFiles, sweep_leftovers
+from vpa.stores.memory_files import SNAPSHOT_SUFFIX, Cipher, CollectionFiles, FolderLock, sweep_leftovers
 from vpa.stores.memory_filter import ColumnIndex
+
+log = get_logger("vpa.stores.memory")
 
 #: Fold the journal into a new snapshot once it is larger than this and than the snapshot.
 MIN_COMPACTION_BYTES = 8 * 1024 * 1024
@@ -48,6 +64,10 @@ class _Table:
     @property
     def size(self) -> int:
         return len(self.ids)
+
+    def reserve(self, extra: int) -> None:
+        """Make room for ``extra`` more rows (before a write is journaled, so applying it cannot fail)."""
+        self._grow(self.size + extra)
 
     def _grow(self, needed: int) -> None:
         capacity = self.vectors.shape[0]
@@ -138,9 +158,8 @@ class MemoryStore(VectorStore):
         self._cipher = cipher
         #: True when this store encrypts what it writes to disk (the RAG layer then leaves text clear).
         self.encrypts_at_rest = cipher is not None
-        if self.path is not None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            sweep_leftovers(self.path)
+        # No I/O here: the first call that touches the folder takes it (see _open_folder).
+        self._owner = FolderLock(self.path) if self.path is not None else None
         self._tables: dict[str, _Table] = {}
         self._files: dict[str, CollectionFiles] = {}
         self._lock = threading.RLock()
@@ -160,9 +179,22 @@ class MemoryStore(VectorStore):
 
     # --- files (always called under self._lock, in a worker thread) ---------------------------
 
+    def _open_folder(self) -> None:
+        """Own the folder before reading or writing anything in it: create it 0700, lock it
+        (`DataFolderLocked` if another store holds it), then sweep what a killed writer left."""
+        if self._owner is not None and not self._owner.held:
+            assert self.path is not None
+            self._owner.acquire()
+            try:
+                sweep_leftovers(self.path)
+            except BaseException:
+                self._owner.release()
+                raise
+
     def _files_for(self, name: str) -> CollectionFiles | None:
         if self.path is None:
             return None
+        self._open_folder()
         files = self._files.get(name)
         if files is None:
             files = self._files[name] = CollectionFiles(self.path, name, self._cipher)
@@ -183,13 +215,29 @@ class MemoryStore(VectorStore):
             raise CollectionNotFound(info.name)
         return table
 
-    def _journal(self, table: _Table, entry: dict[str, Any], vectors: np.ndarray | None = None) -> None:
+    def _journal(
+        self, table: _Table, entry: dict[str, Any], vectors: np.ndarray | None = None
+    ) -> CollectionFiles | None:
+        """Make one write durable before it is applied; raises (changing nothing) if it cannot be."""
         files = self._files_for(table.info.name)
+        if files is not None:
+            files.append(entry, vectors)
+        return files
+
+    def _compact(self, table: _Table, files: CollectionFiles | None) -> None:
+        """After a write was applied: fold a large journal into a snapshot. The write already
+        stands, so a failure (a full disk) is logged and retried once the journal grew further."""
         if files is None:
             return
-        files.append(entry, vectors)
-        if files.journal_bytes > max(MIN_COMPACTION_BYTES, files.snapshot_bytes):
+        threshold = max(MIN_COMPACTION_BYTES, files.snapshot_bytes, files.retry_compaction_at)
+        if files.journal_bytes <= threshold:
+            return
+        try:
             files.write_snapshot(table.document(), table.vectors[: table.size])
+        except StoreError as exc:
+            files.retry_compaction_at = files.journal_bytes + MIN_COMPACTION_BYTES
+            log.warning("memory.compaction_failed", collection=table.info.name, error=type(exc).__name__,
+                        detail=str(exc))
 
     # --- collections ---------------------------------------------------------------------------
 
@@ -200,15 +248,18 @@ class MemoryStore(VectorStore):
     async def _create_collection(self, info: CollectionInfo) -> None:
         def create() -> None:
             with self._lock:
-                table = self._tables[info.name] = _Table(info)
+                table = _Table(info)
                 files = self._files_for(info.name)
                 if files is not None:
                     files.write_snapshot(table.document(), table.vectors[:0])
+                self._tables[info.name] = table  # only once it is on disk
 
         await asyncio.to_thread(create)
 
     async def _list_collections(self) -> list[str]:
         with self._lock:
+            if self.path is not None:
+                self._open_folder()
             names = set(self._tables)
         if self.path is not None:
             names.update(p.name[: -len(SNAPSHOT_SUFFIX)] for p in self.path.glob(f"*{SNAPSHOT_SUFFIX}"))
@@ -216,6 +267,8 @@ class MemoryStore(VectorStore):
 
     async def _drop_collection(self, name: str) -> bool:
         with self._lock:
+            if self.path is not None:
+                self._open_folder()
             existed = self._tables.pop(name, None) is not None
             files = self._files.pop(name, None) or (CollectionFiles(self.path, name) if self.path else None)
             if files is not None:
@@ -234,8 +287,11 @@ class MemoryStore(VectorStore):
         def write() -> None:
             matrix = np.stack([r.vector for r in records])
             with self._lock:
+                table.reserve(len(ids))
+                entry = {"op": "upsert", "ids": ids, "texts": texts, "metadata": metadata}
+                files = self._journal(table, entry, matrix)
                 table.upsert(ids, matrix, texts, metadata)
-                self._journal(table, {"op": "upsert", "ids": ids, "texts": texts, "metadata": metadata}, matrix)
+                self._compact(table, files)
 
         await asyncio.to_thread(write)
 
@@ -282,9 +338,11 @@ class MemoryStore(VectorStore):
                 else:
                     mask = table.mask(node)
                     wanted = [table.ids[r] for r in np.flatnonzero(mask).tolist()] if mask is not None else []
-                removed = table.delete_ids(wanted)
+                removed = list(dict.fromkeys(wanted))  # all present: journal them, then remove
                 if removed:
-                    self._journal(table, {"op": "delete", "ids": removed})
+                    files = self._journal(table, {"op": "delete", "ids": removed})
+                    table.delete_ids(removed)
+                    self._compact(table, files)
                 return len(removed)
 
         return await asyncio.to_thread(remove)
@@ -301,17 +359,28 @@ class MemoryStore(VectorStore):
         return await self._offload.run((info.name, "count"), count, self._lock)
 
     async def close(self) -> None:
-        """Fold each journal into its snapshot, so the next open is a single read."""
+        """Fold each journal into its snapshot, so the next open is a single read, and release
+        the folder. A snapshot that cannot be written (a full disk) is logged: the journal keeps
+        every acknowledged write, so nothing is lost."""
 
         def flush() -> None:
             with self._lock:
-                for name, files in self._files.items():
-                    table = self._tables.get(name)
-                    if table is not None and files.journal_bytes:
-                        files.write_snapshot(table.document(), table.vectors[: table.size])
-                    files.close()
-                self._files.clear()
-                self._tables.clear()
+                try:
+                    for name, files in self._files.items():
+                        table = self._tables.get(name)
+                        try:
+                            if table is not None and (files.journal_bytes or files.broken is not None):
+                                files.write_snapshot(table.document(), table.vectors[: table.size])
+                        except StoreError as exc:
+                            log.warning("memory.close_snapshot_failed", collection=name,
+                                        error=type(exc).__name__, detail=str(exc))
+                        finally:
+                            files.close()
+                finally:
+                    self._files.clear()
+                    self._tables.clear()
+                    if self._owner is not None:
+                        self._owner.release()
 
         await asyncio.to_thread(flush)
         self._collections.clear()
