@@ -352,3 +352,18 @@ async def test_content_hashes_are_keyed_under_encryption(tmp_path):
     assert digest != clear._content_hash(Document("doc", "a guessable text", "T"), None)
     assert len(digest) == len(hashlib.sha256().hexdigest())
     await clear.shutdown()
+
+
+async def test_an_encrypted_memory_store_read_without_the_key_is_one_typed_error(tmp_path):
+    """It used to be a UnicodeDecodeError traceback."""
+    from vpa.crypto import EncryptionKeyMismatch
+    from vpa.rag import create_enhanced_rag_system
+
+    base = {"data_dir": tmp_path / "d", "embedder": "hashing", "provider": "memory"}
+    sealed = create_enhanced_rag_system({**base, "encrypt_at_rest": True, "encryption_key": KEY_A})
+    await sealed.add_document("doc", "T", "secret text")
+    await sealed.shutdown()
+    clear = create_enhanced_rag_system(base)
+    with pytest.raises(EncryptionKeyMismatch, match="encrypted at rest, but VPA_ENCRYPT_AT_REST is off"):
+        await clear.initialize()
+    await clear.shutdown()

@@ -62,6 +62,8 @@ LOCK_NAME = ".vpa.lock"
 FORMAT_VERSION = 2
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
+#: The first byte of data sealed by `vpa.crypto.AESGCMCipher` (its format version).
+SEALED_PREFIX = b"\x01"
 _FRAME = struct.Struct("<II")  # payload length, crc32 of payload
 _JSON_LEN = struct.Struct("<I")
 _MIN_BODY = _JSON_LEN.size + 2  # the smallest payload: a length and "{}"
@@ -280,7 +282,7 @@ class CollectionFiles:
             raise storage_error(exc, f"cannot read snapshot {self.snapshot_path}") from exc
         payload = self.cipher.decrypt(data)
         self.snapshot_bytes = len(payload)
-        return _unpack(payload)
+        return self._unpack_checked(payload, None, f"snapshot {self.snapshot_path}")
 
     # --- journal -----------------------------------------------------------------------------
 
@@ -348,7 +350,8 @@ class CollectionFiles:
             stop = offset + _FRAME.size + length
             if stop > size or zlib.crc32(view[offset + _FRAME.size : stop]) != crc:
                 break
-            yield _unpack(self.cipher.decrypt(data[offset + _FRAME.size : stop]), dimension)
+            body = self.cipher.decrypt(data[offset + _FRAME.size : stop])
+            yield self._unpack_checked(body, dimension, f"journal {self.journal_path}")
             offset = stop
         if offset < size:
             later = _next_valid_frame(data, offset + 1, lambda body: self._decodes(body, dimension))
@@ -365,6 +368,20 @@ class CollectionFiles:
             except OSError as exc:
                 raise storage_error(exc, f"cannot cut the torn tail off journal {self.journal_path}") from exc
         self.journal_bytes = offset
+
+    def _unpack_checked(
+        self, payload: bytes, dimension: int | None, what: str
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        """`_unpack`, with a typed error for what does not decode: data sealed by encryption at
+        rest read without the key, or damage."""
+        try:
+            return _unpack(payload, dimension)
+        except (struct.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            if isinstance(self.cipher, PlainText) and payload[:1] == SEALED_PREFIX:
+                from vpa.crypto import sealed_without_key
+
+                raise sealed_without_key(f"the memory store's {what}") from None
+            raise DataCorrupted(f"{what} does not decode ({type(exc).__name__}); restore it from a backup") from None
 
     def _decodes(self, body: bytes, dimension: int) -> bool:
         try:
