@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import abc
 import enum
-import unicodedata
 
 import attrs
 
 from vpa.errors import PermissionDenied, ValidationError
+from vpa.layout import MAX_TENANT_LENGTH  # the RAG layer's own bound: a key never holds more
 
-MAX_TENANT_LENGTH = 128
 MAX_KEY_NAME_LENGTH = 200
-#: Unicode categories refused in tenant names and key names: control, format (bidi overrides,
-#: zero-width), surrogate, private-use, unassigned, line and paragraph separators.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 class Role(enum.StrEnum):
@@ -48,15 +44,19 @@ UNTENANTED_ROLES = frozenset({Role.OPERATOR})
 
 
 def _printable_problem(value: str) -> str | None:
+    """The first character that is not printable (``str.isprintable``: control and format
+    characters — NUL, newlines, escapes, bidi overrides, zero-width — separators other than the
+    space, private-use and unassigned code points), as the RAG layer refuses them in tenants."""
     for char in value:
-        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+        if not char.isprintable():
             return f"control or invisible character U+{ord(char):04X}"
     return None
 
 
 def check_tenant_name(tenant: object) -> str:
-    """A tenant a key may carry: 1-128 characters, no '/' (ids are prefixed by it), no control or
-    invisible characters (NUL, newlines, bidi overrides, ...), no surrounding whitespace."""
+    """A tenant a key may carry: 1-64 characters, no '/', nothing unprintable (NUL, newlines,
+    escapes, bidi overrides, ...), no surrounding whitespace — what the RAG layer accepts
+    (`vpa.layout.check_tenant`), and a little less."""
     problem = None
     if not isinstance(tenant, str) or not tenant:
         problem = "it is empty"
