@@ -23,6 +23,16 @@ Semantics, defined here once and checked by the conformance suite on every store
   every record matches exactly one of ``f`` and ``{"$not": f}``.
 - ``None`` or ``{}`` as a whole filter matches everything.
 
+**Size.** A filter's *terms* are its comparisons, where an ``$in``/``$nin`` counts one term per
+value (``{"a": {"$in": [1, 2, 3]}}`` is 3 terms, as the ``$or`` of three ``$eq`` it means); its
+*depth* is the number of nodes on the longest path from the root to a comparison (a lone
+comparison has depth 1, ``{"$or": [{"a": 1}, {"b": 2}]}`` depth 2; several keys or several
+operators on one field are an implicit ``$and``, one level). `parse_filter` refuses a filter over
+`MAX_FILTER_TERMS` terms or `MAX_FILTER_DEPTH` levels — or over the smaller bounds a store
+declares — with `LimitExceeded` as soon as it sees it, before building the tree: never a
+``RecursionError``, never a huge tree built only to be refused. These ceilings hold on every
+surface (Python API, CLI, HTTP); `filter_size` measures a tree.
+
 A parsed filter is a small immutable tree (`Comparison`, `And`, `Or`, `Not`) that drives query,
 count and delete alike; stores translate the tree into their native filter.
 """
@@ -36,7 +46,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from vpa.errors import InvalidFilter
+from vpa.errors import InvalidFilter, LimitExceeded
 from vpa.models import FilterOp
 from vpa.validation import MAX_SAFE_INT, METADATA_KEY_RE, is_encodable
 
@@ -47,6 +57,11 @@ COMPARISON_OPS = frozenset(
 )
 ORDERING_OPS = frozenset({FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE})
 LIST_OPS = frozenset({FilterOp.IN, FilterOp.NIN})
+
+#: The ceilings of every filter, whatever a store declares: a store's ``max_filter_depth`` and
+#: ``max_filter_terms`` can only lower them.
+MAX_FILTER_DEPTH = 32
+MAX_FILTER_TERMS = 4096
 
 
 @attrs.frozen
@@ -80,77 +95,131 @@ FilterLike: TypeAlias = Mapping[str, Any] | Node | None
 # --- parsing ---------------------------------------------------------------------------------
 
 
-def parse_filter(spec: FilterLike) -> Node | None:
-    """Parse and validate a filter; None means "match everything". Raises `InvalidFilter`."""
+def parse_filter(
+    spec: FilterLike,
+    *,
+    max_terms: int | None = None,
+    max_depth: int | None = None,
+    what: str = "filter",
+) -> Node | None:
+    """Parse and validate a filter; None means "match everything". Raises `InvalidFilter`, or
+    `LimitExceeded` (naming ``max_filter_terms`` or ``max_filter_depth``) for a filter over
+    ``max_terms``/``max_depth`` — each at most, and by default, `MAX_FILTER_TERMS`/`MAX_FILTER_DEPTH`.
+
+    A tree passed in is returned as it is, after the same size check. A filter refused while
+    parsing is refused at the first term or level past the bound, so the ``value`` the error
+    reports is a lower bound of the filter's size."""
+    terms = MAX_FILTER_TERMS if max_terms is None else min(max_terms, MAX_FILTER_TERMS)
+    depth = MAX_FILTER_DEPTH if max_depth is None else min(max_depth, MAX_FILTER_DEPTH)
     if spec is None:
         return None
     if isinstance(spec, Comparison | And | Or | Not):
+        check_filter_size(spec, max_terms=terms, max_depth=depth, what=what)
         return spec
     if not isinstance(spec, Mapping):
         raise InvalidFilter(f"a filter must be a JSON object, got {type(spec).__name__}")
     if not spec:
         return None
-    return _parse_object(spec, path="filter")
+    return _Parser(terms, depth, what).object(spec, "filter", 1)
 
 
-def _parse_object(spec: Any, path: str) -> Node:
-    if not isinstance(spec, Mapping):
-        raise InvalidFilter(f"{path} must be a JSON object, got {_describe(spec)}")
-    if not spec:
-        raise InvalidFilter(f"{path} is an empty object")
-    nodes = [_parse_entry(key, value, path) for key, value in spec.items()]
-    return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+class _Parser:
+    """One parse: counts terms as it goes and refuses, at once, a term or a level past a bound.
 
+    ``level`` is the depth of the node being built (the root is 1). The recursion goes one level
+    deeper with every ``$and``/``$or``/``$not`` and implicit conjunction, so it is bounded by
+    ``max_depth``: Python's recursion limit is never reached."""
 
-def _parse_entry(key: Any, value: Any, path: str) -> Node:
-    if not isinstance(key, str):
-        raise InvalidFilter(f"{path} has a non-string key {key!r}")
-    if key in ("$and", "$or"):
-        if not isinstance(value, list) or not value:
-            raise InvalidFilter(f"{path}.{key} must be a non-empty list of filters")
-        children = tuple(_parse_object(v, f"{path}.{key}[{i}]") for i, v in enumerate(value))
-        return And(children) if key == "$and" else Or(children)
-    if key == "$not":
-        return Not(_parse_object(value, f"{path}.$not"))
-    if key.startswith("$"):
-        raise InvalidFilter(f"unknown operator {key!r} at {path}; logical operators are $and, $or, $not")
-    if not METADATA_KEY_RE.fullmatch(key):
-        raise InvalidFilter(f"field name {key!r} at {path} is not a valid metadata key")
-    if isinstance(value, Mapping):
-        if not value:
-            raise InvalidFilter(f"{path}.{key} is an empty operator object")
-        if not all(isinstance(op, str) and op.startswith("$") for op in value):
+    __slots__ = ("max_depth", "max_terms", "terms", "what")
+
+    def __init__(self, max_terms: int, max_depth: int, what: str) -> None:
+        self.max_terms = max_terms
+        self.max_depth = max_depth
+        self.what = what
+        self.terms = 0
+
+    def _level(self, level: int) -> None:
+        if level > self.max_depth:
+            raise LimitExceeded("max_filter_depth", level, self.max_depth, what=self.what)
+
+    def _add_terms(self, count: int) -> None:
+        self.terms += count
+        if self.terms > self.max_terms:
+            raise LimitExceeded("max_filter_terms", self.terms, self.max_terms, what=self.what)
+
+    def object(self, spec: Any, path: str, level: int) -> Node:
+        if not isinstance(spec, Mapping):
+            raise InvalidFilter(f"{path} must be a JSON object, got {_describe(spec)}")
+        if not spec:
+            raise InvalidFilter(f"{path} is an empty object")
+        self._level(level)
+        if len(spec) == 1:
+            ((key, value),) = spec.items()
+            return self.entry(key, value, path, level)
+        self._level(level + 1)  # an implicit $and of the entries
+        return And(tuple(self.entry(key, value, path, level + 1) for key, value in spec.items()))
+
+    def entry(self, key: Any, value: Any, path: str, level: int) -> Node:
+        if not isinstance(key, str):
+            raise InvalidFilter(f"{path} has a non-string key {key!r}")
+        if key in ("$and", "$or"):
+            if not isinstance(value, list) or not value:
+                raise InvalidFilter(f"{path}.{key} must be a non-empty list of filters")
+            self._level(level + 1)
+            if self.terms + len(value) > self.max_terms:  # every operand holds at least one term
+                raise LimitExceeded(
+                    "max_filter_terms", self.terms + len(value), self.max_terms, what=self.what
+                )
+            children = tuple(self.object(v, f"{path}.{key}[{i}]", level + 1) for i, v in enumerate(value))
+            return And(children) if key == "$and" else Or(children)
+        if key == "$not":
+            self._level(level + 1)
+            return Not(self.object(value, f"{path}.$not", level + 1))
+        if key.startswith("$"):
+            raise InvalidFilter(f"unknown operator {key!r} at {path}; logical operators are $and, $or, $not")
+        if not METADATA_KEY_RE.fullmatch(key):
+            raise InvalidFilter(f"field name {key!r} at {path} is not a valid metadata key")
+        if isinstance(value, Mapping):
+            if not value:
+                raise InvalidFilter(f"{path}.{key} is an empty operator object")
+            if not all(isinstance(op, str) and op.startswith("$") for op in value):
+                raise InvalidFilter(
+                    f"{path}.{key}: nested objects are not metadata values; operator keys start with '$'"
+                )
+            if len(value) == 1:
+                ((op, operand),) = value.items()
+                return self.comparison(key, op, operand, path)
+            self._level(level + 1)  # an implicit $and of the operators
+            return And(tuple(self.comparison(key, op, operand, path) for op, operand in value.items()))
+        return self.comparison(key, "$eq", value, path)
+
+    def comparison(self, field: str, op_name: str, operand: Any, path: str) -> Comparison:
+        try:
+            op = FilterOp(op_name)
+        except ValueError:
+            op = None
+        if op is None or op not in COMPARISON_OPS:
             raise InvalidFilter(
-                f"{path}.{key}: nested objects are not metadata values; operator keys start with '$'"
+                f"unknown operator {op_name!r} on field {field!r} at {path}; "
+                f"use one of {', '.join(sorted(COMPARISON_OPS))}"
             )
-        comparisons = [_parse_comparison(key, op, operand, path) for op, operand in value.items()]
-        return comparisons[0] if len(comparisons) == 1 else And(tuple(comparisons))
-    return _parse_comparison(key, "$eq", value, path)
-
-
-def _parse_comparison(field: str, op_name: str, operand: Any, path: str) -> Comparison:
-    try:
-        op = FilterOp(op_name)
-    except ValueError:
-        op = None
-    if op is None or op not in COMPARISON_OPS:
-        raise InvalidFilter(
-            f"unknown operator {op_name!r} on field {field!r} at {path}; "
-            f"use one of {', '.join(sorted(COMPARISON_OPS))}"
-        )
-    where = f"{field!r} {op_name}"
-    if op in LIST_OPS:
-        if not isinstance(operand, list | tuple) or not operand:
-            raise InvalidFilter(f"{where} needs a non-empty list, got {_describe(operand)}")
-        values = tuple(_check_scalar(v, where) for v in operand)
-        kinds = {_kind(v) for v in values}
-        if len(kinds) > 1:
-            raise InvalidFilter(f"{where} mixes value types {sorted(kinds)}; use one type per list")
-        return Comparison(field, op, values)
-    value = _check_scalar(operand, where)
-    if op in ORDERING_OPS and _kind(value) != "number":
-        raise InvalidFilter(f"{where} needs a number, got {_describe(operand)}; ordering is defined on numbers only")
-    return Comparison(field, op, value)
+        where = f"{field!r} {op_name}"
+        if op in LIST_OPS:
+            if not isinstance(operand, list | tuple) or not operand:
+                raise InvalidFilter(f"{where} needs a non-empty list, got {_describe(operand)}")
+            self._add_terms(len(operand))  # before a single value is looked at
+            values = tuple(_check_scalar(v, where) for v in operand)
+            kinds = {_kind(v) for v in values}
+            if len(kinds) > 1:
+                raise InvalidFilter(f"{where} mixes value types {sorted(kinds)}; use one type per list")
+            return Comparison(field, op, values)
+        self._add_terms(1)
+        value = _check_scalar(operand, where)
+        if op in ORDERING_OPS and _kind(value) != "number":
+            raise InvalidFilter(
+                f"{where} needs a number, got {_describe(operand)}; ordering is defined on numbers only"
+            )
+        return Comparison(field, op, value)
 
 
 def _check_scalar(value: Any, where: str) -> Scalar:
@@ -185,6 +254,57 @@ def _kind(value: Any) -> str:
 
 def _describe(value: Any) -> str:
     return "null" if value is None else f"{type(value).__name__} {value!r}"
+
+
+# --- size ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class FilterSize:
+    """How big a filter is: its terms (an ``$in``/``$nin`` counts its values) and its depth."""
+
+    terms: int
+    depth: int
+
+
+def _walk(node: Node, max_terms: int | None, max_depth: int | None, what: str) -> FilterSize:
+    """Terms and depth of a tree, without recursion (a tree built in Python may be any depth);
+    with bounds, stops at the first term or level past one and raises `LimitExceeded`."""
+    terms = deepest = 0
+    stack: list[tuple[Node, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if max_depth is not None and depth > max_depth:
+                raise LimitExceeded("max_filter_depth", depth, max_depth, what=what)
+        if isinstance(current, Comparison):
+            terms += len(current.value) if current.op in LIST_OPS else 1  # type: ignore[arg-type]
+            if max_terms is not None and terms > max_terms:
+                raise LimitExceeded("max_filter_terms", terms, max_terms, what=what)
+        elif isinstance(current, Not):
+            stack.append((current.child, depth + 1))
+        elif isinstance(current, And | Or):
+            stack.extend((child, depth + 1) for child in current.children)
+        else:
+            raise InvalidFilter(f"not a filter node: {type(current).__name__}")
+    return FilterSize(terms=terms, depth=deepest)
+
+
+def filter_size(node: Node | None) -> FilterSize:
+    """The terms and depth of a parsed filter (``None``: 0 and 0)."""
+    return FilterSize(0, 0) if node is None else _walk(node, None, None, "filter")
+
+
+def check_filter_size(
+    node: Node | None, *, max_terms: int | None = None, max_depth: int | None = None, what: str = "filter"
+) -> None:
+    """Raise `LimitExceeded` if the tree has more than ``max_terms`` terms or ``max_depth`` levels
+    (each at most `MAX_FILTER_TERMS`/`MAX_FILTER_DEPTH`); stops at the first one past a bound."""
+    if node is not None:
+        terms = MAX_FILTER_TERMS if max_terms is None else min(max_terms, MAX_FILTER_TERMS)
+        depth = MAX_FILTER_DEPTH if max_depth is None else min(max_depth, MAX_FILTER_DEPTH)
+        _walk(node, terms, depth, what)
 
 
 # --- inspection and printing -----------------------------------------------------------------

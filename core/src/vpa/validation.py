@@ -9,6 +9,10 @@ written through one provider can move to any other:
 - metadata values: str, int (within ±2**53, exact in every backend's number type), finite float,
   bool, list of str. ``None`` and nested objects are refused, not silently dropped;
 - vectors: flat, finite, not all zeros (cosine is undefined there), of the collection's dimension.
+
+A store's declared bounds per record (``max_metadata_keys``, ``max_metadata_bytes``: the keys of a
+record's metadata, and its size as UTF-8 JSON, see `metadata_bytes`) are checked by
+`check_records` with the rest, raising `LimitExceeded`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from vpa.errors import (
     InvalidId,
     InvalidMetadata,
     InvalidVector,
+    LimitExceeded,
     RecordTooLarge,
     UnsupportedMetadata,
 )
@@ -106,12 +111,19 @@ def check_metadata(
     return {k: list(v) if isinstance(v, list | tuple) else v for k, v in metadata.items()}
 
 
+_LONE_SURROGATE = "holds a string that is not valid Unicode (a lone surrogate)"
+
+
 def _check_metadata(
     metadata: Mapping[str, Any], allowed: frozenset[MetadataType] | None, known_keys: set[str]
-) -> None:
-    """The checks of `check_metadata`; ``known_keys`` spares re-checking keys seen in a batch."""
+) -> int:
+    """The checks of `check_metadata`; ``known_keys`` spares re-checking keys seen in a batch.
+
+    Returns an upper bound of `metadata_bytes` gathered on the way (the characters of the string
+    values, the items of the lists), so that the exact size is computed only when it may matter."""
     if not isinstance(metadata, Mapping):
         raise InvalidMetadata(f"metadata must be a mapping, got {type(metadata).__name__}")
+    chars = 0
     for key, value in metadata.items():
         if key not in known_keys:
             check_key(key)
@@ -123,12 +135,25 @@ def _check_metadata(
                 "finite float, bool or a list of str"
             )
         # ASCII needs no encoding to rule out lone surrogates (the hot path: most values are).
-        if (kind is MetadataType.STR and not (value.isascii() or is_encodable(value))) or (
-            kind is MetadataType.STR_LIST and not all(is_encodable(v) for v in value)
-        ):
-            raise InvalidMetadata(f"metadata {key!r} holds a string that is not valid Unicode (a lone surrogate)")
+        if kind is MetadataType.STR:
+            chars += len(value)
+            if not (value.isascii() or is_encodable(value)):
+                raise InvalidMetadata(f"metadata {key!r} {_LONE_SURROGATE}")
+        elif kind is MetadataType.STR_LIST:
+            chars += sum(map(len, value)) + len(value)
+            if not all(is_encodable(v) for v in value):
+                raise InvalidMetadata(f"metadata {key!r} {_LONE_SURROGATE}")
         if allowed is not None and kind not in allowed:
             raise UnsupportedMetadata(f"metadata {key!r}: this store cannot hold values of type {kind}")
+    # JSON spends at most 6 bytes on a character (``\u001f``), and per entry at most the key (64),
+    # its quotes, ": ", ", " and a number, bool or the brackets and quotes of a value (24); a list
+    # item adds its quotes and ", " (4 bytes, counted as 6 with the item above).
+    return 2 + (MAX_KEY_LENGTH + 30) * len(metadata) + 6 * chars
+
+
+def metadata_bytes(metadata: Mapping[str, Any]) -> int:
+    """The size of a record's metadata as UTF-8 JSON: what ``max_metadata_bytes`` bounds."""
+    return len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
 
 
 def check_vector(vector: Any, dimension: int, *, where: str = "vector") -> np.ndarray:
@@ -172,8 +197,14 @@ def check_records(
     dimension: int,
     allowed: Iterable[MetadataType] | None = None,
     max_record_bytes: int | None = None,
+    *,
+    max_metadata_keys: int | None = None,
+    max_metadata_bytes: int | None = None,
 ) -> list[Record]:
-    """Validate a whole batch before anything is written, and keep the last of duplicate ids."""
+    """Validate a whole batch before anything is written, and keep the last of duplicate ids.
+
+    ``max_metadata_keys`` and ``max_metadata_bytes`` bound each record's metadata (`LimitExceeded`);
+    the key count is checked before any key is looked at."""
     if isinstance(records, Record):
         raise InvalidVector("upsert takes a list of records, not one record")
     allowed_set = frozenset(allowed) if allowed is not None else None
@@ -189,7 +220,22 @@ def check_records(
             raise InvalidMetadata(f"text of record {record.id!r} must be a string")
         if not (record.text.isascii() or is_encodable(record.text)):  # ASCII: no surrogates, no copy
             raise InvalidMetadata(f"text of record {record.id!r} is not valid Unicode (a lone surrogate)")
-        _check_metadata(record.metadata, allowed_set, known_keys)
+        if max_metadata_keys is not None and len(record.metadata) > max_metadata_keys:
+            raise LimitExceeded(
+                "max_metadata_keys",
+                len(record.metadata),
+                max_metadata_keys,
+                what=f"metadata of record {record.id!r}",
+            )
+        bound = _check_metadata(record.metadata, allowed_set, known_keys)
+        if (
+            max_metadata_bytes is not None
+            and bound > max_metadata_bytes  # the exact size only when it may matter
+            and (size := metadata_bytes(record.metadata)) > max_metadata_bytes
+        ):
+            raise LimitExceeded(
+                "max_metadata_bytes", size, max_metadata_bytes, what=f"metadata of record {record.id!r}"
+            )
         if (
             max_record_bytes is not None
             and record_bytes_bound(record) > max_record_bytes  # the exact size only when it may matter

@@ -19,6 +19,9 @@ Contract decisions, written once here (the conformance suite checks exactly thes
   use ``drop_collection``); deleting ids that do not exist is not an error. With both, a record
   must have one of the ids *and* match the filter. It returns how many records were removed.
 - ``query`` returns at most ``top_k`` hits, best first; ``score`` is cosine similarity.
+- The bounds a store declares (``max_filter_terms``, ``max_filter_depth``, ``max_metadata_keys``,
+  ``max_metadata_bytes``) are enforced here, before any I/O, with `LimitExceeded` naming the
+  bound: a store is only ever asked what it declared it survives.
 """
 
 from __future__ import annotations
@@ -131,9 +134,11 @@ class VectorStore(abc.ABC):
         """Insert or replace records by id; returns how many distinct ids were written."""
         info = await self.open_collection(collection)
         caps = self.capabilities
-        args = (records, info.dimension, caps.metadata_types, caps.max_record_bytes)
         # Validation is ~10 µs a record: a large batch is checked off the event loop.
-        batch = check_records(*args) if len(records) <= 256 else await asyncio.to_thread(check_records, *args)
+        if len(records) <= 256:
+            batch = self.check_records(records, info.dimension)
+        else:
+            batch = await asyncio.to_thread(self.check_records, records, info.dimension)
         size = caps.max_batch_size or max(len(batch), 1)
         for start in range(0, len(batch), size):
             await self._upsert(info, batch[start : start + size])
@@ -181,10 +186,31 @@ class VectorStore(abc.ABC):
         info = await self.open_collection(collection)
         return await self._count(info, self.prepare_filter(filter))
 
+    def check_records(self, records: Sequence[Record], dimension: int) -> list[Record]:
+        """`vpa.validation.check_records` with every bound this store declares (metadata types,
+        record bytes, metadata keys and bytes): what `upsert` runs before any I/O. A store that
+        overrides `upsert` calls this first."""
+        caps = self.capabilities
+        return check_records(
+            records,
+            dimension,
+            caps.metadata_types,
+            caps.max_record_bytes,
+            max_metadata_keys=caps.max_metadata_keys,
+            max_metadata_bytes=caps.max_metadata_bytes,
+        )
+
     def prepare_filter(self, spec: FilterLike) -> Node | None:
-        """Parse a filter and refuse operators this store does not declare."""
-        node = parse_filter(spec)
-        missing = operators_used(node) - self.capabilities.filter_operators
+        """Parse a filter; refuse one over this store's ``max_filter_terms``/``max_filter_depth``
+        (`LimitExceeded`, while parsing) and operators it does not declare (`UnsupportedFilter`)."""
+        caps = self.capabilities
+        node = parse_filter(
+            spec,
+            max_terms=caps.max_filter_terms,
+            max_depth=caps.max_filter_depth,
+            what=f"filter for {type(self).__name__}",
+        )
+        missing = operators_used(node) - caps.filter_operators
         if missing:
             raise UnsupportedFilter(
                 f"{type(self).__name__} cannot evaluate {', '.join(sorted(missing))} natively"
