@@ -59,7 +59,6 @@ from vpa.models import (
     Record,
 )
 from vpa.stores.base import VectorStore
-from vpa.validation import check_records
 
 from vpa_pinecone import codec
 from vpa_pinecone.capabilities import (
@@ -461,7 +460,7 @@ class PineconeStore(VectorStore):
         caps = self.capabilities
 
         def validate() -> list[Record]:
-            batch = check_records(records, info.dimension, caps.metadata_types, caps.max_record_bytes)
+            batch = self.check_records(records, info.dimension)  # every declared bound
             for record in batch:
                 codec.check_size(record)
             return batch

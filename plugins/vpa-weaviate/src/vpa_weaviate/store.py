@@ -57,7 +57,7 @@ from vpa.models import (
     Record,
 )
 from vpa.stores.base import VectorStore
-from vpa.validation import check_records, metadata_type
+from vpa.validation import metadata_type
 from weaviate.classes.config import (
     Configure,
     ConsistencyLevel,
@@ -775,8 +775,7 @@ class WeaviateStore(VectorStore):
     async def upsert(self, collection: str, records: Sequence[Record]) -> int:
         """Declare the properties the batch needs (refusing type conflicts), then write it."""
         info = await self.open_collection(collection)
-        caps = self.capabilities
-        batch = check_records(records, info.dimension, caps.metadata_types, caps.max_record_bytes)
+        batch = self.check_records(records, info.dimension)  # every declared bound, before the schema
         needed = self._needed_types(batch)
         if needed:
             await self._run(
