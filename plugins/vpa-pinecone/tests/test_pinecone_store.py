@@ -223,10 +223,13 @@ async def test_record_size_limit_is_checked_before_any_write(make_store) -> None
     assert store.capabilities.max_record_bytes is not None
     with pytest.raises(RecordTooLarge):  # over the declared limit: the core refuses it
         await store.upsert(name, [Record("a", vec(1)), Record("b", vec(2), "x" * 40_000)])
-    # under the declared limit by VPA's measure, but its many numbers' type tags overflow 40 KB
-    wide = {f"k{i:05d}": i for i in range(2000)}
+    # within every declared bound by VPA's measure (keys, metadata and record bytes), but its
+    # numbers' type tags (one shadow key each, long names here) overflow 40 KB
+    caps = store.capabilities
+    wide = {f"k{i:03d}" + "n" * 60: i for i in range(caps.max_metadata_keys)}
+    text = "x" * (caps.max_record_bytes - len(json.dumps(["", wide])))
     with pytest.raises(RecordTooLarge, match="40960"):
-        await store.upsert(name, [Record("c", vec(3)), Record("d", vec(4), "", wide)])
+        await store.upsert(name, [Record("c", vec(3)), Record("d", vec(4), text, wide)])
     await store.settle(name)
     assert await store.count(name) == 0  # nothing of either call was written
 

@@ -20,6 +20,9 @@ IDS_PER_FILTER = 100  # ids in one {"vpa-id": {"$in": [...]}} filter (ids may be
 #: this bound can still be refused with `RecordTooLarge` (before any I/O) if it has very many
 #: numeric fields; see `codec.check_size`.
 MAX_RECORD_BYTES = 38_000
+#: Metadata alone, within that (a record at this bound keeps about 5 kB for its text). Pinecone
+#: documents no key count of its own; the store adds one shadow key per number field.
+MAX_METADATA_BYTES = 32 * 1024
 
 CAPABILITIES = StoreCapabilities(
     filter_operators=ALL_FILTER_OPS,
@@ -32,4 +35,7 @@ CAPABILITIES = StoreCapabilities(
     persistent=True,
     heterogeneous_fields=True,
     max_record_bytes=MAX_RECORD_BYTES,
+    max_metadata_bytes=MAX_METADATA_BYTES,
+    # Filters: Pinecone caps an $in/$nin at 10,000 values; VPA's default 1,024 terms and 32
+    # levels stay well under it (a negated number comparison becomes three conditions).
 )
