@@ -234,6 +234,62 @@ class ForgetsFingerprint(MemoryStore):
         return None if info is None else attrs.evolve(info, fingerprint=None)
 
 
+class IgnoresDeclaredLimits(MemoryStore):
+    """Declares small bounds (64 filter terms, 8 levels, 32 metadata keys, 4 kB) but lets wider
+    filters and larger records through to the backend (skips the base class's checks)."""
+
+    capabilities = attrs.evolve(
+        MemoryStore.capabilities,
+        max_filter_terms=64,
+        max_filter_depth=8,
+        max_metadata_keys=32,
+        max_metadata_bytes=4096,
+    )
+
+    def prepare_filter(self, spec):
+        from vpa.filters import parse_filter
+
+        return parse_filter(spec)
+
+    def check_records(self, records, dimension):
+        from vpa.validation import check_records
+
+        caps = self.capabilities
+        return check_records(records, dimension, caps.metadata_types, caps.max_record_bytes)
+
+
+class BreaksBelowDeclaredLimits(MemoryStore):
+    """Declares the default bounds, but its backend fails past 100 filter terms and 100 metadata
+    keys (as Chroma's SQL does past its expression depth and variable count)."""
+
+    @staticmethod
+    def _check_filter(node):
+        from vpa.errors import StoreError
+        from vpa.filters import filter_size
+
+        if filter_size(node).terms > 100:
+            raise StoreError("Expression tree is too large (maximum depth 1000)")
+
+    async def _count(self, info, node):
+        self._check_filter(node)
+        return await super()._count(info, node)
+
+    async def _query(self, info, vector, top_k, node):
+        self._check_filter(node)
+        return await super()._query(info, vector, top_k, node)
+
+    async def _delete(self, info, ids, node):
+        self._check_filter(node)
+        return await super()._delete(info, ids, node)
+
+    async def _upsert(self, info, records):
+        from vpa.errors import StoreError
+
+        if any(len(r.metadata) > 100 for r in records):
+            raise StoreError("Failed to apply logs to the metadata segment")
+        await super()._upsert(info, records)
+
+
 #: broken store → the clauses that must fail for it
 EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
     DropsLastHit: ("test_query", "test_recall"),
@@ -252,6 +308,8 @@ EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
     AcceptsUndeclaredOperator: ("test_filter_operator[$nin]",),
     DeleteCountsRequested: ("test_delete_by_ids",),
     ForgetsFingerprint: ("test_embedder_fingerprint",),
+    IgnoresDeclaredLimits: ("test_filter_limits", "test_metadata_limits"),
+    BreaksBelowDeclaredLimits: ("test_filter_limits", "test_metadata_limits"),
 }
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from vpa.errors import InvalidFilter
-from vpa.filters import COMPARISON_OPS, operators_used, parse_filter
-from vpa.models import FilterOp, MetadataType, StoreCapabilities
-from vpa.validation import check_id, check_records, metadata_type, record_bytes
+from vpa.errors import InvalidFilter, LimitExceeded
+from vpa.filters import COMPARISON_OPS, FilterSize, filter_size, operators_used, parse_filter
+from vpa.models import FilterOp, MetadataType, Record, StoreCapabilities
+from vpa.validation import check_id, check_records, metadata_bytes, metadata_type, record_bytes
 from vpa_conformance import strategies as vst
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -91,3 +92,54 @@ def test_tricky_ids_are_valid_and_distinct():
     assert len(set(vst.TRICKY_IDS)) == len(vst.TRICKY_IDS)
     for value in vst.TRICKY_IDS:
         check_id(value)
+
+
+@st.composite
+def bounded_capabilities(draw):
+    """Capabilities with any operators and types, and bounds from the floors up."""
+    base = draw(capabilities())
+    return attrs.evolve(
+        base,
+        max_filter_terms=draw(st.integers(64, 4096)),
+        max_filter_depth=draw(st.integers(8, 32)),
+        max_metadata_keys=draw(st.integers(32, 512)),
+        max_metadata_bytes=draw(st.integers(4096, 70_000)),
+    )
+
+
+@settings(SETTINGS, max_examples=40)
+@given(caps=bounded_capabilities())
+def test_limit_shapes_are_exactly_at_the_bounds(caps):
+    terms, depth = caps.max_filter_terms, caps.max_filter_depth
+    for label, spec in vst.wide_filters(caps, terms):
+        node = parse_filter(spec, max_terms=terms, max_depth=depth)
+        assert filter_size(node).terms == terms, label
+        assert operators_used(node) <= caps.filter_operators, label
+        with pytest.raises(LimitExceeded):
+            parse_filter(vst.wide_filters(caps, terms + 1)[0][1], max_terms=terms)
+    deep = vst.deep_filter(caps, depth, terms)
+    if deep is not None:
+        node = parse_filter(deep, max_terms=terms, max_depth=depth)
+        assert filter_size(node) == FilterSize(terms=terms, depth=depth)
+        assert operators_used(node) <= caps.filter_operators
+        with pytest.raises(LimitExceeded, match="max_filter_depth"):
+            parse_filter(vst.deep_filter(caps, depth + 1, terms), max_terms=terms, max_depth=depth)
+    keys = vst.metadata_with_keys(caps, caps.max_metadata_keys)
+    assert len(keys) == caps.max_metadata_keys
+    assert check_records([Record("r", [1.0, 0.0], "", keys)], 2, caps.metadata_types)
+    sized = vst.metadata_of_bytes(caps, caps.max_metadata_bytes)
+    if sized is not None:
+        assert metadata_bytes(sized) == caps.max_metadata_bytes
+        assert check_records([Record("r", [1.0, 0.0], "", sized)], 2, caps.metadata_types)
+
+
+def test_filters_are_generated_within_the_declared_bounds():
+    caps = StoreCapabilities(max_filter_terms=64, max_filter_depth=8)
+
+    @settings(SETTINGS, max_examples=80)
+    @given(tree=vst.filter_trees(["a", "b"], [1, "x", True, 2.5], caps, max_leaves=12))
+    def check(tree):
+        size = filter_size(tree)
+        assert size.terms <= 64 and size.depth <= 8
+
+    check()

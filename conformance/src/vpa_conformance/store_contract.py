@@ -50,12 +50,13 @@ from vpa.errors import (
     InvalidId,
     InvalidMetadata,
     InvalidVector,
+    LimitExceeded,
     RecordTooLarge,
     UnsupportedFilter,
     UnsupportedMetadata,
     ValidationError,
 )
-from vpa.filters import COMPARISON_OPS, ORDERING_OPS
+from vpa.filters import COMPARISON_OPS, MAX_FILTER_DEPTH, MAX_FILTER_TERMS, ORDERING_OPS
 from vpa.models import (
     CONTRACT_VERSION,
     CollectionInfo,
@@ -67,7 +68,7 @@ from vpa.models import (
     StoreCapabilities,
 )
 from vpa.stores.base import VectorStore
-from vpa.validation import MAX_SAFE_INT, record_bytes
+from vpa.validation import MAX_SAFE_INT, metadata_bytes, record_bytes
 
 from vpa_conformance import strategies as vst
 from vpa_conformance.checks import ContractViolation, check_get, check_hits, check_record, fail, recall
@@ -76,7 +77,7 @@ from vpa_conformance.harness import StoreHarness, collection_name
 from vpa_conformance.oracle import Oracle
 from vpa_conformance.profiles import clause_settings
 
-__all__ = ["BASE_EXAMPLES", "MAX_LOOP_STALL", "StoreContract"]
+__all__ = ["BASE_EXAMPLES", "LIMIT_FLOORS", "MAX_LOOP_STALL", "StoreContract"]
 
 #: Examples per clause in the ``ci`` profile (the profile scales them).
 BASE_EXAMPLES = {
@@ -96,6 +97,15 @@ BASE_EXAMPLES = {
 #: The longest the event loop may stall while a store works (seconds). A 5 ms ticker runs beside
 #: big store calls; generous, because CI machines are shared.
 MAX_LOOP_STALL = 0.5
+
+#: The least a store may declare of each bound: what a portable app (the RAG layer's reserved
+#: keys and tenant filter included) can count on from any store.
+LIMIT_FLOORS = {
+    "max_filter_terms": 64,
+    "max_filter_depth": 8,
+    "max_metadata_keys": 32,
+    "max_metadata_bytes": 4096,
+}
 
 DIMENSIONS = st.integers(2, 16)
 COMPARISONS = [op for op in FilterOp if op in COMPARISON_OPS]
@@ -139,6 +149,49 @@ def _raises(expected: type[BaseException], call: Callable[[], Any], what: str) -
     except Exception as exc:
         fail(f"{what} raised {type(exc).__name__}: {exc}; expected {expected.__name__}")
     fail(f"{what} did not raise {expected.__name__}")
+
+
+#: The underscore methods a refusal "before any I/O" must not reach.
+_BACKEND_CALLS = ("_upsert", "_query", "_get", "_delete", "_count")
+
+
+@contextlib.contextmanager
+def _backend_untouched(store: VectorStore, what: str) -> Iterator[None]:
+    """Inside, any call of the store's backend methods fails the clause: what happens in here
+    must be refused before any I/O."""
+
+    def guard(name: str) -> Callable[..., Any]:
+        async def refused(*args: Any, **kwargs: Any) -> Any:
+            fail(f"{what} reached the backend ({name}) instead of being refused before any I/O")
+
+        return refused
+
+    saved = {name: store.__dict__.get(name) for name in _BACKEND_CALLS}
+    for name in _BACKEND_CALLS:
+        setattr(store, name, guard(name))
+    try:
+        yield
+    finally:
+        for name, previous in saved.items():
+            if previous is None:
+                store.__dict__.pop(name, None)
+            else:
+                setattr(store, name, previous)
+
+
+def _raises_limit(limit: str, call: Callable[[], Any], what: str) -> None:
+    """``call`` raises `LimitExceeded` naming ``limit``."""
+    try:
+        call()
+    except LimitExceeded as exc:
+        if exc.limit != limit:
+            fail(f"{what} raised LimitExceeded for {exc.limit!r}; expected {limit!r}")
+        return
+    except ContractViolation:
+        raise
+    except Exception as exc:
+        fail(f"{what} raised {type(exc).__name__}: {str(exc)[:300]}; expected LimitExceeded ({limit})")
+    fail(f"{what} did not raise LimitExceeded ({limit})")
 
 
 def _values_of(records: list[Record]) -> dict[str, list[Any]]:
@@ -200,6 +253,22 @@ class StoreContract(DocumentAtomicityClauses):
             )
         if caps.max_top_k is not None and caps.max_top_k < 10:
             fail(f"max_top_k={caps.max_top_k}: a store must answer at least top_k=10")
+        for field, floor in LIMIT_FLOORS.items():
+            value = getattr(caps, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < floor:
+                fail(
+                    f"{field} must be an int of at least {floor} (what a portable app counts on), "
+                    f"got {value!r}"
+                )
+        for field, ceiling in (
+            ("max_filter_terms", MAX_FILTER_TERMS),
+            ("max_filter_depth", MAX_FILTER_DEPTH),
+        ):
+            if getattr(caps, field) > ceiling:
+                fail(
+                    f"{field}={getattr(caps, field)} is above the core's ceiling of {ceiling}: vpa.filters "
+                    "refuses more on every surface, so the store would never be asked"
+                )
 
     # --- collections ---------------------------------------------------------------------------
 
@@ -508,7 +577,7 @@ class StoreContract(DocumentAtomicityClauses):
         base = self._declared_only(Record("big", [1.0, 2.0, 3.0], "", metadata), caps)
         limit = caps.max_record_bytes or 200_000
         room = limit - record_bytes(base)
-        if room < 0:
+        if room < 0 or metadata_bytes(base.metadata) > caps.max_metadata_bytes:
             base = Record("big", [1.0, 2.0, 3.0], "", {})
             room = limit - record_bytes(base)
         unit = "\u00e9\U0001f600a\n"  # 2 + 4 + 1 + 2 ("\\n" in JSON) bytes = 9
@@ -988,6 +1057,127 @@ class StoreContract(DocumentAtomicityClauses):
                 "a write that gives a key another type (heterogeneous_fields=False)",
             )
             _check_unchanged(h, name, oracle, ["h1"])
+
+    # --- declared limits -------------------------------------------------------------------------
+
+    def test_filter_limits(self, vpa_store: StoreHarness) -> None:
+        """Filters of exactly max_filter_terms terms — in every shape the declared operators allow
+        (wide $or, $in/$nin, $and of $ne, $not of an $and of ordering comparisons) — and one of
+        exactly max_filter_depth levels with max_filter_terms terms agree with the reference in
+        count, query and delete; one term or one level more raises LimitExceeded naming the bound
+        from count, query and delete, before any I/O, and nothing changes."""
+        h = vpa_store
+        caps = h.capabilities
+        terms = min(caps.max_filter_terms, MAX_FILTER_TERMS)
+        depth = min(caps.max_filter_depth, MAX_FILTER_DEPTH)
+        at_max = vst.wide_filters(caps, terms)
+        deep = vst.deep_filter(caps, depth, terms)
+        if deep is not None:
+            at_max.append((f"{depth} levels, {terms} terms", deep))
+        if not at_max:
+            h.not_declared()
+            return
+        dim = 4
+        records = vst.limit_records(dim, caps)
+        vector = [1.0, 0.5, -0.25, 0.125]
+        top_k = h.clamp_top_k(5)
+        with h.collection(dim) as name:
+            oracle = Oracle(dim)
+            _fill(h, name, oracle, records)
+            for label, spec in at_max:
+                try:
+                    got, want = h.count(name, spec), oracle.count(spec)
+                    hits = h.query(name, vector, top_k, spec)
+                except Exception as exc:
+                    fail(
+                        f"a filter at the declared maxima ({label}) failed: {type(exc).__name__}: "
+                        f"{str(exc)[:300]}; declare max_filter_terms/max_filter_depth the backend survives"
+                    )
+                if got != want:
+                    fail(
+                        f"count with a filter at the declared maxima ({label}) is {got}; {want} records match"
+                    )
+                check_hits(hits, oracle, vector, top_k, spec, caps)
+            label, spec = at_max[-1]
+            removed, expected = h.delete(name, filter=spec), oracle.delete(filter=spec)
+            if removed != expected:
+                fail(
+                    f"delete with a filter at the declared maxima ({label}) removed {removed}; "
+                    f"{expected} matched"
+                )
+            _check_unchanged(h, name, oracle)
+            over: list[tuple[str, str, dict[str, Any]]] = []
+            wider = vst.wide_filters(caps, terms + 1)
+            if wider:
+                over.append(("max_filter_terms", *wider[0]))
+            deeper = vst.deep_filter(caps, depth + 1, terms)
+            if deeper is not None:
+                over.append(("max_filter_depth", f"{depth + 1} levels", deeper))
+            ids = [r.id for r in records]
+            for limit, label, spec in over:
+                calls = {
+                    "count": lambda spec=spec: h.count(name, spec),
+                    "query": lambda spec=spec: h.query(name, vector, top_k, spec),
+                    "delete": lambda spec=spec: h.delete(name, filter=spec),
+                    "delete(ids, filter)": lambda spec=spec: h.delete(name, ids=ids, filter=spec),
+                }
+                with _backend_untouched(h.store, f"a filter past {limit} ({label})"):
+                    for call_name, call in calls.items():
+                        _raises_limit(limit, call, f"{call_name} with a filter past {limit} ({label})")
+            _check_unchanged(h, name, oracle)
+
+    def test_metadata_limits(self, vpa_store: StoreHarness) -> None:
+        """A record with exactly max_metadata_keys keys, and one with exactly max_metadata_bytes
+        bytes of metadata (as many list items as fit: the worst case for a backend that stores
+        items apart), round-trip and filter; one key or one byte more raises LimitExceeded naming
+        the bound before any I/O, and nothing of the batch is written."""
+        h = vpa_store
+        caps = h.capabilities
+        keys = vst.metadata_with_keys(caps, caps.max_metadata_keys)
+        room = caps.max_metadata_bytes
+        if caps.max_record_bytes is not None:  # text "" and the JSON list around it: 6 bytes
+            room = min(room, caps.max_record_bytes - 6)
+        sized = vst.metadata_of_bytes(caps, room)
+        if not keys:
+            h.not_declared()
+            return
+        with h.collection(2) as name:
+            oracle = Oracle(2)
+            fits = [Record("max-keys", [1.0, 0.0], "", keys)]
+            if sized is not None:
+                fits.append(Record("max-bytes", [0.0, 1.0], "", sized))
+            for record in fits:
+                try:
+                    _fill(h, name, oracle, [record])
+                except ContractViolation:
+                    raise
+                except Exception as exc:
+                    fail(
+                        f"a record at the declared maxima ({record.id}: {len(record.metadata)} keys, "
+                        f"{metadata_bytes(record.metadata)} bytes of metadata) failed: {type(exc).__name__}: "
+                        f"{str(exc)[:300]}; declare max_metadata_keys/max_metadata_bytes the backend survives"
+                    )
+            _fill(h, name, oracle, [Record("after", [1.0, 1.0], "after", {})])
+            _check_unchanged(h, name, oracle)
+            key, value = next(iter(keys.items()))
+            if FilterOp.EQ in caps.filter_operators and not isinstance(value, list):
+                spec = {key: value}
+                if h.count(name, spec) != oracle.count(spec):
+                    fail(f"count({spec!r}) on a record with max_metadata_keys keys is {h.count(name, spec)}")
+            over = [
+                (
+                    "max_metadata_keys",
+                    Record("over-keys", [1.0, 2.0], "", vst.metadata_with_keys(caps, len(keys) + 1)),
+                )
+            ]
+            too_big = vst.metadata_of_bytes(caps, caps.max_metadata_bytes + 1)
+            if too_big is not None:
+                over.append(("max_metadata_bytes", Record("over-bytes", [2.0, 1.0], "", too_big)))
+            for limit, bad in over:
+                batch = [Record("fresh", [1.0, 3.0], "fresh", {}), bad]
+                with _backend_untouched(h.store, f"an upsert past {limit}"):
+                    _raises_limit(limit, lambda batch=batch: h.upsert(name, batch), f"an upsert past {limit}")
+            _check_unchanged(h, name, oracle, ["fresh", "over-keys", "over-bytes"])
 
     # --- bad input -----------------------------------------------------------------------------
 

@@ -23,19 +23,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
-from vpa.filters import COMPARISON_OPS, LIST_OPS, ORDERING_OPS, And, Comparison, Node, Not, Or
+from vpa.filters import COMPARISON_OPS, LIST_OPS, ORDERING_OPS, And, Comparison, Node, Not, Or, filter_size
 from vpa.models import FilterOp, MetadataType, Record, StoreCapabilities
 from vpa.validation import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_SAFE_INT, record_bytes
 
 __all__ = [
     "ABSENT_FIELD",
+    "LIMIT_FIELDS",
     "LOGICAL_OPS",
     "MALFORMED_FILTERS",
     "TRICKY_IDS",
     "TRICKY_TEXTS",
     "bool_values",
     "comparisons",
+    "deep_filter",
     "empty_list_values",
     "field_values",
     "filter_dicts",
@@ -43,10 +46,13 @@ __all__ = [
     "float_values",
     "ids",
     "int_values",
+    "limit_records",
     "metadata_dicts",
     "metadata_keys",
+    "metadata_of_bytes",
     "metadata_schemas",
     "metadata_values",
+    "metadata_with_keys",
     "record_lists",
     "records",
     "render_filter",
@@ -56,6 +62,7 @@ __all__ = [
     "texts",
     "value_kind",
     "vectors",
+    "wide_filters",
 ]
 
 DEFAULT_CAPABILITIES = StoreCapabilities()
@@ -515,7 +522,22 @@ def filter_trees(
 ) -> Node:
     """A parsed filter tree over ``fields`` using only declared operators — except ``require``,
     which the tree always contains (declared or not: use an undeclared one to test that the store
-    refuses it)."""
+    refuses it) — and within the store's ``max_filter_terms`` and ``max_filter_depth``."""
+    tree = _tree(draw, fields, values, capabilities, require, max_leaves)
+    caps = capabilities or DEFAULT_CAPABILITIES
+    size = filter_size(tree)
+    assume(size.terms <= caps.max_filter_terms and size.depth <= caps.max_filter_depth)
+    return tree
+
+
+def _tree(
+    draw: st.DrawFn,
+    fields: Sequence[str],
+    values: Values,
+    capabilities: StoreCapabilities | None,
+    require: FilterOp | str | None,
+    max_leaves: int,
+) -> Node:
     ops = _declared_ops(capabilities)
     if require is None:
         return draw(_random_tree(fields, values, ops, max_leaves))
@@ -633,3 +655,174 @@ MALFORMED_FILTERS: tuple[Any, ...] = (
     "a",
     5,
 )
+
+
+# --- declared limits -------------------------------------------------------------------------
+#
+# Deterministic shapes at (and just past) a store's declared bounds: what a backend must survive
+# is a property of the whole filter or record, not of a small random one. The fields are those of
+# `limit_records`: "s" str, "i" int, "x" float, "b" bool, "l" list of str (as declared).
+
+#: The fields `limit_records` writes, by the type each holds.
+LIMIT_FIELDS = {
+    MetadataType.STR: "s",
+    MetadataType.INT: "i",
+    MetadataType.FLOAT: "x",
+    MetadataType.BOOL: "b",
+    MetadataType.STR_LIST: "l",
+}
+
+
+def limit_records(dimension: int, capabilities: StoreCapabilities | None = None, n: int = 12) -> list[Record]:
+    """``n`` records over the `LIMIT_FIELDS` the store declares (record ``k``: ``s="v<k>"``,
+    ``i=k``, ``x=k+0.5``, ``b=k even``, ``l=["v<k>", "all"]``); every third lacks ``s``."""
+    caps = capabilities or DEFAULT_CAPABILITIES
+    values = {
+        "s": lambda k: f"v{k}",
+        "i": lambda k: k,
+        "x": lambda k: k + 0.5,
+        "b": lambda k: k % 2 == 0,
+        "l": lambda k: [f"v{k}", "all"],
+    }
+    fields = [f for t, f in LIMIT_FIELDS.items() if t in caps.metadata_types]
+    rng = np.random.default_rng(7)
+    out = []
+    for k in range(n):
+        metadata = {f: values[f](k) for f in fields if not (f == "s" and k % 3 == 2)}
+        vector = rng.standard_normal(dimension).astype(np.float32) + 0.1
+        out.append(Record(f"lim-{k}", vector, f"text {k}", metadata))
+    return out
+
+
+def _limit_fields(caps: StoreCapabilities) -> tuple[str | None, str | None]:
+    """(a field holding strings, a field holding numbers), among those declared."""
+    types = caps.metadata_types
+    strings = "s" if MetadataType.STR in types else "l" if MetadataType.STR_LIST in types else None
+    numbers = "i" if MetadataType.INT in types else "x" if MetadataType.FLOAT in types else None
+    return strings, numbers
+
+
+def _strings(n: int) -> list[str]:
+    """``n`` distinct strings, the first few held by records, the rest by none."""
+    hits = [f"v{k}" for k in range(min(n, 5))]
+    return hits + [f"w{k}" for k in range(n - len(hits))]
+
+
+def _numbers(n: int) -> list[int | float]:
+    """``n`` distinct numbers, ints and floats, some held by records."""
+    return [k if k % 2 == 0 else k + 0.5 for k in range(n)]
+
+
+def wide_filters(capabilities: StoreCapabilities | None, terms: int) -> list[tuple[str, dict[str, Any]]]:
+    """Named filters of exactly ``terms`` terms (see `vpa.filters`), in every shape the declared
+    operators and types allow: wide ``$or`` of ``$eq``, ``$in``/``$nin`` of many values, ``$and``
+    of ``$ne``, and ``$not`` of an ``$and`` of ordering comparisons (the shape that expands most
+    in translations that push negations down)."""
+    caps = capabilities or DEFAULT_CAPABILITIES
+    ops = caps.filter_operators
+    strings, numbers = _limit_fields(caps)
+    shapes: list[tuple[str, dict[str, Any]]] = []
+    if {FilterOp.OR, FilterOp.EQ} <= ops:
+        if strings:
+            shapes.append((f"$or of {terms} string $eq", {"$or": [{strings: v} for v in _strings(terms)]}))
+        if numbers:
+            shapes.append((f"$or of {terms} number $eq", {"$or": [{numbers: v} for v in _numbers(terms)]}))
+    for op in (FilterOp.IN, FilterOp.NIN):
+        if op in ops and strings:
+            shapes.append((f"{op.value} of {terms} strings", {strings: {op.value: _strings(terms)}}))
+        if op in ops and numbers:
+            shapes.append((f"{op.value} of {terms} numbers", {numbers: {op.value: _numbers(terms)}}))
+    if {FilterOp.AND, FilterOp.NE} <= ops and strings:
+        shapes.append((f"$and of {terms} $ne", {"$and": [{strings: {"$ne": v}} for v in _strings(terms)]}))
+    elif {FilterOp.AND, FilterOp.EQ} <= ops and (strings or numbers):
+        field, values = (strings, _strings) if strings else (numbers, _numbers)
+        shapes.append((f"$and of {terms} $eq", {"$and": [{field: v} for v in values(terms)]}))
+    ordering = [op for op in (FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE) if op in ops]
+    if {FilterOp.NOT, FilterOp.AND} <= ops and ordering and numbers:
+        conditions = [{numbers: {ordering[k % len(ordering)].value: k - 3.5}} for k in range(terms)]
+        shapes.append((f"$not of an $and of {terms} ordering comparisons", {"$not": {"$and": conditions}}))
+    return shapes
+
+
+def deep_filter(capabilities: StoreCapabilities | None, depth: int, terms: int) -> dict[str, Any] | None:
+    """A filter of exactly ``depth`` levels and ``terms`` terms (None if the declared operators
+    cannot nest): a chain of the declared ``$and``/``$or``/``$not`` in turn, each ``$and``/``$or``
+    beside one comparison, around an ``$in`` (or an ``$or`` of ``$eq``) holding the other terms."""
+    caps = capabilities or DEFAULT_CAPABILITIES
+    ops = caps.filter_operators
+    strings, numbers = _limit_fields(caps)
+    field = strings or numbers
+    wrappers = [op for op in (FilterOp.AND, FilterOp.OR, FilterOp.NOT) if op in ops]
+    values = _strings if field == strings else _numbers
+    if field is None or not ops & {FilterOp.EQ, FilterOp.IN}:
+        return None
+
+    def leaf(value: Any) -> dict[str, Any]:
+        return {field: value} if FilterOp.EQ in ops else {field: {"$in": [value]}}
+
+    if depth == 1:
+        if terms == 1:
+            return leaf(values(1)[0])
+        return {field: {"$in": values(terms)}} if FilterOp.IN in ops else None
+    if not wrappers:
+        return None
+    # the terms not beside a wrapper: one $in (depth 1), else one $or or $and of comparisons
+    bottom = (
+        FilterOp.IN
+        if FilterOp.IN in ops
+        else next((op for op in (FilterOp.OR, FilterOp.AND) if op in ops), None)
+    )
+    if bottom is None:
+        return None
+    bottom_depth = 1 if bottom is FilterOp.IN else 2
+    plan = [wrappers[k % len(wrappers)] for k in range(depth - bottom_depth)]
+    rest = terms - sum(op is not FilterOp.NOT for op in plan)
+    if rest < bottom_depth:
+        return None
+    pool = values(rest + len(plan))
+    inner: dict[str, Any] = (
+        {field: {"$in": pool[:rest]}}
+        if bottom is FilterOp.IN
+        else {bottom.value: [leaf(v) for v in pool[:rest]]}
+    )
+    for k, op in enumerate(reversed(plan)):
+        inner = {"$not": inner} if op is FilterOp.NOT else {op.value: [leaf(pool[rest + k]), inner]}
+    return inner
+
+
+def metadata_with_keys(capabilities: StoreCapabilities | None, keys: int) -> dict[str, Any]:
+    """Metadata of exactly ``keys`` keys, their values cycling through the declared types."""
+    caps = capabilities or DEFAULT_CAPABILITIES
+    makers = {
+        MetadataType.STR: lambda k: f"v{k}",
+        MetadataType.INT: lambda k: k,
+        MetadataType.FLOAT: lambda k: k + 0.25,
+        MetadataType.BOOL: lambda k: k % 2 == 0,
+        MetadataType.STR_LIST: lambda k: [f"t{k}"],
+        MetadataType.EMPTY_LIST: lambda k: [],
+    }
+    declared = [makers[t] for t in _TYPE_ORDER if t in caps.metadata_types]
+    if not declared:
+        return {}
+    return {f"k{k:05d}": declared[k % len(declared)](k) for k in range(keys)}
+
+
+def metadata_of_bytes(capabilities: StoreCapabilities | None, size: int) -> dict[str, Any] | None:
+    """One key whose metadata is exactly ``size`` bytes (`vpa.validation.metadata_bytes`): a
+    list of as many empty strings as fit (the most items a size allows: the worst case for a
+    backend that stores each item apart), or else one long string. None if neither type is
+    declared or ``size`` is too small."""
+    from vpa.validation import metadata_bytes
+
+    caps = capabilities or DEFAULT_CAPABILITIES
+    if MetadataType.STR_LIST in caps.metadata_types and size >= 11:
+        items = (size - 7) // 4  # {"l": ["", "", ...]} is 4 * items + 7 bytes
+        values = [""] * items
+        values[-1] = "a" * (size - 7 - 4 * items)
+        metadata: dict[str, Any] = {"l": values}
+    elif MetadataType.STR in caps.metadata_types and size >= 9:
+        metadata = {"s": "a" * (size - 9)}  # {"s": ""} is 9 bytes
+    else:
+        return None
+    assert metadata_bytes(metadata) == size, (metadata_bytes(metadata), size)
+    return metadata
