@@ -155,7 +155,7 @@ def test_server_with_another_key_or_none_refuses_to_start(server_factory):
     server.env = _with_key(server.env, KEY_A)
     server.start()
     with server.client(writer) as client:
-        hits = ok(client.post("/search", json={"query": "marmalade recipe", "top_k": 5}))
+        hits = ok(client.post("/search", json={"query": "marmalade recipe", "top_k": 5}))["results"]
         assert [(h["title"], h["content"]) for h in hits] == [("Secret Title", "the marmalade recipe")]
         assert ok(client.get("/documents/d"))["title"] == "Secret Title"
     server.stop()

@@ -39,12 +39,15 @@ def test_lifecycle(acme):
             "filters": {"year": {"$gte": 2020}},
         },
     )
-    results = ok(found)
+    results = ok(found)["results"]  # the original interface's envelope: data.results
     assert results[0]["document_id"] == DOC["id"] and -1 <= results[0]["similarity"] <= 1
     assert not results[0]["chunk_id"].startswith("acme/")  # the tenant prefix is the server's business
     assert results[0]["metadata"]["tags"] == ["biology", "é"]
-    assert found.json()["pagination"] == {"offset": 0, "limit": 3, "count": len(results), "total": None}
-    assert ok(acme.post("/search", json={"query": "sugar", "filters": {"year": {"$lt": 2020}}})) == []
+    pagination = found.json()["pagination"]
+    assert pagination == {"offset": 0, "limit": 3, "count": len(results), "total": pagination["total"],
+                          "page": 1, "per_page": 3}
+    assert pagination["total"] >= len(results)  # every matching chunk of the tenant
+    assert ok(acme.post("/search", json={"query": "sugar", "filters": {"year": {"$lt": 2020}}})) == {"results": []}
 
     updated = ok(acme.put(path, json={"metadata": {"category": "botany", "year": 2025}}))
     assert updated["document_id"] == DOC["id"] and not updated["unchanged"]
@@ -78,10 +81,17 @@ def test_batch_search_paging_history_and_stats(server, keys):
         second = client.post(
             "/search", json={"query": "rivers and lakes", "top_k": 5, "offset": 5, "user_id": "alice"}
         )
-        ids = [r["chunk_id"] for r in ok(first) + ok(second)]
+        ids = [r["chunk_id"] for r in ok(first)["results"] + ok(second)["results"]]
         assert len(ids) == len(set(ids)) == 10
-        assert second.json()["pagination"] == {"offset": 5, "limit": 5, "count": 5, "total": None}
-        odd = ok(client.post("/search", json={"query": "rivers", "top_k": 20, "filters": {"kind": "odd"}}))
+        total = ok(client.get("/stats"))["chunks"]
+        assert second.json()["pagination"] == {"offset": 5, "limit": 5, "count": 5, "total": total,
+                                               "page": 2, "per_page": 5}
+        # the original interface's page/per_page: the same window
+        paged = client.post("/search", json={"query": "rivers and lakes", "page": 2, "per_page": 5, "user_id": "bob"})
+        assert [r["chunk_id"] for r in ok(paged)["results"]] == ids[5:]
+        assert paged.json()["pagination"]["total"] == total
+        error(client.post("/search", json={"query": "x", "page": 2, "top_k": 5, "user_id": "bob"}), 422, "invalid_input")
+        odd = ok(client.post("/search", json={"query": "rivers", "top_k": 20, "filters": {"kind": "odd"}}))["results"]
         assert len(odd) == 6 and all(r["metadata"]["kind"] == "odd" for r in odd)
 
         history = client.get("/search/history", params={"user_id": "alice", "limit": 1})

@@ -30,7 +30,7 @@ def _snapshot(client) -> dict:
     stats = ok(client.get("/stats"))
     found = [
         (r["chunk_id"], round(r["similarity"], 5))
-        for r in ok(client.post("/search", json={"query": "quick fox", "top_k": 10}))
+        for r in ok(client.post("/search", json={"query": "quick fox", "top_k": 10}))["results"]
     ]
     return {"docs": docs, "documents": stats["documents"], "chunks": stats["chunks"], "search": found}
 
@@ -142,7 +142,7 @@ def test_remote_store_text_encrypted_by_the_rag_layer(server_factory):
         assert ok(client.get("/documents/q"))["content"] == f"quokkas smile {MARKER}"
         hits = ok(
             client.post("/search", json={"query": f"quokkas smile {MARKER}", "filters": {"kind": "animal"}})
-        )
+        )["results"]
         assert hits[0]["content"] == f"quokkas smile {MARKER}" and hits[0]["similarity"] > 0.9
     server.stop()
     _assert_not_on_disk(server.folder / "data" / "qdrant")

@@ -60,7 +60,7 @@ def test_search_never_crosses_tenants(planted, acme, filters):
     body = {"query": "Globex hammock market spring strategy", "top_k": 50}
     if filters is not None:
         body["filters"] = filters
-    results = ok(acme.post("/search", json=body))
+    results = ok(acme.post("/search", json=body))["results"]
     assert all("hammock" not in r["content"] and r["metadata"].get("owner") != "globex" for r in results), (
         results
     )

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import click
 
-from vpa.errors import VPAError
+from vpa.errors import ConfigError, VPAError
 
 EXIT_BAD_INPUT = 2
 
@@ -345,8 +345,12 @@ def show_config() -> None:
                    "(VPA_MAX_CONNECTIONS; default: what the open-files limit allows, up to 10000)")
 @click.option("--http", "http_impl", envvar="VPA_HTTP", default="auto", show_default=True,
               type=click.Choice(["auto", "httptools", "h11"]), help="HTTP/1.1 implementation (VPA_HTTP)")
+@click.option("--allow-anonymous", envvar="VPA_ALLOW_ANONYMOUS", is_flag=True,
+              help="serve with authentication off even though keys exist or the address is not loopback "
+                   "(VPA_ALLOW_ANONYMOUS)")
 @common_options
 def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, max_body_bytes: int | None,
+          allow_anonymous: bool,
           rate_limit_burst: int | None, audit_log: Path | None, public_metrics: bool, header_timeout: float,
           body_timeout: float, max_connections: int | None, http_impl: str, **options: Any) -> None:
     """Serve the REST API (needs the `server` extra: pip install 'vpa-core[server]')."""
@@ -374,7 +378,16 @@ def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, max
         from vpa.crypto import parse_key
 
         parse_key(config.encryption_key)  # a malformed key fails here, before anything is opened
+    loopback = _is_loopback(settings.host)
+    if config.encrypt_in_transit and not settings.tls and not loopback:
+        raise ConfigError(f"VPA_ENCRYPT_IN_TRANSIT is on: serving {settings.host} needs --tls-cert and --tls-key "
+                          "(plain HTTP is allowed on loopback only)")
     if not config.auth_enabled:
+        keys_on_disk = (Path(config.data_dir) / "keys.json").is_file()
+        if (keys_on_disk or not loopback) and not allow_anonymous:
+            why = "API keys exist in VPA_DATA_DIR" if keys_on_disk else f"{settings.host} is not a loopback address"
+            raise ConfigError(f"refusing to serve without authentication: {why}; set VPA_AUTH_ENABLED=true, "
+                              "or pass --allow-anonymous to serve every caller as an unscoped admin")
         click.echo("warning: VPA_AUTH_ENABLED is off: every caller is an unscoped admin", err=True)
     if config.environment == "production" and not settings.tls:
         click.echo("warning: serving plain HTTP in production; terminate TLS in front of it "
@@ -395,6 +408,17 @@ def serve(host: str, port: int, tls_cert: Path | None, tls_key: Path | None, max
         server_header=False,
         timeout_graceful_shutdown=30,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @main.group()

@@ -505,6 +505,12 @@ class RAGSystem:
         log.debug("rag.search", top_k=top_k, results=len(results), ms=round(latency, 2))
         return list(results)
 
+    async def count_matching(self, filters: FilterLike = None, *, tenant: str | None = None) -> int:
+        """How many chunks a search with ``filters`` ranks (every chunk of the tenant that matches)."""
+        info = await self.initialize()
+        check_tenant(tenant)
+        return await self.store.count(info.name, self._scope(filters, tenant))
+
     def get_search_history(
         self, user_id: str, limit: int | None = None, *, tenant: str | None = None
     ) -> list[SearchHistoryEntry]:

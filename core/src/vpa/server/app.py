@@ -658,39 +658,45 @@ def _history_user(caller: Caller, user_id: str | None) -> str:
 def _add_search_routes(app: FastAPI) -> None:
     @app.post(
         f"{PREFIX}/search",
-        response_model=s.Envelope[list[s.SearchResultOut]],
+        response_model=s.Envelope[s.SearchOut],
         responses=s.error_responses(400, 415, 422, *AUTH_ERRORS, *STORE_ERRORS),
         tags=["search"],
     )
     async def search(request: Request, body: s.SearchIn, caller: Reader) -> Any:
         """The chunks most similar to `query` among the caller's documents that match `filters`,
-        best first."""
+        best first, as `data.results`. Page with `top_k` and `offset`, or with `page` and
+        `per_page` (the original interface); `pagination.total` counts every match."""
         svc = _service(request)
-        if body.top_k + body.offset > MAX_TOP_K:
-            raise HTTPError(
-                422, "invalid_input", f"top_k + offset must be at most {MAX_TOP_K}", field="offset"
-            )
+        if body.page is not None or body.per_page is not None:
+            if "top_k" in body.model_fields_set or "offset" in body.model_fields_set:
+                raise HTTPError(422, "invalid_input", "give page/per_page or top_k/offset, not both", field="page")
+            per_page = body.per_page or body.top_k
+            limit, offset = per_page, ((body.page or 1) - 1) * per_page
+        else:
+            limit, offset = body.top_k, body.offset
+        if limit + offset > MAX_TOP_K:
+            field = "page" if body.page is not None else "offset"
+            raise HTTPError(422, "invalid_input", f"top_k + offset (the end of the page) must be at most {MAX_TOP_K}",
+                            field=field)
         started = time.perf_counter()
         with _blame("filters"):
             results = await svc.system.search_knowledge(
                 _history_user(caller, body.user_id),
                 body.query,
-                top_k=body.top_k + body.offset,
+                top_k=limit + offset,
                 filters=body.filters,
                 tenant=caller.tenant,
+            )
+            total = (
+                offset + len(results[offset:]) if len(results) < limit + offset
+                else await svc.system.count_matching(body.filters, tenant=caller.tenant)
             )
         seconds = time.perf_counter() - started
         svc.metrics.search_latency.observe(seconds)
         if caller.tenant is not None:
             svc.tenant_metrics.of(caller.tenant).search_latency.observe(seconds)
-        page = results[body.offset :]
-        _note(
-            request,
-            top_k=body.top_k,
-            offset=body.offset,
-            results=len(page),
-            filtered=body.filters is not None,
-        )
+        page = results[offset:]
+        _note(request, top_k=limit, offset=offset, results=len(page), filtered=body.filters is not None)
         data = [
             s.SearchResultOut(
                 document_id=r.document_id,
@@ -702,7 +708,9 @@ def _add_search_routes(app: FastAPI) -> None:
             )
             for r in page
         ]
-        return s.Envelope(data=data, pagination=_page(data, body.offset, body.top_k))
+        pagination = s.Pagination(offset=offset, limit=limit, count=len(data), total=total,
+                                  page=offset // limit + 1, per_page=limit)
+        return s.Envelope(data=s.SearchOut(results=data), pagination=pagination)
 
     @app.get(
         f"{PREFIX}/search/history",

@@ -166,6 +166,12 @@ class SearchIn(_Model):
     query: StrictStr = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
     top_k: StrictInt = Field(5, ge=1, le=MAX_TOP_K, description="how many results to return")
     offset: StrictInt = Field(0, ge=0, le=MAX_TOP_K, description="results to skip (top_k + offset ≤ 1000)")
+    page: StrictInt | None = Field(
+        None, ge=1, le=MAX_TOP_K, description="the original interface's paging: page number from 1 (with per_page)"
+    )
+    per_page: StrictInt | None = Field(
+        None, ge=1, le=MAX_TOP_K, description="results per page (default top_k); replaces top_k and offset"
+    )
     filters: FilterSpec | None = None
     user_id: StrictStr | None = Field(
         None,
@@ -191,6 +197,14 @@ class Pagination(BaseModel):
     limit: int
     count: int = Field(description="items in this page")
     total: int | None = Field(None, description="items in all pages, when known")
+    page: int | None = Field(None, description="this page's number, from 1 (search)")
+    per_page: int | None = Field(None, description="items per page (search)")
+
+
+class SearchOut(BaseModel):
+    """The original interface's search answer: ``data.results``."""
+
+    results: list[SearchResultOut]
 
 
 class Envelope(BaseModel, Generic[T]):
