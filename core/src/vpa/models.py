@@ -163,6 +163,9 @@ class StoreCapabilities:
     persistent: bool = False
     heterogeneous_fields: bool = True
     max_record_bytes: int | None = None
+    #: The backend's limit on one write request (bytes, estimated from above by
+    #: ``VectorStore.request_bytes``); the base class splits batches by it as well as by count.
+    max_request_bytes: int | None = None
     #: Bounds a store survives, enforced by the base class before any I/O (`LimitExceeded`).
     #: A filter's terms count every comparison and every value of an ``$in``/``$nin`` list.
     max_filter_terms: int = 1024

@@ -28,21 +28,36 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import re
-from collections.abc import Sequence
-from typing import Any, ClassVar
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from vpa.errors import (
     CollectionNotFound,
     DimensionMismatch,
     EmbedderMismatch,
     InvalidCollection,
+    StoreError,
     UnsupportedFilter,
     ValidationError,
+    VPAError,
 )
 from vpa.filters import FilterLike, Node, operators_used, parse_filter
-from vpa.models import CollectionInfo, EmbedderFingerprint, HealthStatus, Hit, Metric, Record, StoreCapabilities
-from vpa.validation import check_ids, check_records, check_vector
+from vpa.models import (
+    CollectionInfo,
+    EmbedderFingerprint,
+    HealthStatus,
+    Hit,
+    Metric,
+    Record,
+    StoreCapabilities,
+)
+from vpa.settings import NoSettings, structure_settings
+from vpa.validation import check_ids, check_records, check_vector, record_bytes_bound
+
+T = TypeVar("T")
 
 COLLECTION_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
 
@@ -58,13 +73,54 @@ def check_collection_name(name: Any) -> str:
 
 
 class VectorStore(abc.ABC):
-    """An async vector store. Subclass it and implement the underscore methods."""
+    """An async vector store. Subclass it and implement the underscore methods.
 
-    #: What this store can do; the registration and the conformance suite read it.
+    A plugin is the translation to its vendor and nothing else. Beside the abstract methods below
+    it may fill these seams, each optional:
+
+    - ``settings_class`` / ``provider``: its ``[providers.<provider>]`` options as an attrs class
+      (`vpa.settings`), structured by `settings_from`;
+    - `declare`: its capabilities from its settings (the one definition; an instance may refine
+      them after connecting by passing ``capabilities=`` to ``__init__``);
+    - `check_record` (refuse one record with a typed error) and `_prepare_upsert` (schema work
+      before a write); batches reach `_upsert` split by ``max_batch_size`` and by
+      ``max_request_bytes`` as `request_bytes` estimates them;
+    - `translate_error`: a vendor exception → VPA's typed error, applied by `vendor_errors` and
+      `run_vendor` (which also forget a collection the backend says is gone);
+    - `_close`, `_health` and `_settle` behind the public `close`, `health` and `settle`.
+
+    No plugin overrides a public method or touches the base class's private state.
+    """
+
+    #: What this store can do in its default mode; `declare` refines it per settings.
     capabilities: ClassVar[StoreCapabilities] = StoreCapabilities()
+    #: The attrs class of the store's ``[providers.<provider>]`` options.
+    settings_class: ClassVar[type] = NoSettings
+    #: The name of its ``[providers.<name>]`` table (empty: no options).
+    provider: ClassVar[str] = ""
 
-    def __init__(self) -> None:
+    def __init__(self, capabilities: StoreCapabilities | None = None) -> None:
         self._collections: dict[str, CollectionInfo] = {}
+        if capabilities is not None:
+            self.capabilities = capabilities  # type: ignore[misc]  # this instance's refinement
+
+    # --- settings and capabilities ------------------------------------------------------------
+
+    @classmethod
+    def settings_from(cls, config: Any) -> Any:
+        """The typed settings of ``[providers.<provider>]`` (unknown keys are a `ConfigError`)."""
+        options = config.provider_options(cls.provider) if cls.provider and config is not None else {}
+        return structure_settings(cls.settings_class, options, f"providers.{cls.provider or 'store'}")
+
+    @classmethod
+    def declare(cls, settings: Any) -> StoreCapabilities:
+        """What a store built with ``settings`` can do. Default: the class's ``capabilities``."""
+        return cls.capabilities
+
+    @classmethod
+    def declared(cls, config: Any) -> StoreCapabilities:
+        """What a store built from ``config`` declares, before it connects (the registry asks)."""
+        return cls.declare(cls.settings_from(config))
 
     # --- collections -------------------------------------------------------------------------
 
@@ -139,10 +195,48 @@ class VectorStore(abc.ABC):
             batch = self.check_records(records, info.dimension)
         else:
             batch = await asyncio.to_thread(self.check_records, records, info.dimension)
-        size = caps.max_batch_size or max(len(batch), 1)
-        for start in range(0, len(batch), size):
-            await self._upsert(info, batch[start : start + size])
+        if type(self).check_record is not VectorStore.check_record:
+            batch = [self.check_record(info, record) for record in batch]
+        if not batch:
+            return 0
+        await self._prepare_upsert(info, batch)
+        if caps.max_request_bytes is None and (caps.max_batch_size is None or len(batch) <= caps.max_batch_size):
+            await self._upsert(info, batch)
+        else:
+            for part in self.split_batch(info, batch):
+                await self._upsert(info, part)
         return len(batch)
+
+    def check_record(self, info: CollectionInfo, record: Record) -> Record:
+        """Refuse (with a typed `ValidationError`) one validated record this backend cannot
+        hold; return it, or the form to write. Runs before any I/O. Default: accept."""
+        return record
+
+    async def _prepare_upsert(self, info: CollectionInfo, records: list[Record]) -> None:
+        """Schema work before a validated batch is written (say, declaring new typed fields)."""
+
+    def request_bytes(self, info: CollectionInfo, record: Record) -> int:
+        """An upper bound of what ``record`` adds to a write request: the vector as float32, the id
+        as UTF-8, text and metadata as JSON (`record_bytes_bound`), and some framing."""
+        return 4 * info.dimension + 4 * len(record.id) + record_bytes_bound(record) + 64
+
+    def split_batch(self, info: CollectionInfo, records: Sequence[Record]) -> Iterator[list[Record]]:
+        """``records`` in requests of at most ``max_batch_size`` records and ``max_request_bytes``
+        estimated bytes (a record larger than that alone goes in a request of its own)."""
+        caps = self.capabilities
+        count = caps.max_batch_size or len(records)
+        budget = caps.max_request_bytes
+        part: list[Record] = []
+        size = 0
+        for record in records:
+            cost = self.request_bytes(info, record) if budget is not None else 0
+            if part and (len(part) >= count or (budget is not None and size + cost > budget)):
+                yield part
+                part, size = [], 0
+            part.append(record)
+            size += cost
+        if part:
+            yield part
 
     async def query(
         self, collection: str, vector: Sequence[float], top_k: int = 10, filter: FilterLike = None
@@ -220,17 +314,73 @@ class VectorStore(abc.ABC):
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def health(self) -> HealthStatus:
+        """Whether the backend answers (`_health`), with a one-line detail and the latency."""
+        started = time.perf_counter()
         try:
-            await self._list_collections()
+            detail = await self._health()
         except Exception as exc:  # health reports, it does not raise
             return HealthStatus(ok=False, detail=f"{type(exc).__name__}: {exc}")
-        return HealthStatus(ok=True, detail="ok")
+        return HealthStatus(ok=True, detail=detail or "ok", latency_ms=(time.perf_counter() - started) * 1000)
 
     async def settle(self, collection: str) -> None:
         """Wait until every acknowledged write is visible to reads. Immediate stores do nothing."""
+        if self.capabilities.eventually_consistent:
+            await self._settle(await self.open_collection(collection))
 
     async def close(self) -> None:
-        """Release clients and files. The store is unusable afterwards."""
+        """Release clients and files (`_close`) and forget every collection. The store is
+        unusable afterwards."""
+        try:
+            await self._close()
+        finally:
+            self._collections.clear()
+
+    async def _health(self) -> str:
+        """Raise if the backend does not answer; return a one-line detail (never a secret)."""
+        await self._list_collections()
+        return "ok"
+
+    async def _settle(self, info: CollectionInfo) -> None:
+        """An eventually consistent store waits here until its acknowledged writes are visible."""
+
+    async def _close(self) -> None:
+        """Release the vendor client and files."""
+
+    # --- vendor calls -------------------------------------------------------------------------
+
+    def translate_error(self, exc: BaseException, *, where: str, collection: str | None = None) -> BaseException:
+        """VPA's typed error for a vendor exception raised while doing ``where``. A plugin maps
+        its client's exceptions here (connection → `StoreUnavailable`, missing collection →
+        `CollectionNotFound`, ...); the default keeps VPA's own errors and wraps the rest in
+        `StoreError`."""
+        if isinstance(exc, VPAError):
+            return exc
+        return StoreError(f"{where}: {type(exc).__name__}: {exc}")
+
+    @contextlib.contextmanager
+    def vendor_errors(self, where: str, collection: str | None = None) -> Iterator[None]:
+        """Translate whatever the block raises (see `translate_error`); a collection the backend
+        says does not exist is forgotten, so the next call looks again."""
+        try:
+            yield
+        except Exception as exc:
+            error = self.translate_error(exc, where=where, collection=collection)
+            if isinstance(error, CollectionNotFound):
+                self._collections.pop(collection or error.name, None)
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def run_vendor(
+        self, where: str, fn: Callable[..., T], *args: Any, collection: str | None = None
+    ) -> T:
+        """``fn(*args)``, a blocking vendor call, in a worker thread, its errors translated."""
+        with self.vendor_errors(where, collection):
+            return await asyncio.to_thread(fn, *args)
+
+    def forget_collection(self, name: str) -> None:
+        """Drop the cached definition of ``name`` (say, after the backend lost it)."""
+        self._collections.pop(name, None)
 
     async def __aenter__(self) -> VectorStore:
         return self

@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 from vpa.errors import CollectionNotFound, StoreError
@@ -38,6 +39,7 @@ from vpa.hookspecs import hookimpl
 from vpa.log import get_logger
 from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities, from_json_dict, to_json_dict
 from vpa.offload import Offloader
+from vpa.settings import setting
 from vpa.stores.base import VectorStore
 from vpa.stores.memory_files import SNAPSHOT_SUFFIX, Cipher, CollectionFiles, FolderLock, sweep_leftovers
 from vpa.stores.memory_filter import ColumnIndex
@@ -147,10 +149,20 @@ class _Table:
         return table
 
 
+@attrs.frozen
+class MemorySettings:
+    """``[providers.memory]``."""
+
+    persist: bool = setting(True, "keep collections in files (journal + snapshots); false: this process only")
+    path: str | None = setting(None, "the folder (default: VPA_DATA_DIR/memory)")
+
+
 class MemoryStore(VectorStore):
     """Exact search over numpy arrays; ``path=None`` keeps everything in this process only."""
 
     capabilities = StoreCapabilities(exact=True, persistent=True)
+    settings_class = MemorySettings
+    provider = "memory"
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, cipher: Cipher | None = None) -> None:
         super().__init__()
@@ -167,14 +179,13 @@ class MemoryStore(VectorStore):
 
     @classmethod
     def from_config(cls, config: Any) -> MemoryStore:
-        options = config.provider_options("memory")
-        persist = options.get("persist", True)
+        settings = cls.settings_from(config)
         cipher = None
         if config.encrypt_at_rest:  # AES-256-GCM over every snapshot and journal frame
             from vpa.crypto import cipher_from_config
 
             cipher = cipher_from_config(config)
-        path = Path(options.get("path", Path(config.data_dir) / "memory")) if persist else None
+        path = Path(settings.path or Path(config.data_dir) / "memory") if settings.persist else None
         return cls(path, cipher=cipher)
 
     # --- files (always called under self._lock, in a worker thread) ---------------------------
@@ -211,7 +222,7 @@ class MemoryStore(VectorStore):
     def _require(self, info: CollectionInfo) -> _Table:
         table = self._table(info.name)
         if table is None:
-            self._collections.pop(info.name, None)
+            self.forget_collection(info.name)
             raise CollectionNotFound(info.name)
         return table
 
@@ -358,7 +369,7 @@ class MemoryStore(VectorStore):
 
         return await self._offload.run((info.name, "count"), count, self._lock)
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         """Fold each journal into its snapshot, so the next open is a single read, and release
         the folder. A snapshot that cannot be written (a full disk) is logged: the journal keeps
         every acknowledged write, so nothing is lost."""
@@ -383,14 +394,8 @@ class MemoryStore(VectorStore):
                         self._owner.release()
 
         await asyncio.to_thread(flush)
-        self._collections.clear()
 
 
 @hookimpl
 def vpa_register_stores(register: Any) -> None:
-    register(
-        "memory",
-        MemoryStore.from_config,
-        capabilities=MemoryStore.capabilities,
-        description="exact numpy search, persisted to VPA_DATA_DIR/memory",
-    )
+    register("memory", MemoryStore, description="exact numpy search, persisted to VPA_DATA_DIR/memory")
