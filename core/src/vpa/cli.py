@@ -212,7 +212,9 @@ def ingest(paths: tuple[str, ...], meta: tuple[str, ...], tenant: str | None, st
 @click.option("--top-k", default=5, show_default=True, type=int)
 @click.option("--filter", "filter_json", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2020}}\'')
 @click.option("--tenant", help="search only this tenant's documents")
-@click.option("--user", default="cli", show_default=True, help="user id for the search history")
+@click.option("--user", default="cli", show_default=True,
+              help="user id for the search history (history is kept per process: a running `vpa serve` "
+                   "keeps it, one `vpa search` run forgets it)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @common_options
 def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, user: str, as_json: bool, **options: Any) -> None:
