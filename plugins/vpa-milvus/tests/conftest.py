@@ -1,8 +1,8 @@
 """Fixtures for the Milvus plugin's tests: real Milvus Lite files in temporary folders.
 
-Milvus Lite runs inside the test process (pymilvus starts it for a ``.db`` path); a store releases
-it when closed. Server mode needs a running Milvus: set ``VPA_MILVUS_URI`` (and optionally
-``VPA_MILVUS_TOKEN``) to run the server-mode tests against it.
+Milvus Lite runs in the store's helper process (``python -m vpa_milvus.lite_server``, one per test
+process); a store releases its file when closed. Server mode needs a running Milvus: set
+``VPA_MILVUS_URI`` (and optionally ``VPA_MILVUS_TOKEN``) to run the server-mode tests against it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from vpa_milvus import MilvusStore
+from vpa_milvus.store import MilvusStore
 
 SERVER_URI = os.environ.get("VPA_MILVUS_URI", "")
 SERVER_TOKEN = os.environ.get("VPA_MILVUS_TOKEN") or None

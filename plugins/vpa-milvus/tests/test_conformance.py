@@ -12,7 +12,7 @@ import os
 
 import pytest
 from vpa_conformance import StoreContract
-from vpa_milvus import MilvusStore
+from vpa_milvus.store import MilvusStore
 
 SERVER_URI = os.environ.get("VPA_MILVUS_URI", "")
 SERVER_TOKEN = os.environ.get("VPA_MILVUS_TOKEN") or None
@@ -23,7 +23,7 @@ SERVER_SKIP_REASON = (
 
 
 class TestMilvusLiteConformance(StoreContract):
-    """Milvus Lite on a fresh .db file, started in this process by pymilvus."""
+    """Milvus Lite on a fresh .db file, served by the store's helper process."""
 
     @pytest.fixture
     def db_path(self, tmp_path):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from vpa.filters import And, Comparison, Not, Or, evaluate, parse_filter
 from vpa.models import FilterOp, Record
 from vpa_milvus.codec import decode_metadata, encode_metadata, milvus_name, vpa_name
-from vpa_milvus.filters import quote, translate
+from vpa_milvus.filters import quote, to_native
 
 TRICKY = "q\"\\\n\r\t'é😀\x01\x00 end"
 
@@ -99,8 +99,8 @@ def check(runner, store, spec) -> None:
     node = parse_filter(spec)
     want = expected_ids(node)
     hits = runner.run(store.query("vpa_filters", [1.0, 1.0, 1.0, 1.0], top_k=len(CORPUS), filter=spec))
-    assert {h.id for h in hits} == want, (spec, translate(node))
-    assert runner.run(store.count("vpa_filters", spec)) == len(want), (spec, translate(node))
+    assert {h.id for h in hits} == want, (spec, to_native(node))
+    assert runner.run(store.count("vpa_filters", spec)) == len(want), (spec, to_native(node))
 
 
 # --- every operator, every value, on a key of mixed types ------------------------------------------
@@ -244,17 +244,17 @@ def test_quote_escapes_only_what_the_grammars_need():
 
 
 def test_translation_is_guarded_and_typed():
-    expr = translate(parse_filter({"year": {"$gte": 2020.5}}))
+    expr = to_native(parse_filter({"year": {"$gte": 2020.5}}))
     assert expr == (
         '(((exists metadata["i_year"]) and (metadata["i_year"] >= 2021)) or '
         '((exists metadata["f_year"]) and (metadata["f_year"] >= 2020.5)))'
     )
-    assert translate(parse_filter({"tags": "x"})) == (
+    assert to_native(parse_filter({"tags": "x"})) == (
         '(((exists metadata["s_tags"]) and (metadata["s_tags"] == "x")) or '
         '((exists metadata["l_tags"]) and (json_contains(metadata["l_tags"], "x"))))'
     )
-    assert translate(parse_filter({"draft": {"$ne": True}})).startswith("(not ")
-    assert translate(None) == ""
+    assert to_native(parse_filter({"draft": {"$ne": True}})).startswith("(not ")
+    assert to_native(None) == ""
 
 
 @given(

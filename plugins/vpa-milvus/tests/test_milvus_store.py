@@ -28,11 +28,12 @@ from vpa.errors import (
     StoreUnavailable,
     ValidationError,
 )
-from vpa.models import EmbedderFingerprint, Record
+from vpa.models import CollectionInfo, EmbedderFingerprint, Record
 from vpa.plugins import Registry
-from vpa_milvus import MilvusStore, lite
-from vpa_milvus.errors import map_error
-from vpa_milvus.store import server_uri
+from vpa_milvus import lite
+from vpa_milvus.errors import translate_error
+from vpa_milvus.settings import server_uri
+from vpa_milvus.store import MilvusStore
 
 METADATA = {
     "year": 2020,
@@ -113,7 +114,12 @@ async def test_large_batches_are_split(lite_store):
     records = [
         Record(f"r{i}", rng.normal(size=8) + 0.01, f"t{i}", {"i": i, "odd": bool(i % 2)}) for i in range(2345)
     ]
+    client = lite_store._connected()
+    requests = []
+    real_upsert = client.upsert
+    client.upsert = lambda name, rows, **k: requests.append(len(rows)) or real_upsert(name, rows, **k)
     assert await lite_store.upsert("big", records) == 2345
+    assert requests == [1000, 1000, 345]  # max_batch_size rows per request
     assert await lite_store.count("big") == 2345
     assert await lite_store.count("big", {"odd": True}) == 1172
     got = await lite_store.get(
@@ -142,17 +148,24 @@ async def test_lite_flushes_before_searching_many_fresh_rows_and_only_then(lite_
     assert (await lite_store.query("fresh", vectors[0] * -1, 1))[0].id == "late" and len(flushes) == 1
 
 
-def test_requests_are_cut_below_the_byte_budget_without_encoding_rows():
-    from vpa_milvus.codec import encode_metadata
-    from vpa_milvus.store import REQUEST_BYTES, _split_by_bytes
+def test_requests_are_cut_below_the_byte_budget_without_encoding_rows(tmp_path, monkeypatch):
+    """The base class cuts a batch by the declared max_request_bytes, each row bounded by this
+    store's request_bytes (the JSON of id, text and typed metadata, the vector as float32)."""
+    from vpa_milvus import codec
+    from vpa_milvus.store import REQUEST_BYTES
 
+    store = MilvusStore(str(tmp_path / "vpa.db"))
+    info = CollectionInfo("c", 2)
+    assert MilvusStore.capabilities.max_request_bytes == REQUEST_BYTES
     records = [Record(f"r{i}", [1.0, 0.0], "é" * 20_000, {"tags": ["x" * 100]}) for i in range(300)]
-    rows = [{"id": r.id, "text": r.text, "metadata": encode_metadata(r.metadata)} for r in records]
-    parts = list(_split_by_bytes(records, rows, 2))
+    with monkeypatch.context() as patch:  # splitting encodes no row
+        patch.setattr(codec, "encode_metadata", lambda *_: pytest.fail("a row was encoded to split"))
+        parts = list(store.split_batch(info, records))
     assert len(parts) > 1 and sum(len(p) for p in parts) == 300
-    assert [r["id"] for p in parts for r in p] == [r.id for r in records]
+    assert [r.id for p in parts for r in p] == [r.id for r in records]
     for part in parts:
-        assert len(json.dumps(part, ensure_ascii=False).encode()) <= REQUEST_BYTES
+        rows = [{k: v for k, v in codec.to_row(r).items() if k != codec.VECTOR_FIELD} for r in part]
+        assert len(json.dumps(rows, ensure_ascii=False).encode()) + 4 * 2 * len(rows) <= REQUEST_BYTES
 
 
 async def test_get_and_delete_semantics(lite_store):
@@ -237,6 +250,63 @@ async def test_foreign_collection_is_refused(lite_path):
         await store.close()
 
 
+async def test_collections_of_0_1_still_open(lite_path):
+    """vpa-milvus 0.1 kept the definition in vpa.* properties: such a collection opens with its
+    fingerprint, is listed and works; a new collection keeps one versioned definition."""
+    from vpa.stores.definition import DEFINITION_KEY, load_definition
+    from vpa_milvus import codec
+
+    fp = EmbedderFingerprint("hashing", "h-1", 3)
+    legacy = {
+        "vpa.format": "1",
+        "vpa.dimension": "3",
+        "vpa.metric": "cosine",
+        "vpa.fingerprint": json.dumps({"name": "hashing", "model": "h-1", "dimension": 3}),
+    }
+    store = MilvusStore(lite_path)
+    try:
+        await store.list_collections()  # starts Milvus Lite on the file
+        client = store._client
+        client.create_collection("old", schema=codec.schema(3), properties=legacy, consistency_level="Strong")
+        client.create_index("old", codec.vector_index(), sync=False)
+        assert await store.open_collection("old") == CollectionInfo("old", 3, fingerprint=fp)
+        assert await store.list_collections() == ["old"]
+        with pytest.raises(EmbedderMismatch):
+            await store.create_collection("old", 3, fingerprint=EmbedderFingerprint("other", "m", 3))
+        await store.upsert("old", [Record("a", [1, 0, 0], "t", {"k": 1})])
+        assert [h.id for h in await store.query("old", [1, 0, 0], 1, filter={"k": 1})] == ["a"]
+        created = await store.create_collection("new-one", 3, fingerprint=fp)
+        props = client.describe_collection(codec.milvus_name("new-one"))["properties"]
+        assert load_definition("new-one", props[DEFINITION_KEY]) == created
+        assert not [key for key in props if key.startswith("vpa.")]
+        assert await store.list_collections() == ["new-one", "old"]
+    finally:
+        await store.close()
+
+
+def test_definition_codec_reads_both_formats_and_refuses_the_rest():
+    from vpa.stores.definition import DEFINITION_KEY
+    from vpa_milvus import codec
+
+    info = CollectionInfo("c", 3, fingerprint=EmbedderFingerprint("e", "m", 3))
+    vector = {"name": "vector", "params": {"dim": 3}}
+    assert (
+        codec.info_from_description("c", {"properties": codec.properties(info), "fields": [vector]}) == info
+    )
+    legacy = {"vpa.dimension": "3", "vpa.fingerprint": '{"name": "e", "model": "m", "dimension": 3}'}
+    assert codec.info_from_description("c", {"properties": legacy, "fields": [vector]}) == info
+    assert codec.is_vpa_collection(legacy) and codec.is_vpa_collection(codec.properties(info))
+    assert not codec.is_vpa_collection({"other": "x"})
+    for props, message in [
+        ({}, "not created by VPA"),
+        ({"vpa.dimension": "three"}, "unreadable"),
+        ({"vpa.dimension": "3", "vpa.fingerprint": "{"}, "unreadable"),
+        ({DEFINITION_KEY: '{"vpa": 99, "dimension": 3}'}, "newer VPA"),
+    ]:
+        with pytest.raises(InvalidCollection, match=message):
+            codec.info_from_description("c", {"properties": props})
+
+
 async def test_dropped_under_us_is_collection_not_found(lite_path):
     a, b = MilvusStore(lite_path), MilvusStore(lite_path)
     try:
@@ -265,7 +335,7 @@ async def test_persists_across_processes(lite_path):
     script = textwrap.dedent(
         f"""
         import asyncio, json
-        from vpa_milvus import MilvusStore, lite
+        from vpa_milvus.store import MilvusStore
         async def main():
             s = MilvusStore({lite_path!r})
             info = await s.open_collection("keep")
@@ -311,7 +381,7 @@ async def test_lite_file_used_by_another_process_is_unavailable(lite_path):
         f"""
         import asyncio
         from vpa.errors import StoreUnavailable
-        from vpa_milvus import MilvusStore, lite
+        from vpa_milvus.store import MilvusStore
         async def main():
             s = MilvusStore({lite_path!r})
             try:
@@ -335,7 +405,8 @@ async def test_lite_child_does_not_outlive_a_killed_parent(lite_path):
     script = textwrap.dedent(
         f"""
         import asyncio, os, sys
-        from vpa_milvus import MilvusStore, lite
+        from vpa_milvus import lite
+        from vpa_milvus.store import MilvusStore
         async def main():
             s = MilvusStore({lite_path!r})
             await s.list_collections()
@@ -424,24 +495,68 @@ def test_config_server_from_host_port_and_token():
 
 def test_config_toml_options(tmp_path):
     toml = tmp_path / "vpa.toml"
-    toml.write_text('[providers.milvus]\nuri = "http://m:19530"\ndb_name = "rag"\ntimeout = 5\n')
-    store = MilvusStore.from_config(load_config(config_file=toml, environ={}))
-    assert (store.uri, store.db_name, store.timeout) == ("http://m:19530", "rag", 5.0)
+    toml.write_text(
+        '[providers.milvus]\nuri = "http://m:19530"\ndb_name = "rag"\ntimeout = 5\n'
+        "shards_num = 2\nreplica_number = 3\n"
+    )
+    store = MilvusStore.from_config(load_config(config_file=toml, environ={"VPA_VECTOR_DB_HOST": "other"}))
+    assert (store.uri, store.settings.db_name, store.timeout) == ("http://m:19530", "rag", 5.0)
+    assert (store.settings.shards_num, store.settings.replica_number) == (2, 3)
     toml.write_text('[providers.milvus]\nurl = "http://m:19530"\n')
-    with pytest.raises(ConfigError, match="url"):
+    with pytest.raises(ConfigError, match=r"\[providers\.milvus\]\.url"):
         MilvusStore.from_config(load_config(config_file=toml, environ={}))
-    toml.write_text('[providers.milvus]\ntimeout = "soon"\n')
-    with pytest.raises(ConfigError):
-        MilvusStore.from_config(load_config(config_file=toml, environ={}))
+    for bad, option in [
+        ('timeout = "soon"', "timeout"),
+        ("shards_num = 1.5", "shards_num"),
+        ("db_name = 1", "db_name"),
+    ]:
+        toml.write_text(f"[providers.milvus]\n{bad}\n")
+        with pytest.raises(ConfigError, match=rf"\[providers\.milvus\]\.{option}"):
+            MilvusStore.from_config(load_config(config_file=toml, environ={}))
+    for bad in ("timeout = 0", "shards_num = 0", "replica_number = -1"):
+        toml.write_text(f"[providers.milvus]\n{bad}\n")
+        with pytest.raises(ConfigError, match=f"{bad.split()[0]} must be positive"):
+            MilvusStore.from_config(load_config(config_file=toml, environ={}))
+
+
+def test_settings_are_typed_with_the_defaults_of_0_1():
+    from vpa.settings import describe_settings
+    from vpa_milvus.settings import MilvusSettings
+
+    options = {o["name"]: o for o in describe_settings(MilvusSettings)}
+    assert {name: o["default"] for name, o in options.items()} == {
+        "uri": None,
+        "db_name": "",
+        "timeout": 30.0,
+        "shards_num": None,
+        "replica_number": None,
+    }
+    assert all(o["help"] for o in options.values())
+    assert MilvusStore.settings_class is MilvusSettings and MilvusStore.provider == "milvus"
 
 
 def test_registered_through_the_entry_point(tmp_path):
     registry = Registry()
     registration = registry.get("store", "milvus")
     assert registration.package == "vpa-milvus"
-    assert registration.capabilities == MilvusStore.capabilities
-    store = registration.factory(load_config({"data_dir": tmp_path}, environ={}))
+    assert registration.target == "vpa_milvus.store:MilvusStore"  # by string: imported on first use
+    config = load_config({"data_dir": tmp_path}, environ={})
+    store = registration.factory(config)
     assert isinstance(store, MilvusStore)
+    # One definition: the class's, which the registry, every configuration and the instance share.
+    assert registration.capabilities == MilvusStore.capabilities == store.capabilities
+    server = load_config({"host": "milvus.internal"}, environ={})
+    assert registration.declared(config) == registration.declared(server) == MilvusStore.capabilities
+    assert MilvusStore.from_config(server).capabilities == MilvusStore.capabilities
+
+
+def test_importing_the_plugin_imports_no_vendor_client():
+    code = (
+        "import sys, vpa_milvus, vpa_milvus.plugin; "
+        "print([m for m in ('pymilvus', 'milvus_lite', 'grpc', 'vpa_milvus.store') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 async def test_unreachable_server_is_store_unavailable():
@@ -476,16 +591,18 @@ def test_error_mapping():
         def code(self):
             return self._code
 
-    assert isinstance(map_error(Rpc(grpc.StatusCode.UNAUTHENTICATED), where="x"), StoreAuthError)
-    assert isinstance(map_error(Rpc(grpc.StatusCode.DEADLINE_EXCEEDED), where="x"), StoreTimeout)
-    assert isinstance(map_error(Rpc(grpc.StatusCode.UNAVAILABLE), where="x"), StoreUnavailable)
+    assert isinstance(translate_error(Rpc(grpc.StatusCode.UNAUTHENTICATED), where="x"), StoreAuthError)
+    assert isinstance(translate_error(Rpc(grpc.StatusCode.DEADLINE_EXCEEDED), where="x"), StoreTimeout)
+    assert isinstance(translate_error(Rpc(grpc.StatusCode.UNAVAILABLE), where="x"), StoreUnavailable)
     assert isinstance(
-        map_error(MilvusException(100, "collection not found[c]"), where="x", collection="c"),
+        translate_error(MilvusException(100, "collection not found[c]"), where="x", collection="c"),
         CollectionNotFound,
     )
-    assert isinstance(map_error(MilvusException(1, "Retry timeout: 5s"), where="x"), StoreTimeout)
-    assert isinstance(map_error(MilvusException(2, "Fail connecting to server"), where="x"), StoreUnavailable)
+    assert isinstance(translate_error(MilvusException(1, "Retry timeout: 5s"), where="x"), StoreTimeout)
     assert isinstance(
-        map_error(MilvusException(1800, "user hasn't authenticated"), where="x"), StoreAuthError
+        translate_error(MilvusException(2, "Fail connecting to server"), where="x"), StoreUnavailable
     )
-    assert isinstance(map_error(MilvusException(65535, "something else"), where="x"), StoreError)
+    assert isinstance(
+        translate_error(MilvusException(1800, "user hasn't authenticated"), where="x"), StoreAuthError
+    )
+    assert isinstance(translate_error(MilvusException(65535, "something else"), where="x"), StoreError)

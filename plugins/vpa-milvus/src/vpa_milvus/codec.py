@@ -1,4 +1,11 @@
-"""How VPA metadata is laid out in the collection's JSON field, and how collection names map.
+"""Records ↔ Milvus rows, the collection's schema and definition, and collection names.
+
+**The schema.** Each VPA collection is one Milvus collection with fixed fields::
+
+    id        VARCHAR(2048) primary key   (VPA ids: up to 512 characters = 2048 UTF-8 bytes)
+    vector    FLOAT_VECTOR(dimension)     FLAT index, metric COSINE (exact search)
+    text      VARCHAR(65535)
+    metadata  JSON                        typed keys, see below
 
 **Typed keys.** Milvus compares a JSON value only with a literal of the same type (an int key
 with an int literal, a float key with a float literal), treats a missing key as NULL (so ``not``
@@ -15,6 +22,11 @@ key's type, and guards each comparison with ``exists`` so that it is never NULL 
 The prefix also restores the exact Python type on the way back (``2.0`` stays a float even if a
 JSON layer prints it as ``2``).
 
+**The definition** (dimension, metric, embedder fingerprint) is one collection property,
+``vpa_definition``, written by `vpa.stores.definition.dump_definition`; collections created by
+vpa-milvus 0.1 kept it in ``vpa.format``/``vpa.dimension``/``vpa.metric``/``vpa.fingerprint``,
+which `info_from_description` still reads.
+
 **Collection names.** VPA names may contain '-', Milvus names may not. A name without '-' is used
 as it is; one with '-' becomes ``_`` + the name with '_' doubled and '-' written as '_0'. Milvus
 names of the second kind start with '_', which no VPA name does, so the map is one-to-one and
@@ -23,8 +35,27 @@ names of the second kind start with '_', which no VPA name does, so the map is o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
+
+import attrs
+import numpy as np
+from vpa.errors import InvalidCollection
+from vpa.models import CollectionInfo, Hit, Record
+from vpa.stores.definition import DEFINITION_KEY, dump_definition, load_definition
+
+ID_FIELD = "id"
+VECTOR_FIELD = "vector"
+TEXT_FIELD = "text"
+#: The JSON field that holds the typed metadata.
+METADATA_FIELD = "metadata"
+#: Bytes of the id field: VPA ids are up to 512 characters, i.e. up to 2048 UTF-8 bytes.
+ID_MAX_BYTES = 2048
+#: Bytes of the VARCHAR text field, and of the JSON metadata field.
+TEXT_MAX_BYTES = 65_535
+#: vpa-milvus 0.1 kept the definition in these properties (``vpa.dimension`` marks them).
+LEGACY_DIMENSION, LEGACY_METRIC, LEGACY_FINGERPRINT = "vpa.dimension", "vpa.metric", "vpa.fingerprint"
 
 STR, INT, FLOAT, BOOL, LIST = "s", "i", "f", "b", "l"
 PREFIXES = (STR, INT, FLOAT, BOOL, LIST)
@@ -77,7 +108,107 @@ def decode_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-# --- collection names --------------------------------------------------------------------------
+# --- rows ------------------------------------------------------------------------------------------
+
+#: What a search returns with each hit; `record_from_row` reads rows of `RECORD_FIELDS`.
+HIT_FIELDS = [TEXT_FIELD, METADATA_FIELD]
+RECORD_FIELDS = [ID_FIELD, VECTOR_FIELD, TEXT_FIELD, METADATA_FIELD]
+
+
+def to_row(record: Record) -> dict[str, Any]:
+    """A validated record → the row Milvus stores."""
+    return {
+        ID_FIELD: record.id,
+        VECTOR_FIELD: record.vector.tolist(),
+        TEXT_FIELD: record.text,
+        METADATA_FIELD: encode_metadata(record.metadata),
+    }
+
+
+def record_from_row(row: Mapping[str, Any]) -> Record:
+    return Record(
+        row[ID_FIELD],
+        np.asarray(row[VECTOR_FIELD], dtype=np.float32),
+        row.get(TEXT_FIELD) or "",
+        decode_metadata(row.get(METADATA_FIELD)),
+    )
+
+
+def hit_from_result(hit: Mapping[str, Any]) -> Hit:
+    """One hit of a COSINE search: its distance *is* the cosine similarity (clipped to [-1, 1])."""
+    entity = hit["entity"]
+    score = float(np.clip(hit["distance"], -1.0, 1.0))
+    return Hit(hit["id"], score, entity.get(TEXT_FIELD) or "", decode_metadata(entity.get(METADATA_FIELD)))
+
+
+# --- the collection ---------------------------------------------------------------------------------
+
+
+def schema(dimension: int) -> Any:
+    """The Milvus schema of a VPA collection (see the module docstring)."""
+    from pymilvus import DataType, MilvusClient
+
+    fields = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    fields.add_field(ID_FIELD, DataType.VARCHAR, is_primary=True, max_length=ID_MAX_BYTES)
+    fields.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dimension)
+    fields.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
+    fields.add_field(METADATA_FIELD, DataType.JSON)
+    return fields
+
+
+def vector_index() -> Any:
+    """FLAT with metric COSINE: brute-force cosine, the exact top-k."""
+    from pymilvus import MilvusClient
+
+    index = MilvusClient.prepare_index_params()
+    index.add_index(field_name=VECTOR_FIELD, index_type="FLAT", metric_type="COSINE", index_name=VECTOR_FIELD)
+    return index
+
+
+def properties(info: CollectionInfo) -> dict[str, str]:
+    """The collection properties that keep its definition."""
+    return {DEFINITION_KEY: dump_definition(info)}
+
+
+def is_vpa_collection(props: Mapping[str, Any]) -> bool:
+    """Whether a Milvus collection's properties hold a VPA definition (of any version)."""
+    return DEFINITION_KEY in props or LEGACY_DIMENSION in props
+
+
+def info_from_description(name: str, description: Mapping[str, Any]) -> CollectionInfo:
+    """The `CollectionInfo` of VPA collection ``name`` from Milvus's ``describe_collection``."""
+    props = description.get("properties") or {}
+    if DEFINITION_KEY in props:
+        info = load_definition(name, props[DEFINITION_KEY])
+    elif LEGACY_DIMENSION in props:
+        info = _legacy_definition(name, props)
+    else:
+        raise InvalidCollection(
+            f"the Milvus collection {milvus_name(name)!r} exists but was not created by VPA "
+            f"(it has no {DEFINITION_KEY} property); use another collection name"
+        )
+    for field in description.get("fields", []):  # the vector field's own dimension is the truth
+        if field.get("name") == VECTOR_FIELD and "dim" in field.get("params", {}):
+            info = attrs.evolve(info, dimension=int(field["params"]["dim"]))
+    return info
+
+
+def _legacy_definition(name: str, props: Mapping[str, Any]) -> CollectionInfo:
+    """A definition written by vpa-milvus 0.1 (``vpa.format`` "1")."""
+    try:
+        fingerprint = props.get(LEGACY_FINGERPRINT)
+        data = {
+            "vpa": 1,
+            "dimension": int(props[LEGACY_DIMENSION]),
+            "metric": props.get(LEGACY_METRIC, "cosine"),
+            "fingerprint": json.loads(fingerprint) if fingerprint else None,
+        }
+    except (ValueError, TypeError) as exc:
+        raise InvalidCollection(f"collection {name!r} has an unreadable VPA definition ({exc})") from None
+    return load_definition(name, data)
+
+
+# --- collection names ------------------------------------------------------------------------------
 
 
 def milvus_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""Map pymilvus and gRPC exceptions to VPA's typed errors (the original stays as ``__cause__``)."""
+"""pymilvus and gRPC exceptions → VPA's typed errors, by `translate_error` (the original is ``__cause__``)."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def _auth_like(text: str) -> bool:
     return any(word in text for word in _AUTH_WORDS)
 
 
-def map_error(exc: BaseException, *, where: str, collection: str | None = None) -> VPAError:
-    """The VPA error for a vendor exception raised while doing ``where``."""
+def translate_error(exc: BaseException, *, where: str, collection: str | None = None) -> VPAError:
+    """The VPA error for a vendor exception raised while doing ``where`` (`VectorStore.translate_error`)."""
     if isinstance(exc, VPAError):
         return exc
     name = type(exc).__name__

@@ -36,12 +36,7 @@ from collections.abc import Iterable, Sequence
 from vpa.filters import And, Comparison, Node, Not, Or
 from vpa.models import FilterOp
 
-from vpa_milvus.codec import BOOL, FLOAT, INT, LIST, STR, typed_key
-
-#: The JSON field that holds the typed metadata.
-METADATA_FIELD = "metadata"
-#: The primary-key field.
-ID_FIELD = "id"
+from vpa_milvus.codec import BOOL, FLOAT, ID_FIELD, INT, LIST, METADATA_FIELD, STR, typed_key
 
 #: Stored ints are within ±2**53 (VPA's portable range): a bound beyond this is as good as infinite.
 _INT_BOUND = 2**53 + 1
@@ -74,7 +69,7 @@ def id_in(ids: Sequence[str]) -> str:
     return f"{ID_FIELD} in [{', '.join(quote(i) for i in ids)}]"
 
 
-def translate(node: Node | None, field: str = METADATA_FIELD) -> str:
+def to_native(node: Node | None, field: str = METADATA_FIELD) -> str:
     """The Milvus expression for a parsed VPA filter; "" for no filter."""
     if node is None:
         return ""
