@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from standin import PineconeStandIn
-from vpa_pinecone import PineconeStore
+from vpa_pinecone.settings import PineconeSettings
+from vpa_pinecone.store import PineconeStore
 
 API_KEY = "standin-test-key"
 #: The shared index's dimension: collections of up to this many dimensions share it (zero-padded).
@@ -83,17 +84,18 @@ def make_store(standin: PineconeStandIn) -> Callable[..., PineconeStore]:
     """Build stores on the session stand-in; each is closed after the test."""
     stores: list[PineconeStore] = []
 
-    def make(server: PineconeStandIn | None = None, **kwargs: Any) -> PineconeStore:
+    def make(
+        server: PineconeStandIn | None = None, *, api_key: str | None = API_KEY, **kwargs: Any
+    ) -> PineconeStore:
         server = server or standin
         options: dict[str, Any] = {
-            "api_key": API_KEY,
             "host": server.url,
             "index": "vpa-tests",
             "dimension": INDEX_DIMENSION,
             "settle_timeout": 20.0,
         }
         options.update(kwargs)
-        store = PineconeStore(**options)
+        store = PineconeStore(PineconeSettings(**options), api_key=api_key)
         stores.append(store)
         return store
 

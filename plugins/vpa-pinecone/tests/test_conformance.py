@@ -24,13 +24,14 @@ import attrs
 import pytest
 from conftest import API_KEY, INDEX_DIMENSION, REAL_KEY, REAL_SKIP
 from vpa_conformance import StoreContract
-from vpa_pinecone import CAPABILITIES, PineconeStore
+from vpa_pinecone.settings import PineconeSettings
+from vpa_pinecone.store import PineconeStore
 
 
 class ExactStandInPineconeStore(PineconeStore):
     """The plugin unchanged; only the declaration is stricter, because the stand-in is exact."""
 
-    capabilities = attrs.evolve(CAPABILITIES, exact=True, min_recall=1.0)
+    capabilities = attrs.evolve(PineconeStore.capabilities, exact=True, min_recall=1.0)
 
 
 class TestPineconeStandInConformance(StoreContract):
@@ -47,11 +48,10 @@ class TestPineconeStandInConformance(StoreContract):
     @staticmethod
     def _make(standin) -> PineconeStore:
         return ExactStandInPineconeStore(
+            PineconeSettings(
+                host=standin.url, index="vpa-conformance", dimension=INDEX_DIMENSION, settle_timeout=30.0
+            ),
             api_key=API_KEY,
-            host=standin.url,
-            index="vpa-conformance",
-            dimension=INDEX_DIMENSION,
-            settle_timeout=30.0,
         )
 
 
@@ -62,7 +62,8 @@ class TestPineconeDeclaredCapabilities(StoreContract):
     @pytest.fixture
     def store(self, standin):
         return PineconeStore(
-            api_key=API_KEY, host=standin.url, index="vpa-conformance", dimension=INDEX_DIMENSION
+            PineconeSettings(host=standin.url, index="vpa-conformance", dimension=INDEX_DIMENSION),
+            api_key=API_KEY,
         )
 
     # the other clauses are the same code and the same checks as above (exact is only stricter)
@@ -80,7 +81,6 @@ def real_pinecone():
     run = uuid.uuid4().hex[:8]
     given_index = os.environ.get("VPA_PINECONE_INDEX")
     options = {
-        "api_key": REAL_KEY,
         "host": os.environ.get("VPA_PINECONE_HOST") or None,
         "index": given_index or f"vpa-test-{run}",
         "cloud": os.environ.get("VPA_PINECONE_CLOUD", "aws"),
@@ -94,7 +94,7 @@ def real_pinecone():
     finally:
 
         async def drop_leftovers() -> None:
-            store = PineconeStore(**options)
+            store = PineconeStore(PineconeSettings(**options), api_key=REAL_KEY)
             try:
                 for name in await store.list_collections():
                     await store.drop_collection(name)
@@ -118,8 +118,8 @@ class TestPineconeRealServiceConformance(StoreContract):
 
     @pytest.fixture
     def store(self, real_pinecone):
-        return PineconeStore(**real_pinecone)
+        return PineconeStore(PineconeSettings(**real_pinecone), api_key=REAL_KEY)
 
     @pytest.fixture
     def store_factory(self, real_pinecone):
-        return lambda: PineconeStore(**real_pinecone)
+        return lambda: PineconeStore(PineconeSettings(**real_pinecone), api_key=REAL_KEY)

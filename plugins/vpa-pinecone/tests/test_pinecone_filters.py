@@ -13,7 +13,7 @@ from standin.model import normalise_metadata
 from vpa.filters import And, Comparison, Not, Or, evaluate, parse_filter
 from vpa.models import FilterOp, Record
 from vpa_pinecone import codec
-from vpa_pinecone.filters import to_pinecone
+from vpa_pinecone.filters import to_native
 
 FIELDS = ["a", "b", "tags"]
 STRINGS = ["x", "y", "", "ü"]
@@ -64,7 +64,7 @@ def stored(metadata: dict) -> dict:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(metadata=metadata_st, tree=trees)
 def test_translation_agrees_with_reference(metadata: dict, tree) -> None:
-    native = to_pinecone(tree)
+    native = to_native(tree)
     assert compile_filter(native)(stored(metadata)) == evaluate(tree, metadata), native
 
 
@@ -94,27 +94,25 @@ def test_translation_agrees_with_reference(metadata: dict, tree) -> None:
 def test_documented_cases(spec: dict, metadata: dict, expected: bool) -> None:
     tree = parse_filter(spec)
     assert evaluate(tree, metadata) is expected  # the reference says so...
-    assert compile_filter(to_pinecone(tree))(stored(metadata)) is expected  # ...and so does Pinecone
+    assert compile_filter(to_native(tree))(stored(metadata)) is expected  # ...and so does Pinecone
 
 
 def test_translation_shapes() -> None:
-    assert to_pinecone(None) is None
-    assert to_pinecone(parse_filter({"a": "x"})) == {"a": {"$eq": "x"}}
-    assert to_pinecone(parse_filter({"a": {"$ne": 1}})) == {
+    assert to_native(None) is None
+    assert to_native(parse_filter({"a": "x"})) == {"a": {"$eq": "x"}}
+    assert to_native(parse_filter({"a": {"$ne": 1}})) == {
         "$or": [{"a": {"$ne": 1}}, {"a": {"$exists": False}}]
     }
-    assert to_pinecone(parse_filter({"a": {"$in": [1, 2]}})) == {"a": {"$in": [1, 2]}}
-    assert to_pinecone(parse_filter({"a": {"$in": [True]}})) == {"a": {"$eq": True}}
-    assert to_pinecone(parse_filter({"$not": {"a": {"$gt": 3}}})) == {
+    assert to_native(parse_filter({"a": {"$in": [1, 2]}})) == {"a": {"$in": [1, 2]}}
+    assert to_native(parse_filter({"a": {"$in": [True]}})) == {"a": {"$eq": True}}
+    assert to_native(parse_filter({"$not": {"a": {"$gt": 3}}})) == {
         "$or": [{"a": {"$lte": 3}}, {"vpa-n-a": {"$exists": False}}]
     }
-    assert to_pinecone(parse_filter({"$not": {"$and": [{"a": 1}, {"b": 2}]}})) == {
+    assert to_native(parse_filter({"$not": {"$and": [{"a": 1}, {"b": 2}]}})) == {
         "$or": [{"a": {"$ne": 1}}, {"a": {"$exists": False}}, {"b": {"$ne": 2}}, {"b": {"$exists": False}}]
     }
     # the translation uses nothing Pinecone lacks: no $not anywhere
-    assert "$not" not in repr(
-        to_pinecone(parse_filter({"$not": {"$or": [{"a": {"$nin": ["x"]}}, {"b": 1}]}}))
-    )
+    assert "$not" not in repr(to_native(parse_filter({"$not": {"$or": [{"a": {"$nin": ["x"]}}, {"b": 1}]}})))
 
 
 def test_standin_rejects_what_pinecone_rejects() -> None:

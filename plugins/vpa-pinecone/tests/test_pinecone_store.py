@@ -27,8 +27,8 @@ from vpa.errors import (
 )
 from vpa.filters import evaluate, parse_filter
 from vpa.models import EmbedderFingerprint, Record
-from vpa_pinecone import PineconeStore
-from vpa_pinecone.store import control_plane_url
+from vpa_pinecone.settings import PineconeSettings, control_plane_url
+from vpa_pinecone.store import PineconeStore
 
 
 def vec(seed: int, dim: int = 8) -> np.ndarray:
@@ -328,14 +328,14 @@ async def test_config_and_no_io_constructor() -> None:
         },
     )
     store = PineconeStore.from_config(config)  # no I/O: nothing listens on port 1
-    assert "k" not in repr(store) and store._host == "https://127.0.0.1:1"
+    assert "k" not in repr(store) and store.settings.host == "https://127.0.0.1:1"
     assert control_plane_url("http://h:5", None) == "http://h:5"
     assert control_plane_url("h", 9) == "https://h:9"
     assert control_plane_url(None, 9) is None
     with pytest.raises(ConfigError, match="unknown"):
         PineconeStore.from_config(VPAConfig(api_key="k", providers={"pinecone": {"indx": "a"}}))
     with pytest.raises(ConfigError):
-        PineconeStore(api_key="k", index="Not_Valid")
+        PineconeSettings(index="Not_Valid")
     with pytest.raises(ConfigError, match="VPA_VECTOR_DB_API_KEY"):
         await PineconeStore(api_key=None).list_collections()
 

@@ -18,18 +18,26 @@ ASCII characters; a vector has the index's fixed dimension. A VPA record is enco
   which the filter translation needs to negate ordering comparisons exactly.
 
 Reserved keys all contain ``-``, which portable VPA metadata keys cannot, so nothing collides.
+
+A collection's definition is a record of the catalog namespace whose id is the collection name:
+its metadata holds `vpa.stores.definition.dump_definition` under ``vpa_definition`` (0.1 wrote
+the fields one by one; `decode_definition` still reads those).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import orjson
-from vpa.errors import RecordTooLarge
-from vpa.models import Hit, Record
+from vpa.errors import RecordTooLarge, StoreError
+from vpa.models import CollectionInfo, EmbedderFingerprint, Hit, Metric, Record
+from vpa.stores.definition import DEFINITION_KEY, dump_definition, load_definition
+from vpa.validation import record_bytes_bound
 
 ID_KEY = "vpa-id"
 TEXT_KEY = "vpa-text"
@@ -39,6 +47,12 @@ HASHED_ID_PREFIX = "vpa~"
 
 #: Pinecone's limit on metadata per vector (40 KB).
 PINECONE_METADATA_BYTES = 40 * 1024
+#: The most bytes one float32 takes in the JSON of a request (``-0.0012345678912345678,``).
+FLOAT_JSON_BYTES = 25
+#: ``0.0,``: one dimension of zero padding.
+PAD_JSON_BYTES = 4
+#: Characters of ids in one ``GET /vectors/fetch`` query string.
+FETCH_URL_BUDGET = 6000
 
 
 def number_key(field: str) -> str:
@@ -76,16 +90,38 @@ def metadata_bytes(metadata: Mapping[str, Any]) -> int:
     return len(orjson.dumps(metadata))
 
 
-def check_size(record: Record) -> dict[str, Any]:
-    """The encoded metadata, or `RecordTooLarge` if Pinecone's 40 KB limit would refuse it."""
-    metadata = encode_metadata(record)
-    size = metadata_bytes(metadata)
+def metadata_bytes_bound(record: Record) -> int:
+    """An upper bound of `metadata_bytes` of the encoded metadata, without encoding it: VPA's
+    bound of text and metadata, plus the original id, the type tags and the reserved keys."""
+    size = record_bytes_bound(record) + 6 * len(record.id) + 64
+    for key, value in record.metadata.items():
+        if isinstance(value, list):
+            if not value:
+                size += 6 * len(key) + 4  # listed in vpa-empty
+        elif not isinstance(value, bool | str):
+            size += 6 * len(key) + 16  # "vpa-n-<key>":"i",
+    return size
+
+
+def check_size(record: Record) -> Record:
+    """``record``, or `RecordTooLarge` if its encoded metadata exceeds Pinecone's 40 KB per vector
+    (encoded only when the cheap bound says it may)."""
+    if metadata_bytes_bound(record) <= PINECONE_METADATA_BYTES:
+        return record
+    size = metadata_bytes(encode_metadata(record))
     if size > PINECONE_METADATA_BYTES:
         raise RecordTooLarge(
             f"record {record.id!r} needs {size} bytes of Pinecone metadata (text, metadata, original id "
             f"and type tags); Pinecone's limit is {PINECONE_METADATA_BYTES} bytes per vector"
         )
-    return metadata
+    return record
+
+
+def vector_bytes_bound(record: Record, index_dimension: int) -> int:
+    """An upper bound of what `encode_vector` adds to an upsert request, as compact JSON."""
+    dimension = int(record.vector.size)
+    values = FLOAT_JSON_BYTES * dimension + PAD_JSON_BYTES * max(0, index_dimension - dimension)
+    return values + max(6 * len(record.id), 68) + metadata_bytes_bound(record) + 64
 
 
 def encode_vector(record: Record, index_dimension: int) -> dict[str, Any]:
@@ -93,7 +129,7 @@ def encode_vector(record: Record, index_dimension: int) -> dict[str, Any]:
     values = record.vector.tolist()
     if len(values) < index_dimension:
         values.extend([0.0] * (index_dimension - len(values)))
-    return {"id": pinecone_id(record.id), "values": values, "metadata": check_size(record)}
+    return {"id": pinecone_id(record.id), "values": values, "metadata": encode_metadata(record)}
 
 
 def pad(vector: np.ndarray, index_dimension: int) -> list[float]:
@@ -140,3 +176,62 @@ def decode_hit(vector_id: str, score: float, stored: Mapping[str, Any] | None) -
     return Hit(
         record_id if record_id is not None else vector_id, min(1.0, max(-1.0, float(score))), text, metadata
     )
+
+
+def id_batches(pids: list[str], size: int, url_budget: int | None = None) -> Iterator[list[str]]:
+    """``pids`` in requests of at most ``size`` ids and, for a fetch (ids in the query string),
+    ``url_budget`` characters of URL-encoded ids."""
+    batch: list[str] = []
+    length = 0
+    for pid in pids:
+        cost = len(quote(pid, safe="")) + 5 if url_budget is not None else 0
+        if batch and (len(batch) >= size or (url_budget is not None and length + cost > url_budget)):
+            yield batch
+            batch, length = [], 0
+        batch.append(pid)
+        length += cost
+    if batch:
+        yield batch
+
+
+# --- the collection definition, a record of the catalog namespace --------------------------------
+
+
+def encode_definition(info: CollectionInfo) -> dict[str, Any]:
+    """The metadata of the catalog record of collection ``info``."""
+    return {ID_KEY: info.name, "vpa-kind": "collection", DEFINITION_KEY: dump_definition(info)}
+
+
+def decode_definition(name: str, metadata: Mapping[str, Any]) -> CollectionInfo:
+    """The definition of collection ``name`` from its catalog record (0.2 or 0.1 format)."""
+    if DEFINITION_KEY in metadata:
+        return load_definition(name, str(metadata[DEFINITION_KEY]))
+    return _legacy_definition(name, metadata)
+
+
+def _legacy_definition(name: str, metadata: Mapping[str, Any]) -> CollectionInfo:
+    """0.1's catalog record: ``dimension``, ``metric`` and ``fingerprint_*`` fields (numbers as
+    Pinecone gives them back, float64)."""
+    try:
+        fingerprint = None
+        if "fingerprint_name" in metadata:
+            fingerprint = EmbedderFingerprint(
+                str(metadata["fingerprint_name"]),
+                str(metadata["fingerprint_model"]),
+                _as_int(metadata["fingerprint_dimension"]),
+            )
+        return CollectionInfo(
+            name=name,
+            dimension=_as_int(metadata["dimension"]),
+            metric=Metric(metadata.get("metric", "cosine")),
+            fingerprint=fingerprint,
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise StoreError(f"the catalog record of collection {name!r} is damaged: {exc}") from exc
+
+
+def _as_int(value: Any) -> int:
+    number = float(value)
+    if not math.isfinite(number) or number != int(number):
+        raise ValueError(f"{value!r} is not an integer")
+    return int(number)

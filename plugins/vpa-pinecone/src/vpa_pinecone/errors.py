@@ -25,29 +25,33 @@ from vpa.errors import (
 )
 
 
-def map_error(exc: BaseException, *, collection: str | None = None) -> VPAError:
-    """The VPA error for a Pinecone SDK (or transport) exception. Messages never carry the key."""
+def translate_error(exc: BaseException, *, where: str, collection: str | None = None) -> BaseException:
+    """The VPA error for a Pinecone SDK (or transport) exception raised while doing ``where``;
+    a 404 during a call on ``collection`` is `CollectionNotFound` (the index is gone: a namespace
+    that merely holds nothing is handled by the store). Messages never carry the key."""
     if isinstance(exc, VPAError):
         return exc
     if isinstance(exc, UnauthorizedError | ForbiddenError):
-        return StoreAuthError(f"Pinecone rejected the API key ({_status(exc)}): {_message(exc)}")
+        return StoreAuthError(f"{where}: Pinecone rejected the API key ({_status(exc)}): {_message(exc)}")
     if isinstance(exc, NotFoundError):
         if collection is not None:
             return CollectionNotFound(collection)
-        return StoreError(f"Pinecone: not found: {_message(exc)}")
+        return StoreError(f"{where}: Pinecone: not found: {_message(exc)}")
     if isinstance(exc, PineconeTimeoutError):
-        return StoreTimeout(f"Pinecone did not answer in time: {exc}")
+        return StoreTimeout(f"{where}: Pinecone did not answer in time: {exc}")
     if isinstance(exc, PineconeConnectionError | ConnectionError | OSError):
-        return StoreUnavailable(f"cannot reach Pinecone: {exc}")
+        return StoreUnavailable(f"{where}: cannot reach Pinecone: {exc}")
     if isinstance(exc, RateLimitError | ServiceError):
-        return StoreUnavailable(f"Pinecone is unavailable or throttling ({_status(exc)}): {_message(exc)}")
+        return StoreUnavailable(
+            f"{where}: Pinecone is unavailable or throttling ({_status(exc)}): {_message(exc)}"
+        )
     if isinstance(exc, PayloadTooLargeError):
-        return BatchTooLarge(f"Pinecone refused the request size: {_message(exc)}")
+        return BatchTooLarge(f"{where}: Pinecone refused the request size: {_message(exc)}")
     if isinstance(exc, ApiError):
-        return StoreError(f"Pinecone refused the request ({_status(exc)}): {_message(exc)}")
+        return StoreError(f"{where}: Pinecone refused the request ({_status(exc)}): {_message(exc)}")
     if isinstance(exc, PineconeError):
-        return StoreError(f"Pinecone client error: {exc}")
-    return StoreError(f"unexpected error from the Pinecone client: {type(exc).__name__}: {exc}")
+        return StoreError(f"{where}: Pinecone client error: {exc}")
+    return StoreError(f"{where}: unexpected error from the Pinecone client: {type(exc).__name__}: {exc}")
 
 
 def _status(exc: BaseException) -> str:

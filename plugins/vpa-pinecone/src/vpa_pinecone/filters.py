@@ -36,7 +36,7 @@ _COMPLEMENT = {
 }
 
 
-def to_pinecone(node: Node | None) -> dict[str, Any] | None:
+def to_native(node: Node | None) -> dict[str, Any] | None:
     """The Pinecone filter for a parsed VPA filter (None: no filter)."""
     if node is None:
         return None

@@ -22,80 +22,52 @@ Consistency
     drops, and ``delete`` (which must see earlier writes to count what it removes), wait the same
     way before they return.
 
-The SDK is synchronous (httpx): every call runs in a worker thread via ``asyncio.to_thread``.
+The SDK is synchronous (httpx): every call runs in a worker thread (`run_vendor`), its errors
+translated by `vpa_pinecone.errors`. Validation, splitting upserts by count and by bytes
+(``max_request_bytes``, each vector bounded by `codec.vector_bytes_bound`) and the collection
+cache are the base class's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import attrs
-import orjson
 from pinecone import Pinecone, RetryConfig
 from pinecone.errors.exceptions import ConflictError, NotFoundError
-from vpa.errors import (
-    CollectionNotFound,
-    ConfigError,
-    InvalidCollection,
-    StoreError,
-    StoreTimeout,
-    VPAError,
-)
+from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection, StoreError, StoreTimeout
 from vpa.filters import Node
-from vpa.models import (
-    CollectionInfo,
-    EmbedderFingerprint,
-    HealthStatus,
-    Hit,
-    Metric,
-    Record,
-)
+from vpa.models import ALL_FILTER_OPS, ALL_METADATA_TYPES, CollectionInfo, Hit, Record, StoreCapabilities
 from vpa.stores.base import VectorStore
 
-from vpa_pinecone import codec
-from vpa_pinecone.capabilities import (
-    CAPABILITIES,
-    FETCH_URL_BUDGET,
-    IDS_PER_FILTER,
-    MAX_IDS_PER_REQUEST,
-    MAX_INDEX_DIMENSION,
-    MAX_REQUEST_BYTES,
-    MAX_TOP_K_WITH_METADATA,
-    MAX_UPSERT_VECTORS,
-)
-from vpa_pinecone.errors import map_error
-from vpa_pinecone.filters import to_pinecone
+from vpa_pinecone import codec, errors
+from vpa_pinecone.filters import to_native
+from vpa_pinecone.settings import MAX_INDEX_DIMENSION, PineconeSettings, control_plane_url
 
 T = TypeVar("T")
 
 CATALOG_NAMESPACE = "__vpa_catalog__"
-CATALOG_FORMAT = 1
 
-
-INDEX_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?")
-OPTIONS = frozenset(
-    {
-        "index",
-        "dimension",
-        "cloud",
-        "region",
-        "host",
-        "namespace_prefix",
-        "timeout",
-        "max_retries",
-        "settle_timeout",
-        "create_index",
-        "deletion_protection",
-    }
-)
+#: Pinecone's limits (docs: "Limits"): vectors per upsert, bytes per request, ids per fetch/delete.
+MAX_UPSERT_VECTORS = 1000
+MAX_REQUEST_BYTES = 2_000_000  # Pinecone says 2 MB; stay under it whichever MB it means
+MAX_IDS_PER_REQUEST = 1000
+MAX_TOP_K = 10_000
+MAX_TOP_K_WITH_METADATA = 1000
+IDS_PER_FILTER = 100  # ids in one {"vpa-id": {"$in": [...]}} filter (ids may be 2 KB each)
+#: What text + metadata (VPA's measure) may take so that the stored Pinecone metadata — which
+#: adds the original id (up to 2 KB of UTF-8) and the type tags — fits in 40 KB. A record under
+#: this bound can still be refused with `RecordTooLarge` (before any I/O) if it has very many
+#: numeric fields; see `codec.check_size`.
+MAX_RECORD_BYTES = 38_000
+#: Metadata alone, within that (a record at this bound keeps about 5 kB for its text). Pinecone
+#: documents no key count of its own; the store adds one shadow key per number field.
+MAX_METADATA_BYTES = 32 * 1024
 
 
 @attrs.define
@@ -143,76 +115,40 @@ class _Pending:
             return _Pending(self.lsn, dict(self.written), dict(self.deleted), self.generation)
 
 
-def control_plane_url(host: str | None, port: int | None) -> str | None:
-    """``VPA_VECTOR_DB_HOST``/``PORT`` as a control-plane URL (https unless a scheme is given)."""
-    if not host:
-        return None
-    url = host if "://" in host else f"https://{host}"
-    if port and not re.search(r":\d+$", url.split("://", 1)[1].split("/", 1)[0]):
-        scheme, rest = url.split("://", 1)
-        netloc, _, path = rest.partition("/")
-        url = f"{scheme}://{netloc}:{port}" + (f"/{path}" if path else "")
-    return url
-
-
 class PineconeStore(VectorStore):
     """VPA's store contract on Pinecone serverless, through the official ``pinecone`` SDK."""
 
-    capabilities = CAPABILITIES
+    capabilities = StoreCapabilities(
+        filter_operators=ALL_FILTER_OPS,
+        metadata_types=ALL_METADATA_TYPES,
+        exact=False,  # serverless search is approximate (the stand-in is exact)
+        min_recall=0.9,
+        max_batch_size=MAX_UPSERT_VECTORS,
+        max_request_bytes=MAX_REQUEST_BYTES,
+        max_top_k=MAX_TOP_K,
+        eventually_consistent=True,
+        persistent=True,
+        heterogeneous_fields=True,
+        max_record_bytes=MAX_RECORD_BYTES,
+        max_metadata_bytes=MAX_METADATA_BYTES,
+        # Filters: Pinecone caps an $in/$nin at 10,000 values; VPA's default 1,024 terms and 32
+        # levels stay well under it (a negated number comparison becomes three conditions).
+    )
+    settings_class = PineconeSettings
+    provider = "pinecone"
 
     def __init__(
         self,
+        settings: PineconeSettings | None = None,
         *,
         api_key: str | None,
-        index: str = "vpa",
-        host: str | None = None,
-        cloud: str = "aws",
-        region: str = "us-east-1",
-        dimension: int = 1536,
-        namespace_prefix: str = "",
-        timeout: float = 30.0,
-        max_retries: int = 3,
-        settle_timeout: float = 60.0,
-        create_index: bool = True,
-        deletion_protection: bool = False,
+        connection_pool_size: int = 0,
     ) -> None:
         super().__init__()
-        if not isinstance(index, str) or not INDEX_NAME_RE.fullmatch(index):
-            raise ConfigError(
-                f"[providers.pinecone] index {index!r} is not a Pinecone index name: 1-45 lowercase "
-                "letters, digits or '-', starting and ending with a letter or digit"
-            )
-        if (
-            isinstance(dimension, bool)
-            or not isinstance(dimension, int)
-            or not 1 <= dimension <= MAX_INDEX_DIMENSION
-        ):
-            raise ConfigError(
-                f"[providers.pinecone] dimension must be an integer in 1..{MAX_INDEX_DIMENSION}"
-            )
-        if (
-            not isinstance(namespace_prefix, str)
-            or not namespace_prefix.isascii()
-            or "\x00" in namespace_prefix
-        ):
-            raise ConfigError("[providers.pinecone] namespace_prefix must be ASCII without NUL")
-        for name, value in (("timeout", timeout), ("settle_timeout", settle_timeout)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(f"[providers.pinecone] {name} must be a positive number of seconds")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigError("[providers.pinecone] max_retries must be a non-negative integer")
+        self.settings = settings if settings is not None else PineconeSettings()
         self._api_key = api_key
-        self._index_name = index
-        self._host = host
-        self._cloud = cloud
-        self._region = region
-        self._dimension = dimension
-        self._prefix = namespace_prefix
-        self._timeout = float(timeout)
-        self._max_retries = max_retries
-        self._settle_timeout = float(settle_timeout)
-        self._create_index = bool(create_index)
-        self._deletion_protection = bool(deletion_protection)
+        self._pool_size = connection_pool_size
+        self._prefix = self.settings.namespace_prefix
         self._pc: Pinecone | None = None
         self._handle: _Handle | None = None
         self._handle_lock: asyncio.Lock | None = None
@@ -221,14 +157,31 @@ class PineconeStore(VectorStore):
 
     @classmethod
     def from_config(cls, config: Any) -> PineconeStore:
-        options = config.provider_options("pinecone", known=OPTIONS)
-        host = options.pop("host", None) or control_plane_url(config.host, config.port)
-        return cls(api_key=config.api_key, host=host, **options)
+        settings = cls.settings_from(config)
+        if not settings.host:
+            settings = attrs.evolve(settings, host=control_plane_url(config.host, config.port))
+        return cls(settings, api_key=config.api_key, connection_pool_size=config.connection_pool_size)
 
     def __repr__(self) -> str:  # never shows the key
-        return f"PineconeStore(index={self._index_name!r}, host={self._host or 'api.pinecone.io'!r})"
+        return (
+            f"PineconeStore(index={self.settings.index!r}, host={self.settings.host or 'api.pinecone.io'!r})"
+        )
 
     # --- plumbing ------------------------------------------------------------------------------
+
+    def translate_error(
+        self, exc: BaseException, *, where: str, collection: str | None = None
+    ) -> BaseException:
+        error = errors.translate_error(exc, where=where, collection=collection)
+        if isinstance(error, CollectionNotFound) and isinstance(exc, NotFoundError):
+            self._forget_index()  # the index itself may be gone: describe it again next time
+        return error
+
+    def _forget_index(self) -> None:
+        stale, self._handle = self._handle, None
+        if stale is not None:
+            with contextlib.suppress(Exception):
+                stale.index.close()
 
     def _namespace(self, collection: str) -> str:
         return self._prefix + collection
@@ -246,33 +199,15 @@ class PineconeStore(VectorStore):
             try:
                 self._pc = Pinecone(
                     api_key=self._api_key,
-                    host=self._host,
-                    timeout=self._timeout,
-                    retry_config=RetryConfig(max_retries=self._max_retries),
+                    host=self.settings.host,
+                    timeout=float(self.settings.timeout),
+                    retry_config=RetryConfig(max_retries=self.settings.max_retries),
+                    connection_pool_maxsize=self._pool_size,  # 0: the SDK's default
                     source_tag="vpa",
                 )
             except Exception as exc:
                 raise ConfigError(f"cannot configure the Pinecone client: {exc}") from exc
         return self._pc
-
-    async def _call(
-        self, fn: Callable[..., T], *args: Any, collection: str | None = None, **kwargs: Any
-    ) -> T:
-        """Run a blocking SDK call in a worker thread; map its exceptions to VPA errors."""
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except VPAError:
-            raise
-        except Exception as exc:
-            error = map_error(exc, collection=collection)
-            if isinstance(error, CollectionNotFound):
-                self._collections.pop(error.name, None)
-                if isinstance(exc, NotFoundError) and self._handle is not None:
-                    # the index itself may be gone: describe it again next time
-                    stale, self._handle = self._handle, None
-                    with contextlib.suppress(Exception):
-                        stale.index.close()
-            raise error from exc
 
     async def _open_index(self, *, create: bool) -> _Handle | None:
         """The index's data-plane client (describing, and if asked creating, the index)."""
@@ -282,70 +217,77 @@ class PineconeStore(VectorStore):
             self._handle_lock = asyncio.Lock()
         async with self._handle_lock:
             if self._handle is None:
-                self._handle = await self._call(self._connect, create)
+                self._handle = await self.run_vendor("open the Pinecone index", self._connect, create)
         return self._handle
 
     def _connect(self, create: bool) -> _Handle | None:
         pc = self._client()
+        name = self.settings.index
         try:
-            model = pc.indexes.describe(self._index_name)
+            model = pc.indexes.describe(name)
         except NotFoundError:
             if not create:
                 return None
-            if not self._create_index:
+            if not self.settings.create_index:
                 raise StoreError(
-                    f"Pinecone index {self._index_name!r} does not exist and create_index is false"
+                    f"Pinecone index {name!r} does not exist and create_index is false"
                 ) from None
             model = self._create(pc)
-        deadline = time.monotonic() + max(self._settle_timeout, 300.0)
+        deadline = time.monotonic() + max(self.settings.settle_timeout, 300.0)
         delay = 0.05
         while not (model.status.ready and model.host):
             if time.monotonic() > deadline:
-                raise StoreTimeout(f"Pinecone index {self._index_name!r} did not become ready")
+                raise StoreTimeout(f"Pinecone index {name!r} did not become ready")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-            model = pc.indexes.describe(self._index_name)
+            model = pc.indexes.describe(name)
         field = model.schema.fields.get("_values")
         dimension = getattr(field, "dimension", None)
         metric = getattr(field, "metric", None)
         if dimension is None or metric != "cosine":
             raise StoreError(
-                f"Pinecone index {self._index_name!r} is not a dense vector index with the cosine metric "
+                f"Pinecone index {name!r} is not a dense vector index with the cosine metric "
                 f"(metric {metric!r}); VPA needs cosine: use another [providers.pinecone] index"
             )
         return _Handle(pc.index(host=model.host), int(dimension), str(model.host))
 
     def _create(self, pc: Pinecone) -> Any:
+        settings = self.settings
         try:
             return pc.indexes.create(
-                name=self._index_name,
+                name=settings.index,
                 schema={
                     "fields": {
-                        "_values": {"type": "dense_vector", "dimension": self._dimension, "metric": "cosine"}
+                        "_values": {
+                            "type": "dense_vector",
+                            "dimension": settings.dimension,
+                            "metric": "cosine",
+                        }
                     }
                 },
-                deployment={"deployment_type": "managed", "cloud": self._cloud, "region": self._region},
-                deletion_protection="enabled" if self._deletion_protection else "disabled",
+                deployment={"deployment_type": "managed", "cloud": settings.cloud, "region": settings.region},
+                deletion_protection="enabled" if settings.deletion_protection else "disabled",
                 tags={"created-by": "vpa"},
                 timeout=-1,  # we poll ourselves, with back-off rather than the SDK's fixed 5 s
             )
         except ConflictError:  # created concurrently by another process
-            return pc.indexes.describe(self._index_name)
+            return pc.indexes.describe(settings.index)
 
     async def _require_index(self, collection: str) -> _Handle:
         handle = await self._open_index(create=False)
         if handle is None:
-            self._collections.pop(collection, None)
+            self.forget_collection(collection)
             raise CollectionNotFound(collection)
         return handle
 
     async def _poll(self, check: Callable[[], bool], what: str, collection: str | None = None) -> None:
         """Repeat a (blocking) visibility check with exponential back-off until it holds."""
-        deadline = time.monotonic() + self._settle_timeout
+        timeout = self.settings.settle_timeout
+        deadline = time.monotonic() + timeout
         delay = 0.005
-        while not await self._call(check, collection=collection):
+        while not await self.run_vendor(f"wait for {what}", check, collection=collection):
             if time.monotonic() >= deadline:
-                raise StoreTimeout(f"Pinecone did not make {what} visible within {self._settle_timeout:g} s")
+                raise StoreTimeout(f"Pinecone did not make {what} visible within {timeout:g} s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 
@@ -359,11 +301,13 @@ class PineconeStore(VectorStore):
         if handle is None:
             return None
         try:
-            found = await self._call(self._fetch, handle, self._catalog, [name], collection=name)
+            found = await self.run_vendor(
+                f"open collection {name!r}", self._fetch, handle, self._catalog, [name], collection=name
+            )
         except CollectionNotFound:  # the index was deleted under us
             return None
         vector = found.get(name)
-        return None if vector is None else _info_from_catalog(name, vector.metadata or {})
+        return None if vector is None else codec.decode_definition(name, vector.metadata or {})
 
     async def _create_collection(self, info: CollectionInfo) -> None:
         handle = await self._open_index(create=True)
@@ -371,19 +315,18 @@ class PineconeStore(VectorStore):
         if info.dimension > handle.dimension:
             raise InvalidCollection(
                 f"collection {info.name!r} has dimension {info.dimension}, but Pinecone index "
-                f"{self._index_name!r} holds vectors of at most {handle.dimension} dimensions; use an index "
-                "with a larger dimension ([providers.pinecone] index and dimension)"
+                f"{self.settings.index!r} holds vectors of at most {handle.dimension} dimensions; use an "
+                "index with a larger dimension ([providers.pinecone] index and dimension)"
             )
         namespace = self._namespace(info.name)
         await self._clear_namespace(handle, namespace)  # leftovers of an interrupted drop
-        metadata = _catalog_metadata(info)
-        response = await self._call(
-            handle.index.upsert,
-            vectors=[{"id": info.name, "values": self._probe(handle), "metadata": metadata}],
-            namespace=self._catalog,
+        entry = {"id": info.name, "values": self._probe(handle), "metadata": codec.encode_definition(info)}
+        response = await self.run_vendor(
+            f"create collection {info.name!r}",
+            lambda: handle.index.upsert(vectors=[entry], namespace=self._catalog),
         )
         pending = _Pending()
-        pending.wrote(_lsn_committed(response), [{"id": info.name, "metadata": metadata}])
+        pending.wrote(_lsn_committed(response), [entry])
         await self._poll(lambda: self._visible(handle, self._catalog, pending), f"collection {info.name!r}")
 
     async def _list_collections(self) -> list[str]:
@@ -392,24 +335,15 @@ class PineconeStore(VectorStore):
             return []
 
         def list_all() -> list[str]:
-            names: list[str] = []
-            token = None
-            while True:
-                page = self._tolerant(
-                    lambda token=token: handle.index.list_paginated(
-                        namespace=self._catalog, limit=100, pagination_token=token
-                    ),
-                    None,
+            pages = self._pages(
+                lambda token: handle.index.list_paginated(
+                    namespace=self._catalog, limit=100, pagination_token=token
                 )
-                if page is None:  # no catalog yet
-                    return names
-                names.extend(item.id for item in page.vectors if item.id)
-                token = page.pagination.next if page.pagination else None
-                if not token:
-                    return names
+            )  # none: no catalog yet
+            return [item.id for page in pages for item in page.vectors if item.id]
 
         try:
-            return await self._call(list_all, collection=self._catalog)
+            return await self.run_vendor("list collections", list_all, collection=self._catalog)
         except CollectionNotFound:  # the index was deleted under us
             return []
 
@@ -417,15 +351,18 @@ class PineconeStore(VectorStore):
         handle = await self._open_index(create=False)
         if handle is None:
             return False
+        where = f"drop collection {name!r}"
         try:
-            existed = name in await self._call(self._fetch, handle, self._catalog, [name], collection=name)
+            existed = name in await self.run_vendor(
+                where, self._fetch, handle, self._catalog, [name], collection=name
+            )
         except CollectionNotFound:  # the index was deleted under us
             return False
         namespace = self._namespace(name)
         self._pending.pop(namespace, None)
         await self._clear_namespace(handle, namespace)
         if existed:
-            await self._call(self._delete_ids, handle, self._catalog, [name])
+            await self.run_vendor(where, self._delete_ids, handle, self._catalog, [name])
             gone = _Pending()
             gone.removed({name: name})
             await self._poll(lambda: self._visible(handle, self._catalog, gone), f"the drop of {name!r}")
@@ -447,29 +384,26 @@ class PineconeStore(VectorStore):
             found = self._search(handle, namespace, vector=self._probe(handle), top_k=1)
             return not (found and found.matches) and not has_records()
 
-        if await self._call(has_records):
-            await self._call(delete_all)
+        where = f"empty namespace {namespace!r}"
+        if await self.run_vendor(where, has_records):
+            await self.run_vendor(where, delete_all)
             await self._poll(empty, f"the emptying of namespace {namespace!r}")
 
     # --- records -------------------------------------------------------------------------------
 
-    async def upsert(self, collection: str, records: Sequence[Record]) -> int:
-        """As the base class, plus Pinecone's exact 40 KB metadata check of the whole call before
-        any I/O; the validation of a large batch runs in a worker thread, off the event loop."""
-        info = await self.open_collection(collection)
-        caps = self.capabilities
+    def check_record(self, info: CollectionInfo, record: Record) -> Record:
+        """Pinecone's exact 40 KB of metadata per vector (the original id and the type tags
+        count too), for the whole call before any I/O."""
+        return codec.check_size(record)
 
-        def validate() -> list[Record]:
-            batch = self.check_records(records, info.dimension)  # every declared bound
-            for record in batch:
-                codec.check_size(record)
-            return batch
+    async def _prepare_upsert(self, info: CollectionInfo, records: list[Record]) -> None:
+        await self._require_index(info.name)  # its dimension bounds the requests (`request_bytes`)
 
-        batch = await asyncio.to_thread(validate)
-        size = caps.max_batch_size or max(len(batch), 1)
-        for start in range(0, len(batch), size):
-            await self._upsert(info, batch[start : start + size])
-        return len(batch)
+    def request_bytes(self, info: CollectionInfo, record: Record) -> int:
+        """An upper bound of the JSON ``record`` adds to an upsert: every float as its longest
+        JSON, the zero padding to the index dimension, the encoded id and metadata."""
+        index_dimension = self._handle.dimension if self._handle is not None else MAX_INDEX_DIMENSION
+        return codec.vector_bytes_bound(record, index_dimension)
 
     async def _upsert(self, info: CollectionInfo, records: list[Record]) -> None:
         handle = await self._require_index(info.name)
@@ -478,17 +412,16 @@ class PineconeStore(VectorStore):
 
         def write() -> None:
             vectors = [codec.encode_vector(record, handle.dimension) for record in records]
-            for chunk in _split_by_size(vectors):
-                response = handle.index.upsert(vectors=chunk, namespace=namespace)
-                pending.wrote(_lsn_committed(response), chunk)
+            response = handle.index.upsert(vectors=vectors, namespace=namespace)
+            pending.wrote(_lsn_committed(response), vectors)
 
-        await self._call(write, collection=info.name)
+        await self.run_vendor(f"upsert into {info.name!r}", write, collection=info.name)
 
     async def _query(self, info: CollectionInfo, vector: Any, top_k: int, node: Node | None) -> list[Hit]:
         handle = await self._require_index(info.name)
         namespace = self._namespace(info.name)
         query = codec.pad(vector, handle.dimension)
-        native = to_pinecone(node)
+        native = to_native(node)
 
         def search() -> list[Hit]:
             with_metadata = top_k <= MAX_TOP_K_WITH_METADATA
@@ -507,7 +440,7 @@ class PineconeStore(VectorStore):
                 if m.id in stored
             ]
 
-        return await self._call(search, collection=info.name)
+        return await self.run_vendor(f"query {info.name!r}", search, collection=info.name)
 
     async def _get(self, info: CollectionInfo, ids: list[str]) -> list[Record]:
         handle = await self._require_index(info.name)
@@ -520,13 +453,13 @@ class PineconeStore(VectorStore):
                 for pid, v in stored.items()
             ]
 
-        return await self._call(read, collection=info.name)
+        return await self.run_vendor(f"get from {info.name!r}", read, collection=info.name)
 
     async def _delete(self, info: CollectionInfo, ids: list[str] | None, node: Node | None) -> int:
         handle = await self._require_index(info.name)
         namespace = self._namespace(info.name)
-        await self.settle(info.name)  # what we wrote before must be visible to be counted
-        native = to_pinecone(node)
+        await self._settle(info)  # what we wrote before must be visible to be counted
+        native = to_native(node)
 
         def remove() -> dict[str, str]:
             found: dict[str, str] = {}
@@ -536,16 +469,16 @@ class PineconeStore(VectorStore):
                 ).items():
                     found[pid] = (vector.metadata or {}).get(codec.ID_KEY, pid)
             elif ids is not None:
-                for chunk in _chunks(ids, IDS_PER_FILTER):
+                for batch in codec.id_batches(ids, IDS_PER_FILTER):
                     found.update(
-                        self._select(handle, namespace, {"$and": [{codec.ID_KEY: {"$in": chunk}}, native]})
+                        self._select(handle, namespace, {"$and": [{codec.ID_KEY: {"$in": batch}}, native]})
                     )
             else:
                 found.update(self._select(handle, namespace, native))
             self._delete_ids(handle, namespace, list(found))
             return found
 
-        found = await self._call(remove, collection=info.name)
+        found = await self.run_vendor(f"delete from {info.name!r}", remove, collection=info.name)
         if found:
             self._pending.setdefault(namespace, _Pending()).removed(found)
         return len(found)
@@ -553,7 +486,7 @@ class PineconeStore(VectorStore):
     async def _count(self, info: CollectionInfo, node: Node | None) -> int:
         handle = await self._require_index(info.name)
         namespace = self._namespace(info.name)
-        native = to_pinecone(node)
+        native = to_native(node)
 
         def count() -> int:
             if native is None:
@@ -562,13 +495,13 @@ class PineconeStore(VectorStore):
             # Serverless indexes have no filtered count: list the matching ids.
             return len(self._select(handle, namespace, native))
 
-        return await self._call(count, collection=info.name)
+        return await self.run_vendor(f"count {info.name!r}", count, collection=info.name)
 
     # --- blocking helpers (run in worker threads) ----------------------------------------------
 
     def _index_exists(self) -> bool:
         try:
-            self._client().indexes.describe(self._index_name)
+            self._client().indexes.describe(self.settings.index)
         except NotFoundError:
             return False
         return True
@@ -590,37 +523,44 @@ class PineconeStore(VectorStore):
     def _fetch(self, handle: _Handle, namespace: str, pids: list[str]) -> dict[str, Any]:
         """Fetch vectors by id in requests that respect the id count and URL length limits."""
         out: dict[str, Any] = {}
-        for chunk in _fetch_chunks(list(dict.fromkeys(pids))):
+        for batch in codec.id_batches(list(dict.fromkeys(pids)), MAX_IDS_PER_REQUEST, codec.FETCH_URL_BUDGET):
             out.update(
                 self._tolerant(
-                    lambda chunk=chunk: handle.index.fetch(ids=chunk, namespace=namespace).vectors, {}
+                    lambda batch=batch: handle.index.fetch(ids=batch, namespace=namespace).vectors, {}
                 )
             )
         return out
 
     def _delete_ids(self, handle: _Handle, namespace: str, pids: list[str]) -> None:
-        for chunk in _chunks(pids, MAX_IDS_PER_REQUEST):
-            self._tolerant(lambda chunk=chunk: handle.index.delete(ids=chunk, namespace=namespace), None)
+        for batch in codec.id_batches(pids, MAX_IDS_PER_REQUEST):
+            self._tolerant(lambda batch=batch: handle.index.delete(ids=batch, namespace=namespace), None)
 
     def _select(self, handle: _Handle, namespace: str, native: dict[str, Any]) -> dict[str, str]:
         """Every vector matching a native filter, as ``{pinecone id: VPA id}`` (fetch by metadata)."""
         limit = max(10, min(1000, 4_000_000 // (handle.dimension * 20 + 2000)))
-        found: dict[str, str] = {}
+        pages = self._pages(
+            lambda token: handle.index.fetch_by_metadata(
+                filter=native, namespace=namespace, limit=limit, pagination_token=token
+            )
+        )  # none: the namespace holds nothing
+        return {
+            pid: (vector.metadata or {}).get(codec.ID_KEY, pid)
+            for page in pages
+            for pid, vector in page.vectors.items()
+        }
+
+    def _pages(self, call: Callable[[str | None], Any]) -> Iterator[Any]:
+        """Every page of a paginated data-plane call, ``call(pagination_token)``; none for a
+        namespace that holds nothing."""
         token = None
         while True:
-            page = self._tolerant(
-                lambda token=token: handle.index.fetch_by_metadata(
-                    filter=native, namespace=namespace, limit=limit, pagination_token=token
-                ),
-                None,
-            )
-            if page is None:  # the namespace holds nothing
-                return found
-            for pid, vector in page.vectors.items():
-                found[pid] = (vector.metadata or {}).get(codec.ID_KEY, pid)
+            page = self._tolerant(lambda token=token: call(token), None)
+            if page is None:
+                return
+            yield page
             token = page.pagination.next if page.pagination else None
             if not token or not page.vectors:
-                return found
+                return
 
     def _visible(self, handle: _Handle, namespace: str, pending: _Pending) -> bool:
         """Whether every write recorded in ``pending`` is visible to queries."""
@@ -636,26 +576,26 @@ class PineconeStore(VectorStore):
                 lsn_confirmed = True
         if pending.written and not lsn_confirmed:
             expected = dict(pending.written)
-            for chunk in _chunks(list(expected), IDS_PER_FILTER):
-                record_ids = [expected[pid][codec.ID_KEY] for pid in chunk]
+            for batch in codec.id_batches(list(expected), IDS_PER_FILTER):
+                record_ids = [expected[pid][codec.ID_KEY] for pid in batch]
                 response = self._search(
                     handle,
                     namespace,
                     vector=self._probe(handle),
-                    top_k=len(chunk),
+                    top_k=len(batch),
                     filter={codec.ID_KEY: {"$in": record_ids}},
                     include_metadata=True,
                 )
                 seen = {m.id: m.metadata or {} for m in (response.matches if response else [])}
-                if any(seen.get(pid) != expected[pid] for pid in chunk):
+                if any(seen.get(pid) != expected[pid] for pid in batch):
                     return False
-        for chunk in _chunks(list(pending.deleted.values()), IDS_PER_FILTER):
+        for batch in codec.id_batches(list(pending.deleted.values()), IDS_PER_FILTER):
             response = self._search(
                 handle,
                 namespace,
                 vector=self._probe(handle),
                 top_k=1,
-                filter={codec.ID_KEY: {"$in": chunk}},
+                filter={codec.ID_KEY: {"$in": batch}},
             )
             if response is not None and response.matches:
                 return False
@@ -663,47 +603,39 @@ class PineconeStore(VectorStore):
 
     # --- consistency and lifecycle -------------------------------------------------------------
 
-    async def settle(self, collection: str) -> None:
-        """Wait until every write this store acknowledged to ``collection`` is visible to reads."""
-        namespace = self._namespace(collection)
+    async def _settle(self, info: CollectionInfo) -> None:
+        """Wait until every write this store acknowledged to the collection is visible to reads."""
+        namespace = self._namespace(info.name)
         pending = self._pending.get(namespace)
         handle = self._handle
         if pending is None or handle is None:
             return
         snapshot = pending.snapshot()
         await self._poll(
-            lambda: self._visible(handle, namespace, snapshot), f"the writes to {collection!r}", collection
+            lambda: self._visible(handle, namespace, snapshot), f"the writes to {info.name!r}", info.name
         )
         with pending.lock:
             if self._pending.get(namespace) is pending and pending.generation == snapshot.generation:
                 del self._pending[namespace]
 
-    async def health(self) -> HealthStatus:
-        started = time.monotonic()
-        try:
-            handle = await self._open_index(create=False)
-            if handle is not None:
-                await self._call(handle.index.describe_index_stats)
-            detail = "ok" if handle is not None else f"ok (index {self._index_name!r} not created yet)"
-        except Exception as exc:
-            return HealthStatus(ok=False, detail=f"{type(exc).__name__}: {exc}")
-        return HealthStatus(ok=True, detail=detail, latency_ms=(time.monotonic() - started) * 1000)
+    async def _health(self) -> str:
+        handle = await self._open_index(create=False)
+        if handle is None:
+            return f"ok (index {self.settings.index!r} not created yet)"
+        await self.run_vendor("health", handle.index.describe_index_stats)
+        return "ok"
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         handle, pc = self._handle, self._pc
         self._closed = True
         self._handle = None
         self._pc = None
         self._handle_lock = None
-        self._collections.clear()
         self._pending.clear()
         if handle is not None:
-            await asyncio.to_thread(handle.index.close)
+            await self.run_vendor("close the index client", handle.index.close)
         if pc is not None:
-            await asyncio.to_thread(pc.close)
-
-
-# --- helpers -------------------------------------------------------------------------------------
+            await self.run_vendor("close the Pinecone client", pc.close)
 
 
 def _lsn_committed(response: Any) -> int | None:
@@ -714,80 +646,3 @@ def _lsn_committed(response: Any) -> int | None:
 def _lsn_reconciled(response: Any) -> int | None:
     info = getattr(response, "response_info", None)
     return info.lsn_reconciled if info is not None else None
-
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _fetch_chunks(pids: list[str]) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    length = 0
-    for pid in pids:
-        cost = len(quote(pid, safe="")) + 5
-        if chunk and (len(chunk) >= MAX_IDS_PER_REQUEST or length + cost > FETCH_URL_BUDGET):
-            yield chunk
-            chunk, length = [], 0
-        chunk.append(pid)
-        length += cost
-    if chunk:
-        yield chunk
-
-
-def _split_by_size(vectors: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Split one upsert into requests of at most 1,000 vectors and 2 MB of JSON."""
-    chunk: list[dict[str, Any]] = []
-    size = 64  # {"vectors":[...],"namespace":"..."}
-    for vector in vectors:
-        cost = len(orjson.dumps(vector)) + 1
-        if chunk and (len(chunk) >= MAX_UPSERT_VECTORS or size + cost > MAX_REQUEST_BYTES):
-            yield chunk
-            chunk, size = [], 64
-        chunk.append(vector)
-        size += cost
-    if chunk:
-        yield chunk
-
-
-def _catalog_metadata(info: CollectionInfo) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        codec.ID_KEY: info.name,
-        "vpa-kind": "collection",
-        "format": CATALOG_FORMAT,
-        "dimension": info.dimension,
-        "metric": info.metric.value,
-    }
-    if info.fingerprint is not None:
-        metadata.update(
-            fingerprint_name=info.fingerprint.name,
-            fingerprint_model=info.fingerprint.model,
-            fingerprint_dimension=info.fingerprint.dimension,
-        )
-    return metadata
-
-
-def _info_from_catalog(name: str, metadata: dict[str, Any]) -> CollectionInfo:
-    try:
-        fingerprint = None
-        if "fingerprint_name" in metadata:
-            fingerprint = EmbedderFingerprint(
-                str(metadata["fingerprint_name"]),
-                str(metadata["fingerprint_model"]),
-                _as_int(metadata["fingerprint_dimension"]),
-            )
-        return CollectionInfo(
-            name=name,
-            dimension=_as_int(metadata["dimension"]),
-            metric=Metric(metadata.get("metric", "cosine")),
-            fingerprint=fingerprint,
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise StoreError(f"the catalog record of collection {name!r} is damaged: {exc}") from exc
-
-
-def _as_int(value: Any) -> int:
-    number = float(value)
-    if not math.isfinite(number) or number != int(number):
-        raise ValueError(f"{value!r} is not an integer")
-    return int(number)
