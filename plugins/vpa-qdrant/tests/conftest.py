@@ -3,7 +3,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from vpa_qdrant import QdrantStore
+from vpa_qdrant.settings import QdrantSettings
+from vpa_qdrant.store import QdrantStore
 
 SERVER_URL = os.environ.get("VPA_QDRANT_URL")
 SERVER_API_KEY = os.environ.get("VPA_QDRANT_API_KEY")
@@ -15,12 +16,12 @@ SERVER_SKIP = (
 
 def make_store(mode: str, tmp_path) -> QdrantStore:
     if mode == "local":
-        return QdrantStore(path=tmp_path / "qdrant")
+        return QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant")))
     if mode == "memory":
-        return QdrantStore(in_memory=True)
+        return QdrantStore(QdrantSettings(in_memory=True))
     if not SERVER_URL:
         pytest.skip(SERVER_SKIP)
-    return QdrantStore(url=SERVER_URL, api_key=SERVER_API_KEY)
+    return QdrantStore(QdrantSettings(url=SERVER_URL), api_key=SERVER_API_KEY)
 
 
 @pytest.fixture(params=["local", "server"])

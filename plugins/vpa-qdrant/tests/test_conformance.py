@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from vpa_conformance import StoreContract
-from vpa_qdrant import QdrantStore
+from vpa_qdrant.settings import QdrantSettings
+from vpa_qdrant.store import QdrantStore
 
 SERVER_URL = os.environ.get("VPA_QDRANT_URL")
 SERVER_API_KEY = os.environ.get("VPA_QDRANT_API_KEY")
@@ -43,11 +44,11 @@ class TestQdrantLocalConformance(StoreContract):
 
     @pytest.fixture
     def store(self, data_dir):
-        return QdrantStore(path=data_dir)
+        return QdrantStore(QdrantSettings(path=str(data_dir)))
 
     @pytest.fixture
     def store_factory(self, data_dir):
-        return lambda: QdrantStore(path=data_dir)
+        return lambda: QdrantStore(QdrantSettings(path=str(data_dir)))
 
 
 @pytest.mark.skipif(
@@ -59,8 +60,8 @@ class TestQdrantServerConformance(StoreContract):
 
     @pytest.fixture
     def store(self):
-        return QdrantStore(url=SERVER_URL, api_key=SERVER_API_KEY)
+        return QdrantStore(QdrantSettings(url=SERVER_URL), api_key=SERVER_API_KEY)
 
     @pytest.fixture
     def store_factory(self):
-        return lambda: QdrantStore(url=SERVER_URL, api_key=SERVER_API_KEY)
+        return lambda: QdrantStore(QdrantSettings(url=SERVER_URL), api_key=SERVER_API_KEY)

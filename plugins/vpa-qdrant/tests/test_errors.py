@@ -15,7 +15,9 @@ from vpa.errors import (
     StoreTimeout,
     StoreUnavailable,
 )
-from vpa_qdrant.backend import map_error, translate_errors
+from vpa_qdrant.errors import translate_error
+from vpa_qdrant.settings import QdrantSettings
+from vpa_qdrant.store import QdrantStore
 
 
 def response(status: int, body: bytes = b'{"status": {"error": "boom"}}') -> UnexpectedResponse:
@@ -55,17 +57,19 @@ def rpc(code: grpc.StatusCode) -> AioRpcError:
         (KeyError("anything else"), StoreError),
     ],
 )
-def test_map_error(exc, expected):
-    mapped = map_error(exc, "c")
+def test_translate_error(exc, expected):
+    mapped = translate_error(exc, where="count", collection="c")
     assert type(mapped) is expected
-    with pytest.raises(expected) as info, translate_errors("c"):
+    store = QdrantStore(QdrantSettings(in_memory=True))  # its vendor_errors use translate_error
+    with pytest.raises(expected) as info, store.vendor_errors("count", "c"):
         raise exc
     assert info.value.__cause__ is exc
 
 
 def test_not_found_without_a_collection_is_a_store_error():
-    assert type(map_error(response(404), None)) is StoreError
+    assert type(translate_error(response(404), where="get_collections")) is StoreError
 
 
 def test_messages_do_not_leak_the_api_key():
-    assert "key" not in str(map_error(response(401), "c")).lower().replace("vpa_vector_db_api_key", "")
+    message = str(translate_error(response(401), where="count", collection="c"))
+    assert "key" not in message.lower().replace("vpa_vector_db_api_key", "")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from qdrant_client import models
 from vpa.filters import evaluate, parse_filter
 from vpa.models import Record
-from vpa_qdrant.filters import to_qdrant_filter
+from vpa_qdrant.filters import to_native
 
 METADATA = [
     {},
@@ -110,7 +110,7 @@ def engine(tmp_path_factory):
 
 
 def native_ids(client, spec) -> set[int]:
-    native = to_qdrant_filter(parse_filter(spec))
+    native = to_native(parse_filter(spec))
     points, _ = client.scroll("f", scroll_filter=native, limit=1000, with_payload=True)
     return {p.payload["i"] for p in points}
 
@@ -140,7 +140,7 @@ def test_every_record_matches_exactly_one_of_f_and_not_f(engine):
 
 
 def test_numbers_use_ranges_not_match_value():
-    native = to_qdrant_filter(parse_filter({"n": 1}))
+    native = to_native(parse_filter({"n": 1}))
     (cond,) = native.must
     assert cond.key == "m.n" and cond.match is None
     assert cond.range == models.Range(gte=1.0, lte=1.0)
@@ -148,19 +148,19 @@ def test_numbers_use_ranges_not_match_value():
 
 def test_negations_are_must_not():
     for spec in ({"n": {"$ne": "a"}}, {"n": {"$nin": ["a", "b"]}}, {"$not": {"n": "a"}}):
-        native = to_qdrant_filter(parse_filter(spec))
+        native = to_native(parse_filter(spec))
         assert native.must_not and not native.should
 
 
 def test_strings_in_use_match_any_and_numbers_use_should():
-    strings = to_qdrant_filter(parse_filter({"s": {"$in": ["a", "b"]}}))
+    strings = to_native(parse_filter({"s": {"$in": ["a", "b"]}}))
     assert isinstance(strings.must[0].match, models.MatchAny)
-    numbers = to_qdrant_filter(parse_filter({"n": {"$in": [1, 2.5]}}))
+    numbers = to_native(parse_filter({"n": {"$in": [1, 2.5]}}))
     assert len(numbers.should) == 2 and all(c.range is not None for c in numbers.should)
 
 
 def test_no_filter_is_none():
-    assert to_qdrant_filter(None) is None
+    assert to_native(None) is None
 
 
 async def test_store_query_count_delete_use_the_filter(local_store):

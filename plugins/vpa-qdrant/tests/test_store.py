@@ -6,6 +6,7 @@ import asyncio
 import threading
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
@@ -21,10 +22,16 @@ from vpa.errors import (
 )
 from vpa.models import EmbedderFingerprint, Record
 from vpa.plugins import get_registry
-from vpa_qdrant import QdrantStore, point_id
-from vpa_qdrant.store import LOCAL_CAPABILITIES, build_url
+from vpa.stores.definition import load_definition
+from vpa_qdrant.codec import point_id
+from vpa_qdrant.settings import QdrantSettings, build_url
+from vpa_qdrant.store import LOCAL_CAPABILITIES, QdrantStore
 
 RNG = np.random.default_rng(7)
+
+
+def local(path: Path, **options) -> QdrantStore:
+    return QdrantStore(QdrantSettings(path=str(path), **options))
 
 
 def vec(dim: int = 8) -> np.ndarray:
@@ -134,7 +141,7 @@ async def test_concurrent_writes_lose_nothing_and_deletes_count_once(store):
 
 
 async def test_batches_are_split(tmp_path):
-    store = QdrantStore(path=tmp_path / "q", max_batch_size=50)
+    store = local(tmp_path / "q", max_batch_size=50)
     calls: list[int] = []
     original = store._backend.call
 
@@ -158,17 +165,17 @@ async def test_batches_are_split(tmp_path):
 
 async def test_persistence_and_fingerprint_in_a_new_store(tmp_path):
     fp = EmbedderFingerprint("hashing", "v1", 4)
-    first = QdrantStore(path=tmp_path / "q")
+    first = local(tmp_path / "q")
     await first.create_collection("t_persist", 4, fingerprint=fp)
     await first.upsert("t_persist", [Record("a", [1, 2, 3, 4], "text", {"n": 1.5})])
     # a second store on the same folder in the same process shares the engine
-    second = QdrantStore(path=tmp_path / "q")
+    second = local(tmp_path / "q")
     assert (await second.open_collection("t_persist")).fingerprint == fp
     await first.close()
     assert await second.count("t_persist") == 1
     await second.close()
 
-    reopened = QdrantStore(path=tmp_path / "q")
+    reopened = local(tmp_path / "q")
     info = await reopened.open_collection("t_persist")
     assert (info.dimension, info.fingerprint) == (4, fp)
     (record,) = await reopened.get("t_persist", ["a"])
@@ -196,7 +203,7 @@ async def test_collections_lifecycle(store):
 
 
 async def test_collection_dropped_by_another_store_is_not_found(tmp_path):
-    a, b = QdrantStore(path=tmp_path / "q"), QdrantStore(path=tmp_path / "q")
+    a, b = local(tmp_path / "q"), local(tmp_path / "q")
     await a.create_collection("t_gone", 2)
     await a.upsert("t_gone", [Record("x", [1, 0])])
     await b.drop_collection("t_gone")
@@ -215,14 +222,14 @@ async def test_foreign_collection_is_refused(tmp_path):
         "plain", vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE)
     )
     client.close()
-    store = QdrantStore(path=tmp_path / "q")
+    store = local(tmp_path / "q")
     with pytest.raises(InvalidCollection, match="not created by VPA"):
         await store.create_collection("plain", 3)
     await store.close()
 
 
 async def test_point_ids_are_deterministic_uuids_and_payload_is_namespaced(tmp_path):
-    store = QdrantStore(path=tmp_path / "q")
+    store = local(tmp_path / "q")
     await store.create_collection("t_layout", 2)
     await store.upsert("t_layout", [Record("doc#1", [3, 4], "hi", {"_vpa_id": "user value", "m": "x"})])
     (record,) = await store.get("t_layout", ["doc#1"])
@@ -239,7 +246,8 @@ async def test_point_ids_are_deterministic_uuids_and_payload_is_namespaced(tmp_p
         "m": {"_vpa_id": "user value", "m": "x"},
     }
     np.testing.assert_allclose(point.vector, [0.6, 0.8], rtol=1e-6)
-    assert client.get_collection("t_layout").config.metadata["vpa"]["info"]["dimension"] == 2
+    metadata = client.get_collection("t_layout").config.metadata
+    assert load_definition("t_layout", metadata["vpa_definition"]).dimension == 2
     client.close()
 
 
@@ -261,7 +269,7 @@ async def test_local_calls_run_off_the_event_loop(local_store):
 
 
 async def test_in_memory_mode_is_private_and_not_persistent():
-    a, b = QdrantStore(in_memory=True), QdrantStore(in_memory=True)
+    a, b = QdrantStore(QdrantSettings(in_memory=True)), QdrantStore(QdrantSettings(in_memory=True))
     assert a.capabilities.persistent is False and a.capabilities.exact is True
     await a.create_collection("t_mem", 2)
     assert await b.list_collections() == []
@@ -270,14 +278,16 @@ async def test_in_memory_mode_is_private_and_not_persistent():
 
 
 async def test_constructor_does_no_io(tmp_path):
-    QdrantStore(path=tmp_path / "never")
-    QdrantStore(url="http://127.0.0.1:1")
+    local(tmp_path / "never")
+    QdrantStore(QdrantSettings(url="http://127.0.0.1:1"))
+    QdrantStore(data_dir=tmp_path / "never")
     assert not (tmp_path / "never").exists()
 
 
 async def test_unreachable_server_is_store_unavailable():
     for options in ({}, {"prefer_grpc": True, "grpc_port": 1}):
-        store = QdrantStore(url="http://127.0.0.1:1", timeout=5, check_compatibility=False, **options)
+        settings = QdrantSettings(url="http://127.0.0.1:1", timeout=5, check_compatibility=False, **options)
+        store = QdrantStore(settings)
         with pytest.raises(StoreUnavailable) as info:
             await store.list_collections()
         assert info.value.__cause__ is not None
@@ -305,7 +315,7 @@ async def test_folder_locked_by_another_process_is_store_unavailable(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
-        store = QdrantStore(path=folder)
+        store = local(folder)
         with pytest.raises(StoreUnavailable, match="one process per folder"):
             await store.list_collections()
         await store.close()
@@ -353,6 +363,47 @@ def test_config_rejects_unknown_and_bad_options():
         QdrantStore.from_config(VPAConfig(providers={"qdrant": {"colection": "x"}}))
     with pytest.raises(ConfigError, match="read_consistency"):
         QdrantStore.from_config(VPAConfig(host="h", providers={"qdrant": {"read_consistency": "most"}}))
+    with pytest.raises(ConfigError, match=r"\[providers\.qdrant\]\.timeout"):
+        QdrantStore.from_config(VPAConfig(providers={"qdrant": {"timeout": "fast"}}))
+    with pytest.raises(ConfigError, match=r"\[providers\.qdrant\]\.exact"):
+        QdrantStore.from_config(VPAConfig(providers={"qdrant": {"exact": "maybe"}}))
+    for option, value in (("max_batch_size", 0), ("min_recall", 1.5), ("write_ordering", "eventual")):
+        with pytest.raises(ConfigError, match=rf"\[providers\.qdrant\]: {option}"):
+            QdrantStore.from_config(VPAConfig(providers={"qdrant": {option: value}}))
+        with pytest.raises(ConfigError, match=option):  # built in code, too
+            QdrantSettings(**{option: value})
+    with pytest.raises(ConfigError, match="a path or in_memory"):
+        QdrantStore(QdrantSettings())  # no url, host, path, data_dir or in_memory
+
+
+def test_every_option_of_the_readme_is_a_setting_with_its_default():
+    from vpa.settings import describe_settings
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("[providers.qdrant]", 1)[1].split("```", 1)[0]
+    documented = {line.split("=")[0].strip() for line in block.splitlines() if "=" in line}
+    described = {d["name"]: d for d in describe_settings(QdrantSettings)}
+    assert documented == set(described)
+    assert all(d["help"] for d in described.values())
+    defaults = {name: d["default"] for name, d in described.items()}
+    assert defaults["timeout"] == 30.0 and defaults["min_recall"] == 0.9 and defaults["max_batch_size"] == 256
+    assert defaults["check_compatibility"] is True and defaults["in_memory"] is False
+
+
+async def test_connection_pool_size_bounds_the_server_client(tmp_path):
+    quiet = {"qdrant": {"check_compatibility": False}}  # no version request to the made-up host
+    server = QdrantStore.from_config(
+        VPAConfig(host="qdrant.internal", connection_pool_size=8, providers=quiet)
+    )
+    assert server._backend._options["pool_size"] == 8
+    client = server._backend._get()  # built without I/O; REST and gRPC both follow pool_size
+    assert client._client._pool_size == 8
+    assert client._client._rest_args["limits"].max_connections == 8
+    await server.close()
+    default = QdrantStore.from_config(VPAConfig(host="qdrant.internal"))
+    assert "pool_size" not in default._backend._options  # 0: the client's own default
+    embedded = QdrantStore.from_config(VPAConfig(data_dir=tmp_path, connection_pool_size=8))
+    assert embedded.mode == "local"  # an embedded engine has no pool: the setting does not apply
 
 
 @pytest.mark.parametrize(
@@ -386,3 +437,76 @@ def test_registered_capabilities_for_each_mode_match_the_store(tmp_path, overrid
     config = load_config({"data_dir": tmp_path, **overrides, "providers": {"qdrant": options}}, environ={})
     registration = get_registry().get("store", "qdrant")
     assert registration.declared(config) == registration.factory(config).capabilities
+
+
+@pytest.mark.parametrize(
+    ("settings", "mode"),
+    [
+        (QdrantSettings(path="/p"), "local"),
+        (QdrantSettings(in_memory=True, url="http://h:6333"), "memory"),  # in_memory wins
+        (QdrantSettings(url="http://h:6333"), "server"),
+    ],
+)
+def test_one_declaration_for_each_mode(settings, mode):
+    assert settings.mode == mode
+    declared = QdrantStore.declare(settings)
+    assert QdrantStore(settings).capabilities == declared  # the instance passes the same one
+    assert declared.max_request_bytes == 16 * 1024 * 1024 and declared.max_record_bytes == 4 * 1024 * 1024
+    if mode == "server":
+        assert (declared.exact, declared.min_recall, declared.persistent) == (False, 0.9, True)
+        assert declared.max_filter_terms == 1024 and declared.max_filter_depth == 32
+        exact = QdrantStore.declare(attrs.evolve(settings, exact=True, max_batch_size=64))
+        assert (exact.exact, exact.min_recall, exact.max_batch_size) == (True, 1.0, 64)
+        assert QdrantStore.declare(attrs.evolve(settings, min_recall=0.95)).min_recall == 0.95
+    else:
+        assert declared == attrs.evolve(QdrantStore.capabilities, persistent=mode == "local")
+        assert (declared.exact, declared.min_recall, declared.max_filter_terms) == (True, 1.0, 256)
+        assert (declared.max_metadata_keys, declared.max_metadata_bytes) == (256, 64 * 1024)
+
+
+def test_the_main_config_selects_the_mode_once():
+    plain = QdrantSettings()
+    assert plain.resolve(host="db", port=7000).url == "http://db:7000"
+    assert plain.resolve(host="db", data_dir="/d").mode == "server"
+    assert plain.resolve(data_dir="/d").path == "/d/qdrant"
+    assert QdrantSettings(path="/p").resolve(data_dir="/d").path == "/p"
+    assert QdrantSettings(url="http://u:1").resolve(host="db").url == "http://u:1"  # url beats the host
+    assert QdrantSettings(in_memory=True).resolve(host="db").mode == "memory"  # in_memory beats both
+    assert QdrantSettings(https=True).resolve(host="db").url == "https://db:6333"
+
+
+async def test_collections_made_by_0_1_still_open(tmp_path):
+    fp = EmbedderFingerprint("hashing", "v1", 3)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    legacy = {
+        "format": 1,
+        "info": {
+            "name": "t_old",
+            "dimension": 3,
+            "metric": "cosine",
+            "fingerprint": {"name": "hashing", "model": "v1", "dimension": 3},
+        },
+    }
+    client.create_collection(
+        "t_old",
+        vectors_config=models.VectorParams(size=3, distance=models.Distance.COSINE),
+        metadata={"vpa": legacy},
+    )
+    client.close()
+    store = local(tmp_path / "q")
+    info = await store.open_collection("t_old")
+    assert (info.name, info.dimension, info.fingerprint) == ("t_old", 3, fp)
+    await store.upsert("t_old", [Record("a", [1, 2, 3], "text", {"k": 1})])
+    assert [h.id for h in await store.query("t_old", [1, 2, 3], filter={"k": 1})] == ["a"]
+    with pytest.raises(EmbedderMismatch):
+        await store.create_collection("t_old", 3, fingerprint=EmbedderFingerprint("hashing", "v2", 3))
+    assert await store.create_collection("t_old", 3, fingerprint=fp) == info
+    await store.close()
+
+
+async def test_health_is_one_line_without_the_location(tmp_path):
+    store = local(tmp_path / "secret-folder")
+    await store.create_collection("t_health", 2)
+    health = await store.health()
+    assert health.ok and health.detail == "local mode, 1 collection(s)"
+    await store.close()

@@ -1,131 +1,34 @@
-"""The two ways of talking to Qdrant, behind one ``await backend.call(method, ...)``.
+"""The two ways of talking to Qdrant, behind one ``await backend.call(method, ...)``: which client,
+how it runs, how it is shared and released. The store wraps each call in ``vendor_errors``.
 
 - `RemoteBackend`: a Qdrant server over REST or gRPC, through the vendor's `AsyncQdrantClient`.
 - `LocalBackend`: the client's embedded engine (``path=`` or ``":memory:"``). The vendor's async
   local engine does all its work synchronously inside ``async def``s, which would block the event
-  loop; so local mode uses the sync `QdrantClient` in a worker thread (``asyncio.to_thread``),
-  one call at a time per data folder (the embedded engine is not thread-safe).
+  loop; so local mode uses the sync `QdrantClient`, one call at a time per data folder (the
+  embedded engine is not thread-safe), in a worker thread or, for a kind of call the engine has
+  lately answered in under 3 ms, on the event loop (`vpa.offload.Offloader`). No connection pool.
 
 The embedded engine takes an exclusive file lock on its folder, so two clients in one process
 cannot open the same folder. Local clients are therefore shared per folder within a process and
 reference-counted: every store on ``VPA_DATA_DIR/qdrant`` uses the same engine, and the last one
 to close releases the folder for other processes.
-
-`translate_errors` maps the vendor's exceptions (httpx, REST status codes, gRPC status codes,
-local-mode errors) to VPA's typed errors, keeping the original as ``__cause__``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 from qdrant_client import AsyncQdrantClient, QdrantClient
-from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-from vpa.errors import (
-    CollectionNotFound,
-    StoreAuthError,
-    StoreError,
-    StoreTimeout,
-    StoreUnavailable,
-    VPAError,
-)
+from vpa.errors import StoreError
 from vpa.offload import Offloader
 
-# --- errors ----------------------------------------------------------------------------------
-
-
-def _server_message(exc: UnexpectedResponse) -> str:
-    try:
-        error = exc.structured().get("status", {}).get("error")
-    except Exception:
-        error = None
-    detail = f": {str(error)[:200]}" if error else ""
-    return f"Qdrant answered {exc.status_code} {exc.reason_phrase}{detail}"
-
-
-def _is_not_found_text(text: str) -> bool:
-    text = text.lower()
-    return "not found" in text or "doesn't exist" in text or "does not exist" in text
-
-
-def map_error(exc: Exception, collection: str | None = None) -> VPAError:
-    """The VPA error for a vendor exception (the caller raises it ``from exc``)."""
-    if isinstance(exc, VPAError):
-        return exc
-    if isinstance(exc, UnexpectedResponse):
-        status = exc.status_code or 0
-        message = _server_message(exc)
-        if status in (401, 403):
-            return StoreAuthError(f"Qdrant rejected the credentials ({status}): check VPA_VECTOR_DB_API_KEY")
-        if status == 404 and collection is not None:
-            return CollectionNotFound(collection)
-        if status in (408, 504):
-            return StoreTimeout(message)
-        if status == 429 or status >= 500:
-            return StoreUnavailable(message)
-        return StoreError(message)
-    if isinstance(exc, ResourceExhaustedResponse):
-        return StoreUnavailable(f"Qdrant is rate limiting requests (retry after {exc.retry_after_s}s)")
-    if isinstance(exc, ResponseHandlingException):
-        source = exc.source
-        return map_error(source, collection) if isinstance(source, Exception) else StoreError(str(exc))
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return StoreTimeout(f"Qdrant did not answer in time: {type(exc).__name__}")
-    if isinstance(exc, httpx.TransportError | ConnectionError):
-        return StoreUnavailable(f"cannot reach Qdrant: {type(exc).__name__}: {exc}")
-    grpc_error = _map_grpc(exc, collection)
-    if grpc_error is not None:
-        return grpc_error
-    text = str(exc)
-    if isinstance(exc, ValueError) and collection is not None and _is_not_found_text(text):
-        return CollectionNotFound(collection)  # local mode: "Collection x not found"
-    if isinstance(exc, RuntimeError) and "already accessed by another instance" in text:
-        return StoreUnavailable(
-            f"{text} (the embedded engine allows one process per folder; use a Qdrant server to share it)"
-        )
-    return StoreError(f"Qdrant failed: {type(exc).__name__}: {text[:300]}")
-
-
-def _map_grpc(exc: Exception, collection: str | None) -> VPAError | None:
-    code_of = getattr(exc, "code", None)
-    if not callable(code_of) or type(exc).__module__.split(".")[0] != "grpc":
-        return None
-    try:
-        code = code_of()
-        details = exc.details() if callable(getattr(exc, "details", None)) else ""  # type: ignore[attr-defined]
-    except Exception:
-        return None
-    name = getattr(code, "name", str(code))
-    message = f"Qdrant gRPC {name}: {str(details or '')[:200]}"
-    if name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-        return StoreAuthError(f"Qdrant rejected the credentials ({name}): check VPA_VECTOR_DB_API_KEY")
-    if name == "NOT_FOUND" and collection is not None:
-        return CollectionNotFound(collection)
-    if name == "DEADLINE_EXCEEDED":
-        return StoreTimeout(message)
-    if name in ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "ABORTED"):
-        return StoreUnavailable(message)
-    return StoreError(message)
-
-
-@contextlib.contextmanager
-def translate_errors(collection: str | None = None) -> Iterator[None]:
-    """Re-raise vendor exceptions as VPA errors (``raise ... from exc``)."""
-    try:
-        yield
-    except VPAError:
-        raise
-    except Exception as exc:
-        raise map_error(exc, collection) from exc
-
+from vpa_qdrant.settings import QdrantSettings
 
 # --- local mode ------------------------------------------------------------------------------
 
@@ -214,12 +117,31 @@ class LocalBackend:
 
 
 class RemoteBackend:
-    """A Qdrant server through `AsyncQdrantClient`, created on first use (no I/O before)."""
+    """A Qdrant server through `AsyncQdrantClient`, created on first use (no I/O before).
+
+    ``pool_size`` (VPA_CONNECTION_POOL_SIZE) bounds the client's connections: its httpx pool over
+    REST, its number of gRPC channels; 0 leaves the client's default."""
 
     kind = "server"
 
-    def __init__(self, **client_options: Any) -> None:
-        self._options = client_options
+    def __init__(self, settings: QdrantSettings, *, api_key: str | None = None, pool_size: int = 0) -> None:
+        options: dict[str, Any] = {
+            "url": settings.url,
+            "api_key": api_key,
+            "prefer_grpc": settings.grpc_port is not None
+            if settings.prefer_grpc is None
+            else settings.prefer_grpc,
+            "timeout": math.ceil(settings.timeout) if settings.timeout else None,
+            "check_compatibility": settings.check_compatibility,
+        }
+        for option in ("grpc_port", "https"):
+            if getattr(settings, option) is not None:
+                options[option] = getattr(settings, option)
+        if settings.prefix:
+            options["prefix"] = settings.prefix
+        if pool_size:
+            options["pool_size"] = pool_size
+        self._options = options
         self._client: AsyncQdrantClient | None = None
         self._closed = False
 

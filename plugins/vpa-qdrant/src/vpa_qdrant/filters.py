@@ -1,6 +1,6 @@
 """Translate VPA's filter tree into a native Qdrant `models.Filter`.
 
-User metadata lives in the payload under ``m`` (see `vpa_qdrant.store`), so a VPA field ``year``
+User metadata lives in the payload under ``m`` (see `vpa_qdrant.codec`), so a VPA field ``year``
 is the Qdrant key ``m.year``. Each operator maps to a native condition whose semantics equal
 `vpa.filters.evaluate` exactly, on the local engine and on the server alike:
 
@@ -25,8 +25,7 @@ from qdrant_client import models
 from vpa.filters import And, Comparison, Node, Not, Or
 from vpa.models import FilterOp
 
-#: The payload key that holds the user's metadata.
-METADATA_KEY = "m"
+from vpa_qdrant.codec import METADATA_KEY
 
 Condition = models.FieldCondition | models.Filter
 
@@ -36,7 +35,7 @@ def field_key(field: str) -> str:
     return f"{METADATA_KEY}.{field}"
 
 
-def to_qdrant_filter(node: Node | None) -> models.Filter | None:
+def to_native(node: Node | None) -> models.Filter | None:
     """The native filter for a parsed VPA filter; None matches everything."""
     if node is None:
         return None
@@ -44,6 +43,11 @@ def to_qdrant_filter(node: Node | None) -> models.Filter | None:
     if isinstance(condition, models.Filter):
         return condition
     return models.Filter(must=[condition])
+
+
+def with_ids(native: models.Filter, point_ids: list[str]) -> models.Filter:
+    """``native`` restricted to the points ``point_ids``."""
+    return models.Filter(must=[models.HasIdCondition(has_id=list(point_ids)), native])
 
 
 def _condition(node: Node) -> Condition:
