@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from vpa_chroma import ChromaStore
+from vpa_chroma.store import ChromaStore
 
 
 def _free_port() -> int:

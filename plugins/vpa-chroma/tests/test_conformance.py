@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vpa_chroma import ChromaStore
+from vpa_chroma.store import ChromaStore
 from vpa_conformance import StoreContract
 
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vpa.filters import And, Comparison, Not, Or, evaluate, parse_filter
 from vpa.models import FilterOp, Record
-from vpa_chroma.filters import (
+from vpa_chroma.codec import (
     EMPTY_LIST_KEY,
     FLOAT_PREFIX,
     NUMERIC_KEY,
@@ -24,8 +24,8 @@ from vpa_chroma.filters import (
     encode_metadata,
     float_key,
     key_float,
-    to_where,
 )
+from vpa_chroma.filters import to_native
 
 VALUES: dict[str, object] = {
     "int1": 1,
@@ -169,12 +169,12 @@ def _check_shape(where: object) -> None:
 
 @pytest.mark.parametrize("node", ALL, ids=str)
 def test_translation_shape(node) -> None:  # type: ignore[no-untyped-def]
-    _check_shape(to_where(node))
+    _check_shape(to_native(node))
 
 
 def test_no_filter_is_no_where() -> None:
-    assert to_where(None) is None
-    assert to_where(parse_filter({})) is None
+    assert to_native(None) is None
+    assert to_native(parse_filter({})) is None
 
 
 def test_metadata_encoding_round_trip() -> None:
@@ -214,7 +214,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     """One embedded collection holding RECORDS, shared by the engine checks below."""
     import asyncio
 
-    from vpa_chroma import ChromaStore
+    from vpa_chroma.store import ChromaStore
 
     store = ChromaStore(path=tmp_path_factory.mktemp("filters") / "chroma")
     name = "filters"
@@ -283,7 +283,7 @@ async def test_delete_by_filter_in_both_modes(make_store) -> None:  # type: igno
 
 async def test_every_operator_in_server_mode(chroma_server) -> None:  # type: ignore[no-untyped-def]
     """The server runs the same executor; a sample of every operator, negated too, to be sure."""
-    from vpa_chroma import ChromaStore
+    from vpa_chroma.store import ChromaStore
 
     store = ChromaStore(host=chroma_server.host, port=chroma_server.port)
     name = f"f{uuid.uuid4().hex[:12]}"

@@ -17,7 +17,10 @@ import httpx
 import pytest
 from vpa.errors import LimitExceeded
 from vpa.models import Record
-from vpa_chroma.capabilities import MAX_FILTER_TERMS, MAX_METADATA_KEYS
+from vpa_chroma.store import ChromaStore
+
+MAX_FILTER_TERMS = ChromaStore.capabilities.max_filter_terms
+MAX_METADATA_KEYS = ChromaStore.capabilities.max_metadata_keys
 
 #: Run by a child process: ``python -c SCRIPT <folder or host:port> <collection> <phase>``.
 SCRIPT = textwrap.dedent(
@@ -25,7 +28,7 @@ SCRIPT = textwrap.dedent(
     import asyncio, sys
     from vpa.errors import LimitExceeded
     from vpa.models import Record
-    from vpa_chroma import ChromaStore
+    from vpa_chroma.store import ChromaStore
 
     WIDE = {
         "in10k": {"s": {"$in": [f"w{i}" for i in range(10_000)]}},

@@ -31,8 +31,11 @@ from vpa.errors import (
 )
 from vpa.models import EmbedderFingerprint, Record
 from vpa.plugins import Registry
-from vpa_chroma import ChromaStore
-from vpa_chroma.store import CHROMA_MAX_BATCH, chroma_name, map_error, vpa_name
+from vpa.stores.definition import DEFINITION_KEY, load_definition
+from vpa_chroma.codec import chroma_name, vpa_name
+from vpa_chroma.errors import translate_error
+from vpa_chroma.settings import ChromaSettings
+from vpa_chroma.store import CHROMA_MAX_BATCH, ChromaStore
 
 
 def _name() -> str:
@@ -237,25 +240,52 @@ async def test_dropped_or_recreated_by_another_instance(make_store) -> None:  # 
         await b.close()
 
 
-async def test_batches_are_split_to_the_runtime_limit(chroma_store) -> None:  # type: ignore[no-untyped-def]
-    """Deployments may report a lower batch limit than the declared one: every call respects it."""
+async def test_batches_are_split_to_the_runtime_limit(make_store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Deployments may report a lower batch limit than the declared one: once connected, the
+    store declares that limit, and every call it makes respects it."""
+    from chromadb.api.client import Client
+    from chromadb.api.models.Collection import Collection
+
     assert ChromaStore.capabilities.max_batch_size == CHROMA_MAX_BATCH
+    monkeypatch.setattr(Client, "get_max_batch_size", lambda self: 7)
+    sizes: list[tuple[str, int]] = []
+    for method in ("upsert", "update", "delete", "get"):
+        original = getattr(Collection, method)
+
+        def spy(self, *args, _original=original, _method=method, **kwargs):  # type: ignore[no-untyped-def]
+            ids = kwargs.get("ids")
+            if ids is not None:
+                sizes.append((_method, len(ids)))
+            result = _original(self, *args, **kwargs)
+            if _method == "get":
+                sizes.append(("got", len(result["ids"])))
+            return result
+
+        monkeypatch.setattr(Collection, method, spy)
+    store = make_store()
     name = _name()
-    await chroma_store.create_collection(name, 2)
-    chroma_store._runtime_batch = 7
+    await store.create_collection(name, 2)
+    assert store.capabilities.max_batch_size == 7
+    assert ChromaStore.capabilities.max_batch_size == CHROMA_MAX_BATCH  # the class keeps its declaration
     try:
         records = [Record(f"r{i}", [1, i + 1], f"t{i}", {"i": i, "even": i % 2 == 0}) for i in range(50)]
-        assert await chroma_store.upsert(name, records) == 50
-        assert len(await chroma_store.get(name, [f"r{i}" for i in range(50)])) == 50
-        assert await chroma_store.delete(name, filter={"even": True}) == 25
+        assert await store.upsert(name, records) == 50
+        assert len(await store.get(name, [f"r{i}" for i in range(50)])) == 50
+        assert await store.delete(name, filter={"even": True}) == 25
         assert (
-            await chroma_store.delete(name, ids=[f"r{i}" for i in range(0, 50, 3)], filter={"i": {"$gt": 20}})
+            await store.delete(name, ids=[f"r{i}" for i in range(0, 50, 3)], filter={"i": {"$gt": 20}})
             == 5
         )
-        assert await chroma_store.count(name) == 20
-        assert await chroma_store.drop_collection(name) is True
+        assert await store.count(name) == 20
+        written = [n for method, n in sizes if method in ("upsert", "update", "delete")]
+        assert written and max(written) <= 7, sizes
+        assert max(n for method, n in sizes if method == "get") <= 7, sizes
+        sizes.clear()
+        assert await store.drop_collection(name) is True  # reads and deletes the records, 7 at a time
+        assert sizes and max(n for _, n in sizes) <= 7, sizes
     finally:
-        await chroma_store.drop_collection(name)
+        await store.drop_collection(name)
+        await store.close()
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -342,9 +372,10 @@ async def test_api_key_header_and_auth_error(header: str, sent: str) -> None:
     ],
 )
 def test_error_mapping(exc: Exception, expected: type) -> None:
-    error = map_error(exc, "coll")
+    error = translate_error(exc, where="query", collection="coll")
     assert type(error) is expected
     assert len(str(error)) < 400
+    assert type(ChromaStore(path="unused").translate_error(exc, where="query", collection="coll")) is expected
 
 
 # --- configuration and registration --------------------------------------------------------------
@@ -353,6 +384,7 @@ def test_error_mapping(exc: Exception, expected: type) -> None:
 def test_from_config_modes(tmp_path: Path) -> None:
     embedded = ChromaStore.from_config(VPAConfig(data_dir=tmp_path))
     assert embedded.mode == "embedded" and embedded.path == tmp_path / "chroma"
+    assert embedded.index_options == {"ef_search": 200}
     chosen = ChromaStore.from_config(
         VPAConfig(
             data_dir=tmp_path, providers={"chroma": {"path": str(tmp_path / "elsewhere"), "ef_search": 300}}
@@ -369,28 +401,104 @@ def test_from_config_modes(tmp_path: Path) -> None:
             },
         )
     )
-    assert (server.mode, server.host, server.port, server.ssl) == ("server", "chroma.internal", 8443, True)
-    assert (server.tenant, server.database, server.api_key_header) == ("t1", "d1", "X-Chroma-Token")
+    s = server.settings
+    assert (server.mode, s.host, s.port, s.ssl) == ("server", "chroma.internal", 8443, True)
+    assert (s.tenant, s.database, s.api_key_header) == ("t1", "d1", "X-Chroma-Token")
     assert "k" not in repr(server).replace("chroma", "")
     with pytest.raises(ConfigError, match="unknown option"):
         ChromaStore.from_config(VPAConfig(providers={"chroma": {"colour": "blue"}}))
     with pytest.raises(ConfigError):
         ChromaStore.from_config(VPAConfig(providers={"chroma": {"index": "ivf"}}))
-    batch_job = ChromaStore.from_config(VPAConfig(data_dir=tmp_path, providers={"chroma": {"write_call_seconds": 2}}))
-    assert batch_job.write_call_seconds == 2.0 and embedded.write_call_seconds == 0.2
+    batch_job = ChromaStore.from_config(
+        VPAConfig(data_dir=tmp_path, providers={"chroma": {"write_call_seconds": 2}})
+    )
+    assert batch_job.settings.write_call_seconds == 2.0 and embedded.settings.write_call_seconds == 0.2
     for bad in (0, -1, "fast", True):
         with pytest.raises(ConfigError, match="write_call_seconds"):
             ChromaStore.from_config(VPAConfig(providers={"chroma": {"write_call_seconds": bad}}))
 
 
+def test_settings_keep_the_01_options_and_defaults(tmp_path: Path) -> None:
+    """Every option 0.1 read, with its default; wrong types name the option; the host and port
+    of the environment win over the table's."""
+    from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
+
+    assert ChromaSettings() == ChromaSettings(
+        path=None, host=None, port=8000, ssl=False, headers={}, api_key_header="Authorization",
+        tenant=DEFAULT_TENANT, database=DEFAULT_DATABASE, timeout=60.0, index="hnsw", ef_search=None,
+        ef_construction=None, max_neighbors=None, write_call_seconds=0.2,
+    )
+    for option, bad in [("port", "eighty"), ("ssl", "maybe"), ("headers", {"X": 1}), ("timeout", "soon"),
+                        ("ef_search", 1.5), ("tenant", 3)]:
+        with pytest.raises(ConfigError, match=rf"\[providers\.chroma\]\.{option}"):
+            ChromaStore.from_config(VPAConfig(providers={"chroma": {option: bad}}))
+    with pytest.raises(ConfigError, match="timeout"):
+        ChromaStore.from_config(VPAConfig(providers={"chroma": {"timeout": 0}}))
+    table = {"host": "from-table", "port": 9000, "headers": {"X-Team": "search"}, "timeout": 5,
+             "ef_construction": 64, "max_neighbors": 8, "index": "hnsw"}
+    from_table = ChromaStore.from_config(VPAConfig(providers={"chroma": table}))
+    assert (from_table.mode, from_table.settings.host) == ("server", "from-table")
+    assert from_table.settings.port == 9000
+    assert from_table.settings.headers == {"X-Team": "search"} and from_table.settings.timeout == 5.0
+    assert from_table.index_options == {"ef_search": 200, "ef_construction": 64, "max_neighbors": 8}
+    env_wins = ChromaStore.from_config(VPAConfig(host="env-host", port=1234, providers={"chroma": table}))
+    assert (env_wins.settings.host, env_wins.settings.port) == ("env-host", 1234)
+    spann = ChromaStore.from_config(VPAConfig(data_dir=tmp_path, providers={"chroma": {"index": "spann"}}))
+    assert spann.index_options == {}
+    with pytest.raises(ConfigError, match="either a path"):
+        ChromaStore()
+    with pytest.raises(ConfigError, match="index"):
+        ChromaStore(path=tmp_path, index="ivf")
+
+
+async def test_connection_pool_size(chroma_server) -> None:  # type: ignore[no-untyped-def]
+    """VPA_CONNECTION_POOL_SIZE sizes the httpx pool of chromadb's HttpClient (0: its default)."""
+    sized = ChromaStore.from_config(
+        VPAConfig(host=chroma_server.host, port=chroma_server.port, connection_pool_size=3)
+    )
+    default = ChromaStore(host=chroma_server.host, port=chroma_server.port)
+    try:
+        await sized.list_collections()
+        await default.list_collections()
+        limits = sized._client._server.http_limits
+        assert (limits.max_connections, limits.max_keepalive_connections) == (3, 3)
+        assert default._client._server.http_limits.max_connections is None  # chromadb: unbounded
+    finally:
+        await sized.close()
+        await default.close()
+    with pytest.raises(ConfigError, match="connection_pool_size"):
+        ChromaStore(host="h", connection_pool_size=-1)
+
+
 def test_registered_through_the_entry_point(tmp_path: Path) -> None:
     registry = Registry()
     assert not [e for e in registry.errors if "chroma" in e.plugin]
-    registration = registry._by_kind["store"]["chroma"]
+    registration = registry.get("store", "chroma")
+    assert registration.target == "vpa_chroma.store:ChromaStore"  # by class, imported on first use
+    assert registration.legacy_capabilities is None and registration.legacy_capabilities_for is None
     assert registration.capabilities == ChromaStore.capabilities
     assert registration.package == "vpa-chroma"
     store = registration.factory(VPAConfig(data_dir=tmp_path / "data"))
     assert isinstance(store, ChromaStore) and not (tmp_path / "data").exists()
+    assert store.capabilities == ChromaStore.capabilities
+
+
+def test_capabilities_are_declared_once(tmp_path: Path) -> None:
+    """One definition, the class's: the registry, both modes and a built store all see it, with
+    the bounds measured on Chroma 1.5 (see the README)."""
+    caps = ChromaStore.capabilities
+    assert (caps.exact, caps.min_recall, caps.max_batch_size, caps.persistent) == (False, 0.9, 5461, True)
+    assert (caps.max_filter_terms, caps.max_filter_depth) == (200, 32)
+    assert (caps.max_metadata_keys, caps.max_metadata_bytes) == (256, 12 * 1024)
+    assert not caps.eventually_consistent and caps.max_request_bytes is None
+    registration = Registry().get("store", "chroma")
+    server = VPAConfig(host="chroma.internal", providers={"chroma": {"index": "spann"}})
+    for config in (VPAConfig(data_dir=tmp_path), server):
+        assert registration.declared(config) == ChromaStore.declared(config) == caps
+        assert ChromaStore.from_config(config).capabilities == caps
+    import importlib.util
+
+    assert importlib.util.find_spec("vpa_chroma.capabilities") is None
 
 
 def test_sync_calls_never_run_on_the_loop(tmp_path: Path) -> None:
@@ -418,12 +526,62 @@ def test_sync_calls_never_run_on_the_loop(tmp_path: Path) -> None:
 async def test_collection_definition_in_chroma(chroma_store) -> None:  # type: ignore[no-untyped-def]
     """Cosine space, VPA's ef_search default, and the definition in the collection metadata."""
     name = _name()
-    await chroma_store.create_collection(name, 5, fingerprint=EmbedderFingerprint("st", "mini", 5))
+    fingerprint = EmbedderFingerprint("st", "mini", 5)
+    await chroma_store.create_collection(name, 5, fingerprint=fingerprint)
     try:
         handle = await asyncio.to_thread(chroma_store._handle, name)
         hnsw = handle.configuration_json["hnsw"]
         assert hnsw["space"] == "cosine" and hnsw["ef_search"] == 200
-        assert handle.metadata["vpa:dimension"] == 5
-        assert handle.metadata["vpa:embedder_model"] == "mini"
+        info = load_definition(name, handle.metadata[DEFINITION_KEY])
+        assert (info.dimension, str(info.metric), info.fingerprint) == (5, "cosine", fingerprint)
+        assert not [k for k in handle.metadata if k.startswith("vpa:")]  # the 0.1 keys are not written
     finally:
         await chroma_store.drop_collection(name)
+
+
+async def test_collections_created_by_01_still_open(tmp_path: Path) -> None:
+    """A collection with vpa-chroma 0.1's definition (one ``vpa:*`` key per field) is listed,
+    opened with its dimension and fingerprint, checked on create, read and written."""
+    raw = chromadb.PersistentClient(str(tmp_path), settings=Settings(anonymized_telemetry=False))
+    legacy = {
+        "vpa:format": 1, "vpa:dimension": 3, "vpa:metric": "cosine",
+        "vpa:embedder_name": "hashing", "vpa:embedder_model": "m1", "vpa:embedder_dimension": 3,
+    }
+    old = raw.create_collection("old", configuration={"hnsw": {"space": "cosine"}}, metadata=legacy,
+                                embedding_function=None)
+    old.add(ids=["a"], embeddings=[[1, 0, 0]], documents=["kept"],
+            metadatas=[{"k": "v", "vpa:float:f": 4611686018427387904, "vpa:numeric": ["f"]}])
+    # a short name, as 0.1 stored it
+    raw.create_collection("ab.vpa", metadata={"vpa:dimension": 2}, embedding_function=None)
+    store = ChromaStore(path=tmp_path)
+    try:
+        assert await store.list_collections() == ["ab", "old"]
+        info = await store.open_collection("old")
+        assert (info.dimension, info.fingerprint) == (3, EmbedderFingerprint("hashing", "m1", 3))
+        assert (await store.open_collection("ab")).fingerprint is None
+        with pytest.raises(EmbedderMismatch):
+            await store.create_collection("old", 3, fingerprint=EmbedderFingerprint("hashing", "m2", 3))
+        assert (await store.create_collection("old", 3)).dimension == 3
+        (record,) = await store.get("old", ["a"])
+        assert (record.text, record.metadata) == ("kept", {"k": "v", "f": 2.0})
+        await store.upsert("old", [Record("b", [0, 1, 0], "", {"n": 1})])
+        assert await store.count("old", {"n": 1}) == 1 and await store.count("old") == 2
+    finally:
+        await store.close()
+        raw.close()
+
+
+async def test_unreadable_definition_is_invalid_collection(tmp_path: Path) -> None:
+    raw = chromadb.PersistentClient(str(tmp_path), settings=Settings(anonymized_telemetry=False))
+    newer = {DEFINITION_KEY: '{"vpa": 99, "dimension": 3}'}
+    raw.create_collection("newer", metadata=newer, embedding_function=None)
+    raw.create_collection("broken", metadata={DEFINITION_KEY: "not json"}, embedding_function=None)
+    store = ChromaStore(path=tmp_path)
+    try:
+        with pytest.raises(InvalidCollection, match="newer VPA"):
+            await store.open_collection("newer")
+        with pytest.raises(InvalidCollection, match="unreadable"):
+            await store.open_collection("broken")
+    finally:
+        await store.close()
+        raw.close()

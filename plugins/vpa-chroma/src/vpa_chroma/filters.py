@@ -1,24 +1,12 @@
-"""Translate VPA's portable filter tree into a Chroma ``where`` clause, exactly.
+"""Translate VPA's portable filter tree into a Chroma ``where`` clause, exactly: `to_native`.
 
 Every rule below was measured against the Chroma engine this plugin pins (local and server mode
 share the same Rust executor); ``tests/test_filters.py`` checks each one against
-`vpa.filters.evaluate` on a real collection.
-
-How records are stored, and why:
-
-- **Floats are stored as ordered integers.** Chroma writes float metadata through a lossy
-  decimal conversion (about a quarter of random doubles come back one or more ulps off, -0.0
-  comes back 0.0), and compares float operands against int fields after truncating them
-  (``$eq 1.5`` matches the int 1). Chroma's int64 values, though, are exact. So a float field
-  ``f`` is stored under ``vpa:float:f`` as the int64 `float_key`, a bijection from finite doubles
-  to integers that preserves order (``-0.0`` and ``0.0`` share 0, as they are equal); ints stay
-  under ``f``. A numeric comparison is then an exact int comparison on each side: on ``f`` with
-  an integer operand derived from the value (``x > 2.5`` is ``x > 2`` for ints), on
-  ``vpa:float:f`` with the key of the value.
-- Chroma refuses empty lists as values: an empty list is not stored (VPA evaluates an empty list
-  exactly like a missing field) and its name goes into `EMPTY_LIST_KEY` so ``get`` restores it.
-- `NUMERIC_KEY` lists a record's int/float fields, so that ``not (x > v)`` — true on a missing
-  field or a string — can be written ``x <= v or field not in NUMERIC_KEY``.
+`vpa.filters.evaluate` on a real collection. How records are stored (floats as ordered int64 keys
+under ``vpa:float:<f>``, the ``vpa:numeric`` and ``vpa:empty_lists`` bookkeeping) is in
+`vpa_chroma.codec`. A numeric comparison is an exact int comparison on each side: on ``f`` with
+an integer operand derived from the value (``x > 2.5`` is ``x > 2`` for ints), on
+``vpa:float:f`` with the key of the value.
 
 What Chroma does natively, and what the translation adds:
 
@@ -29,51 +17,25 @@ What Chroma does natively, and what the translation adds:
   ``{"$or": [{"$eq": "x"}, {"$contains": "x"}]}``; ``$in`` adds one ``$contains`` per value; the
   negations use ``$ne``/``$nin``/``$not_contains`` under ``$and``.
 - ``$not`` is pushed down (De Morgan): ``$eq``/``$ne`` and ``$in``/``$nin`` swap, ``$and`` and
-  ``$or`` swap, and ordering uses `NUMERIC_KEY` as above. Every leaf's negation is exact, so
-  ``f`` and ``{"$not": f}`` partition the records.
+  ``$or`` swap, and ``not (x > v)`` is ``x <= v or x is not a number`` (``vpa:numeric`` lacks x).
+  Every leaf's negation is exact, so ``f`` and ``{"$not": f}`` partition the records.
 - Chroma refuses ``$and``/``$or`` with fewer than two operands and more than one key per object;
   the builder flattens and unwraps accordingly.
-
-The bookkeeping keys contain ``:``, which no VPA metadata key can contain, so they never collide
-with user fields; they are turned back into the record's metadata on every read.
 """
 
 from __future__ import annotations
 
 import math
-import struct
-from collections.abc import Mapping
 from typing import Any
 
 from vpa.filters import And, Comparison, Node, Not, Or
 from vpa.models import FilterOp
 from vpa.validation import MAX_SAFE_INT
 
-#: Per record: the names of its int/float fields (absent when there are none).
-NUMERIC_KEY = "vpa:numeric"
-#: Per record: the names of its fields whose value is an empty list (absent when there are none).
-EMPTY_LIST_KEY = "vpa:empty_lists"
-#: A float field ``f`` is stored as ``FLOAT_PREFIX + f``: its `float_key`.
-FLOAT_PREFIX = "vpa:float:"
-RESERVED_KEYS = (NUMERIC_KEY, EMPTY_LIST_KEY)
+from vpa_chroma.codec import FLOAT_PREFIX, NUMERIC_KEY, float_key, is_number
 
-_SIGN = 1 << 63
-_MAGNITUDE = _SIGN - 1
 #: An integer beyond every VPA int (VPA ints are within ±2**53): clamps integer operands.
 _INT_BOUND = MAX_SAFE_INT + 1
-
-
-def float_key(value: float) -> int:
-    """An int64 with the order of the doubles: ``a < b`` iff ``float_key(a) < float_key(b)``."""
-    bits = struct.unpack("<q", struct.pack("<d", float(value)))[0]
-    return bits if bits >= 0 else -(bits & _MAGNITUDE)
-
-
-def key_float(key: int) -> float:
-    """The inverse of `float_key` (``-0.0`` comes back as ``0.0``)."""
-    bits = key if key >= 0 else (-key) | _SIGN
-    return float(struct.unpack("<d", struct.pack("<Q", bits))[0])
-
 
 Where = dict[str, Any]
 
@@ -90,7 +52,7 @@ _NEGATE = {
 _ORDERING = frozenset({FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE})
 
 
-def to_where(node: Node | None) -> Where | None:
+def to_native(node: Node | None) -> Where | None:
     """The Chroma ``where`` clause for a parsed VPA filter (None: no filter)."""
     if node is None:
         return None
@@ -129,10 +91,6 @@ def _any(parts: list[Where]) -> Where:
     return flat[0] if len(flat) == 1 else {"$or": flat}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _clamp(n: int) -> int:
     return max(-_INT_BOUND, min(_INT_BOUND, n))
 
@@ -154,7 +112,7 @@ def _leaf(field: str, op: FilterOp, value: Any) -> Where:
             return _any([{field: {"$eq": value}}, {field: {"$contains": value}}])
         if op is FilterOp.NE:
             return _all([{field: {"$ne": value}}, {field: {"$not_contains": value}}])
-    if _is_number(value):
+    if is_number(value):
         return _number_leaf(field, op, value)
     return {field: {op.value: value}}  # bools: $eq / $ne are exact as they are
 
@@ -190,58 +148,3 @@ def _list_leaf(field: str, op: FilterOp, values: tuple[Any, ...]) -> Where:
     if ints:
         parts.insert(0, {field: {op.value: ints}})
     return _any(parts) if positive else _all(parts)
-
-
-# --- record metadata ---------------------------------------------------------------------------
-
-
-def encode_metadata(
-    metadata: Mapping[str, Any], previous_keys: frozenset[str] = frozenset()
-) -> dict[str, Any] | None:
-    """The Chroma metadata for a VPA record, with the bookkeeping keys.
-
-    Chroma's upsert *merges* metadata into an existing record; ``previous_keys`` are the keys the
-    stored record has, and those absent from the new metadata are sent as None (delete the key),
-    so the result is a replacement, as VPA's upsert defines.
-    """
-    out: dict[str, Any] = {}
-    numeric: list[str] = []
-    empty: list[str] = []
-    for key, value in metadata.items():
-        if isinstance(value, list | tuple):
-            if not value:
-                empty.append(key)
-                continue
-            out[key] = list(value)
-        elif isinstance(value, float):
-            out[FLOAT_PREFIX + key] = float_key(value)
-            numeric.append(key)
-        else:
-            out[key] = value
-            if _is_number(value):
-                numeric.append(key)
-    if numeric:
-        out[NUMERIC_KEY] = numeric
-    if empty:
-        out[EMPTY_LIST_KEY] = empty
-    for key in previous_keys:
-        if key not in out:
-            out[key] = None
-    return out or None
-
-
-def decode_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The VPA metadata of a stored Chroma record (bookkeeping keys removed, empty lists restored)."""
-    if not stored:
-        return {}
-    out: dict[str, Any] = {}
-    for key, value in stored.items():
-        if key in RESERVED_KEYS:
-            continue
-        if key.startswith(FLOAT_PREFIX):
-            out[key[len(FLOAT_PREFIX) :]] = key_float(value)
-        else:
-            out[key] = list(value) if isinstance(value, list | tuple) else value
-    for key in stored.get(EMPTY_LIST_KEY) or ():
-        out[key] = []
-    return out
