@@ -23,7 +23,8 @@ from typing import Any
 __version__ = "0.2.0"
 
 _EXPORTS = {
-    "StoreContract": "vpa_conformance.store_contract",
+    "StoreContract": "vpa_conformance.store",
+    "StoreStateMachine": "vpa_conformance.store",
     "EmbedderContract": "vpa_conformance.components",
     "ChunkerContract": "vpa_conformance.components",
     "CacheContract": "vpa_conformance.components",

@@ -18,7 +18,7 @@ from vpa.stores.base import VectorStore
 
 from vpa_conformance.checks import fail
 from vpa_conformance.harness import StoreHarness
-from vpa_conformance.store_contract import StoreContract
+from vpa_conformance.store import StoreContract
 
 
 def _name(config: pytest.Config) -> str:

@@ -1,0 +1,160 @@
+"""The stateful clause: a hypothesis `RuleBasedStateMachine` at module level, so that a plugin can
+subclass it (add rules of its own, or pin a shrunk failure as a named regression test).
+
+`StoreStateMachine` drives one collection of the store under test beside the `Oracle` model:
+upserts, deletes by ids, by filter and by both, counts, queries, gets and re-opens, interleaved
+at random, with the count checked after every step. It reads the store from the class attribute
+``harness`` (a `StoreHarness`), so a test binds it with `bind`::
+
+    machine = StoreStateMachine.bind(harness)
+    run_state_machine_as_test(machine, settings=...)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from vpa.models import StoreCapabilities
+
+from vpa_conformance import strategies as vst
+from vpa_conformance.checks import check_get, check_hits, fail
+from vpa_conformance.harness import StoreHarness, collection_name
+from vpa_conformance.oracle import Oracle
+from vpa_conformance.profiles import clause_settings
+from vpa_conformance.store.common import BASE_EXAMPLES, _fields, _fill, _has_filters
+
+__all__ = ["StateMachineClauses", "StoreStateMachine"]
+
+
+class StoreStateMachine(RuleBasedStateMachine):
+    """One collection of the store under test against the oracle (see the module docstring)."""
+
+    harness: ClassVar[StoreHarness]
+
+    @classmethod
+    def bind(cls, harness: StoreHarness) -> type[StoreStateMachine]:
+        """A subclass of this machine that drives ``harness``."""
+        return type(f"{cls.__name__}For{type(harness.store).__name__}", (cls,), {"harness": harness})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h = type(self).harness
+        self.caps: StoreCapabilities = self.h.capabilities
+        self.filters = _has_filters(self.caps)
+        self.name: str | None = None
+        self.dim = 2
+        self.oracle = Oracle(2)
+        self.schema: dict[str, Any] = {}
+        self.pool: dict[str, list[Any]] = {}
+
+    @initialize(dim=st.integers(2, 6), data=st.data())
+    def open(self, dim: int, data: st.DataObject) -> None:
+        self.schema = data.draw(vst.metadata_schemas(self.caps), label="schema")
+        self.name = collection_name("s")
+        self.dim = dim
+        self.oracle = Oracle(dim)
+        self.h.create(self.name, dim)
+        self.h.examples += 1
+
+    def _ids(self) -> st.SearchStrategy[str]:
+        known = list(self.oracle.records)
+        return st.one_of(st.sampled_from(known), vst.ids()) if known else vst.ids()
+
+    def _filter(self, data: st.DataObject) -> Any:
+        return data.draw(
+            vst.filter_dicts(_fields(self.schema), self.pool, self.caps, max_leaves=4), label="filter"
+        )
+
+    @rule(data=st.data())
+    def upsert(self, data: st.DataObject) -> None:
+        assert self.name
+        ids = data.draw(st.lists(self._ids(), min_size=1, max_size=5), label="upsert ids")
+        batch = [data.draw(vst.records(self.dim, self.caps, schema=self.schema, id=i)) for i in ids]
+        _fill(self.h, self.name, self.oracle, batch)
+        self.pool = vst.field_values([r.metadata for r in self.oracle.records.values()])
+
+    @rule(data=st.data())
+    def delete_ids(self, data: st.DataObject) -> None:
+        assert self.name
+        ids = data.draw(st.lists(self._ids(), min_size=1, max_size=4), label="delete ids")
+        removed, expected = self.h.delete(self.name, ids=ids), self.oracle.delete(ids=ids)
+        if removed != expected:
+            fail(f"delete(ids={ids!r}) returned {removed}; expected {expected}")
+
+    @precondition(lambda self: self.filters)
+    @rule(data=st.data())
+    def delete_filter(self, data: st.DataObject) -> None:
+        assert self.name
+        spec = self._filter(data)
+        ids = data.draw(st.none() | st.lists(self._ids(), min_size=1, max_size=4), label="and ids")
+        removed, expected = (
+            self.h.delete(self.name, ids=ids, filter=spec),
+            self.oracle.delete(ids=ids, filter=spec),
+        )
+        if removed != expected:
+            fail(f"delete(ids={ids!r}, filter={spec!r}) returned {removed}; expected {expected}")
+
+    @precondition(lambda self: self.filters)
+    @rule(data=st.data())
+    def count_filter(self, data: st.DataObject) -> None:
+        assert self.name
+        spec = self._filter(data)
+        got, want = self.h.count(self.name, spec), self.oracle.count(spec)
+        if got != want:
+            fail(f"count(filter={spec!r}) is {got}; expected {want}")
+
+    @rule(data=st.data())
+    def query(self, data: st.DataObject) -> None:
+        assert self.name
+        vector = data.draw(vst.vectors(self.dim), label="query vector")
+        top_k = self.h.clamp_top_k(data.draw(st.integers(1, 8), label="top_k"))
+        spec = self._filter(data) if self.filters and data.draw(st.booleans(), label="filtered") else None
+        check_hits(self.h.query(self.name, vector, top_k, spec), self.oracle, vector, top_k, spec, self.caps)
+
+    @rule(data=st.data())
+    def get(self, data: st.DataObject) -> None:
+        assert self.name
+        ids = data.draw(st.lists(self._ids(), max_size=6), label="get ids")
+        check_get(self.h.get(self.name, ids), self.oracle, ids)
+
+    @rule()
+    def reopen(self) -> None:
+        assert self.name
+        info = self.h.create(self.name, self.dim)
+        if info.dimension != self.dim:
+            fail(f"re-opening returned dimension {info.dimension}, not {self.dim}")
+
+    @invariant()
+    def count_matches(self) -> None:
+        if self.name is not None:
+            got = self.h.count(self.name)
+            if got != len(self.oracle.records):
+                fail(f"count() is {got}; the model holds {len(self.oracle.records)} records")
+
+    def teardown(self) -> None:
+        if self.name is not None:
+            self.h.drop(self.name)
+
+
+class StateMachineClauses:
+    """The stateful clause. Mixed into `StoreContract`; a plugin may set ``state_machine`` to its
+    own subclass of `StoreStateMachine`."""
+
+    state_machine: ClassVar[type[StoreStateMachine]] = StoreStateMachine
+
+    def test_state_machine(self, vpa_store: StoreHarness) -> None:
+        """Interleaved upserts, deletes (by ids, filter, both), re-opens, gets, counts and queries
+        agree with the oracle after every step."""
+        run_state_machine_as_test(
+            self.state_machine.bind(vpa_store),
+            settings=clause_settings(BASE_EXAMPLES["state_machine"], stateful=True),
+        )
