@@ -263,3 +263,42 @@ async def test_system_stats_have_the_original_nested_shape(rag):
     assert stats["vector_database"]["total_documents"] == 3 and stats["vector_database"]["provider"] == "memory"
     assert stats["embedding_model"]["dimension"] == rag.embedder.fingerprint.dimension
     assert (await rag.get_system_stats(tenant="t"))["search_statistics"]["cache_hit_rate"] is None
+
+
+async def test_a_filter_at_the_stores_bound_passes_with_a_tenant_and_one_past_names_the_callers_filter(config):
+    from vpa.errors import LimitExceeded
+
+    system = create_enhanced_rag_system(config)
+    await system.add_document("d", "", "text about the bound", {"n": 1}, tenant="t")
+    caps = system.store.capabilities
+    at_bound = {"n": {"$in": list(range(caps.max_filter_terms - 1))}}  # the tenant term makes it the bound
+    assert len(await system.search_knowledge("u", "bound", filters=at_bound, tenant="t")) == 1
+    past = {"n": {"$in": list(range(caps.max_filter_terms))}}
+    with pytest.raises(LimitExceeded, match="filters exceeds max_filter_terms"):
+        await system.search_knowledge("u", "bound", filters=past, tenant="t")
+    await system.shutdown()
+
+
+async def test_metadata_past_the_stores_bounds_is_refused_before_embedding_naming_the_document(config):
+    from vpa.errors import LimitExceeded
+    from vpa.layout import RESERVED_KEYS
+
+    system = create_enhanced_rag_system(config)
+    await system.initialize()
+    calls = []
+    real = system.embedder.aembed
+
+    async def counting(texts):
+        calls.append(len(texts))
+        return await real(texts)
+
+    system.embedder.aembed = counting
+    limit = system.store.capabilities.max_metadata_keys - len(RESERVED_KEYS)
+    await system.add_document("fits", "", "text", {f"k{i}": i for i in range(limit)})
+    calls.clear()
+    with pytest.raises(LimitExceeded, match="metadata of document 'many'.*max_metadata_keys"):
+        await system.add_document("many", "", "text", {f"k{i}": i for i in range(limit + 1)})
+    with pytest.raises(LimitExceeded, match="metadata of document 'big'.*max_metadata_bytes"):
+        await system.add_document("big", "x" * 70_000, "text")
+    assert calls == [] and await system.get_document("many") is None
+    await system.shutdown()

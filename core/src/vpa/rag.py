@@ -40,6 +40,7 @@ from vpa.errors import (
     DocumentTooLarge,
     IncompleteDocument,
     InvalidMetadata,
+    LimitExceeded,
     ValidationError,
 )
 from vpa.filters import And, Comparison, FilterLike, Node, canonical_json, parse_filter
@@ -48,8 +49,11 @@ from vpa.layout import (
     CHUNK_INDEX,
     CONTENT_HASH,
     DOC_ID,
+    END,
     LAYOUT_VERSION,
+    RESERVED_KEYS,
     RESERVED_PREFIX,
+    START,
     TENANT,
     TITLE,
     assemble,
@@ -68,7 +72,7 @@ from vpa.models import CollectionInfo, Document, FilterOp, Hit, Record, SearchRe
 from vpa.plugins import Registry, get_registry
 from vpa.stores.base import VectorStore
 from vpa.telemetry import ALL, SearchHistoryEntry, SearchTelemetry
-from vpa.validation import check_id, check_metadata, is_encodable
+from vpa.validation import check_id, check_metadata, is_encodable, metadata_bytes
 
 log = get_logger("vpa.rag")
 
@@ -199,6 +203,24 @@ class RAGSystem:
         reserved = [k for k in document.metadata if k.startswith(RESERVED_PREFIX)]
         if reserved:
             raise InvalidMetadata(f"metadata keys starting with {RESERVED_PREFIX!r} are reserved: {reserved}")
+        self._check_metadata_bounds(document)
+
+    def _check_metadata_bounds(self, document: Document) -> None:
+        """The store's metadata bounds, less what every chunk adds (`vpa.layout.RESERVED_KEYS`),
+        checked before anything is chunked or embedded; the error names the document."""
+        caps = self.store.capabilities
+        what = f"metadata of document {document.id!r}"
+        keys = len(document.metadata)
+        if keys + len(RESERVED_KEYS) > caps.max_metadata_keys:
+            raise LimitExceeded("max_metadata_keys", keys, caps.max_metadata_keys - len(RESERVED_KEYS),
+                                what=f"{what} (VPA adds {len(RESERVED_KEYS)} keys of its own)")
+        # the reserved values at their largest: the title, a 64-hex hash, the tenant, five numbers
+        widest = {**document.metadata, TITLE: document.title, CONTENT_HASH: "0" * 64, TENANT: "t" * 64,
+                  DOC_ID: document.id, **dict.fromkeys((CHUNK_INDEX, CHUNK_COUNT, START, END), 10**15)}
+        size = metadata_bytes(widest)
+        if size > caps.max_metadata_bytes:
+            raise LimitExceeded("max_metadata_bytes", size, caps.max_metadata_bytes,
+                                what=f"{what} (with the title and VPA's own keys)")
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -402,11 +424,19 @@ class RAGSystem:
         raise AssertionError("unreachable")
 
     def _scope(self, spec: FilterLike, tenant: str | None) -> Node | None:
-        node = parse_filter(spec)
+        """The caller's filter within the tenant. With a tenant the store gets one more term and
+        (unless the filter is a conjunction already) one more level, so the caller's filter is
+        held to the store's bounds less those: a refusal names the caller's own filter."""
+        caps = self.store.capabilities
+        scoped = tenant is not None
+        node = parse_filter(spec, max_terms=caps.max_filter_terms - scoped, max_depth=caps.max_filter_depth - scoped,
+                            what="filters")
         if tenant is None:
             return node
         tenant_node = Comparison(TENANT, FilterOp.EQ, tenant)
-        return tenant_node if node is None else And((tenant_node, node))
+        if node is None:
+            return tenant_node
+        return And((tenant_node, *node.children)) if isinstance(node, And) else And((tenant_node, node))
 
     def _results_namespace(self) -> str:
         return f"results:{self.config.provider}:{self.collection}"
