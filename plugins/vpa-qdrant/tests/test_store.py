@@ -510,3 +510,38 @@ async def test_health_is_one_line_without_the_location(tmp_path):
     health = await store.health()
     assert health.ok and health.detail == "local mode, 1 collection(s)"
     await store.close()
+
+
+@pytest.mark.filterwarnings("ignore:Local mode performs exact")
+async def test_server_mode_calls_fit_the_async_client():
+    """No server here: the server-mode store (every request option set) drives the async
+    client's API on its in-memory engine, which takes the same calls as a remote one."""
+    from qdrant_client import AsyncQdrantClient
+
+    settings = QdrantSettings(
+        url="http://127.0.0.1:1",
+        hnsw_ef=64,
+        read_consistency="majority",
+        write_ordering="strong",
+        shard_number=2,
+        replication_factor=2,
+        write_consistency_factor=1,
+        on_disk=False,
+        on_disk_payload=True,
+        hnsw_m=16,
+        hnsw_ef_construct=100,
+        check_compatibility=False,
+    )
+    store = QdrantStore(settings)
+    store._backend._client = AsyncQdrantClient(location=":memory:")
+    await store.create_collection("t_server", 2)
+    await store.upsert("t_server", [Record("a", [1, 0], "t", {"k": 1}), Record("b", [0, 2], "u", {"k": 2})])
+    hits = await store.query("t_server", [1, 0], top_k=2, filter={"k": {"$gte": 1}})
+    assert [(h.id, round(h.score, 6)) for h in hits] == [("a", 1.0), ("b", 0.0)]
+    (b,) = await store.get("t_server", ["b"])
+    np.testing.assert_allclose(b.vector, [0, 2], rtol=1e-6)
+    assert await store.delete("t_server", ids=["a", "b"], filter={"k": 1}) == 1
+    assert await store.delete("t_server", filter={"k": 2}) == 1
+    assert await store.count("t_server") == 0
+    assert (await store.health()).detail == "server mode, 1 collection(s)"
+    await store.close()

@@ -119,12 +119,14 @@ class LocalBackend:
 class RemoteBackend:
     """A Qdrant server through `AsyncQdrantClient`, created on first use (no I/O before).
 
-    ``pool_size`` (VPA_CONNECTION_POOL_SIZE) bounds the client's connections: its httpx pool over
-    REST, its number of gRPC channels; 0 leaves the client's default."""
+    ``connection_pool_size`` (VPA_CONNECTION_POOL_SIZE) is the client's ``pool_size``: the httpx
+    pool's connections over REST, the number of gRPC channels; 0 leaves the client's default."""
 
     kind = "server"
 
-    def __init__(self, settings: QdrantSettings, *, api_key: str | None = None, pool_size: int = 0) -> None:
+    def __init__(
+        self, settings: QdrantSettings, *, api_key: str | None = None, connection_pool_size: int = 0
+    ) -> None:
         options: dict[str, Any] = {
             "url": settings.url,
             "api_key": api_key,
@@ -139,8 +141,8 @@ class RemoteBackend:
                 options[option] = getattr(settings, option)
         if settings.prefix:
             options["prefix"] = settings.prefix
-        if pool_size:
-            options["pool_size"] = pool_size
+        if connection_pool_size:
+            options["pool_size"] = connection_pool_size
         self._options = options
         self._client: AsyncQdrantClient | None = None
         self._closed = False

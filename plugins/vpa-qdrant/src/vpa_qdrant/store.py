@@ -75,7 +75,7 @@ class QdrantStore(VectorStore):
         port: int | None = None,
         api_key: str | None = None,
         data_dir: str | os.PathLike[str] | None = None,
-        pool_size: int = 0,
+        connection_pool_size: int = 0,
     ) -> None:
         settings = (settings or QdrantSettings()).resolve(host=host, port=port, data_dir=data_dir)
         super().__init__(capabilities=self.declare(settings))
@@ -83,7 +83,9 @@ class QdrantStore(VectorStore):
         self.mode = settings.mode
         self._backend: LocalBackend | RemoteBackend
         if settings.mode == "server":
-            self._backend = RemoteBackend(settings, api_key=api_key, pool_size=pool_size)
+            self._backend = RemoteBackend(
+                settings, api_key=api_key, connection_pool_size=connection_pool_size
+            )
             self.location = str(settings.url)
         elif settings.mode == "local" and settings.path is None:
             raise ConfigError(
@@ -118,7 +120,7 @@ class QdrantStore(VectorStore):
             port=config.port,
             api_key=config.api_key,
             data_dir=config.data_dir,
-            pool_size=config.connection_pool_size,
+            connection_pool_size=config.connection_pool_size,
         )
 
     @classmethod
