@@ -89,6 +89,8 @@ def structure_settings(cls: type[T], options: Mapping[str, Any], section: str) -
         )
     try:
         return _converter.structure(dict(options), cls)
+    except ConfigError:
+        raise  # a field validator's own message names the option already
     except cattrs.BaseValidationError as exc:
         messages = cattrs.transform_error(exc, path=f"[{section}]", format_exception=_why)
         raise ConfigError("; ".join(_path_first(m) for m in messages)) from None

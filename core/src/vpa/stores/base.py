@@ -190,13 +190,11 @@ class VectorStore(abc.ABC):
         """Insert or replace records by id; returns how many distinct ids were written."""
         info = await self.open_collection(collection)
         caps = self.capabilities
-        # Validation is ~10 µs a record: a large batch is checked off the event loop.
+        # Validation is ~10 µs a record: a large batch is checked off the event loop, whole.
         if len(records) <= 256:
-            batch = self.check_records(records, info.dimension)
+            batch = self._validate(info, records)
         else:
-            batch = await asyncio.to_thread(self.check_records, records, info.dimension)
-        if type(self).check_record is not VectorStore.check_record:
-            batch = [self.check_record(info, record) for record in batch]
+            batch = await asyncio.to_thread(self._validate, info, records)
         if not batch:
             return 0
         await self._prepare_upsert(info, batch)
@@ -206,6 +204,12 @@ class VectorStore(abc.ABC):
             for part in self.split_batch(info, batch):
                 await self._upsert(info, part)
         return len(batch)
+
+    def _validate(self, info: CollectionInfo, records: Sequence[Record]) -> list[Record]:
+        batch = self.check_records(records, info.dimension)
+        if type(self).check_record is not VectorStore.check_record:
+            batch = [self.check_record(info, record) for record in batch]
+        return batch
 
     def check_record(self, info: CollectionInfo, record: Record) -> Record:
         """Refuse (with a typed `ValidationError`) one validated record this backend cannot
@@ -323,9 +327,15 @@ class VectorStore(abc.ABC):
         return HealthStatus(ok=True, detail=detail or "ok", latency_ms=(time.perf_counter() - started) * 1000)
 
     async def settle(self, collection: str) -> None:
-        """Wait until every acknowledged write is visible to reads. Immediate stores do nothing."""
-        if self.capabilities.eventually_consistent:
-            await self._settle(await self.open_collection(collection))
+        """Wait until every acknowledged write is visible to reads. Immediate stores do nothing;
+        nor does settling a collection that no longer exists."""
+        if not self.capabilities.eventually_consistent:
+            return
+        try:
+            info = await self.open_collection(collection)
+        except CollectionNotFound:
+            return
+        await self._settle(info)
 
     async def close(self) -> None:
         """Release clients and files (`_close`) and forget every collection. The store is
@@ -363,10 +373,14 @@ class VectorStore(abc.ABC):
         says does not exist is forgotten, so the next call looks again."""
         try:
             yield
+        except VPAError as exc:  # already typed (a plugin's own check): passed through as it is
+            if isinstance(exc, CollectionNotFound):
+                self.forget_collection(collection or exc.name)
+            raise
         except Exception as exc:
             error = self.translate_error(exc, where=where, collection=collection)
             if isinstance(error, CollectionNotFound):
-                self._collections.pop(collection or error.name, None)
+                self.forget_collection(collection or error.name)
             if error is exc:
                 raise
             raise error from exc
@@ -379,7 +393,8 @@ class VectorStore(abc.ABC):
             return await asyncio.to_thread(fn, *args)
 
     def forget_collection(self, name: str) -> None:
-        """Drop the cached definition of ``name`` (say, after the backend lost it)."""
+        """Drop the cached definition of ``name`` (say, after the backend lost it). A plugin that
+        caches more per collection (a client handle) extends this and calls ``super()``."""
         self._collections.pop(name, None)
 
     async def __aenter__(self) -> VectorStore:
