@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from vpa_weaviate import WeaviateSettings
-from weaviate_support import StandIn, start_standin, stop_standin
+from vpa_weaviate.settings import WeaviateSettings
+from weaviate_support import RealWeaviate, StandIn, start_standin, stop_standin
 
 
 @pytest.fixture(scope="session")
@@ -42,17 +42,13 @@ HOW_TO_RUN_REAL = (
 
 
 @pytest.fixture(scope="session")
-def real_weaviate() -> Iterator[WeaviateSettings]:
-    """Settings for the user's Weaviate, with a class prefix unique to this run; every class
-    created under it is dropped at the end of the session."""
+def real_weaviate() -> Iterator[RealWeaviate]:
+    """The user's Weaviate, with a class prefix unique to this run; every class created under it
+    is dropped at the end of the session."""
     if not REAL_URL:
         pytest.skip(HOW_TO_RUN_REAL)
     prefix = "Vpatest" + uuid.uuid4().hex[:8]
-    options: dict[str, object] = {
-        "api_key": os.environ.get("VPA_WEAVIATE_API_KEY") or None,
-        "class_prefix": prefix,
-        "timeout": 60.0,
-    }
+    options: dict[str, object] = {"url": REAL_URL, "class_prefix": prefix, "timeout": 60.0}
     grpc_url = os.environ.get("VPA_WEAVIATE_GRPC_URL")
     if grpc_url:
         parts = urlsplit(grpc_url if "://" in grpc_url else f"grpc://{grpc_url}")
@@ -60,28 +56,16 @@ def real_weaviate() -> Iterator[WeaviateSettings]:
         options.update(
             grpc_host=parts.hostname, grpc_port=parts.port or (443 if secure else 50051), grpc_secure=secure
         )
-    settings = WeaviateSettings.from_url(REAL_URL, **options)  # type: ignore[arg-type]
+    real = RealWeaviate(WeaviateSettings(**options), os.environ.get("VPA_WEAVIATE_API_KEY") or None)  # type: ignore[arg-type]
     try:
-        yield settings
+        yield real
     finally:
-        _drop_run_classes(settings, prefix)
+        _drop_run_classes(real, prefix)
 
 
-def _drop_run_classes(settings: WeaviateSettings, prefix: str) -> None:
-    import weaviate
-    from weaviate.classes.init import Auth
-
-    grpc_host, grpc_port, grpc_secure = settings.resolved_grpc
-    client = weaviate.connect_to_custom(
-        http_host=settings.http_host,
-        http_port=settings.http_port,
-        http_secure=settings.http_secure,
-        grpc_host=grpc_host,
-        grpc_port=grpc_port,
-        grpc_secure=grpc_secure,
-        auth_credentials=Auth.api_key(settings.api_key) if settings.api_key else None,
-        skip_init_checks=True,
-    )
+def _drop_run_classes(real: RealWeaviate, prefix: str) -> None:
+    store = real.store()
+    client = store._client()  # the store's own connection: every class under the prefix goes
     try:
         for name in client.collections.list_all(simple=True):
             if name.startswith(prefix):

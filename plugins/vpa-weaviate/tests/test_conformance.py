@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pytest
 from vpa_conformance import StoreContract
-from vpa_weaviate import WeaviateStore
 
 
 class TestWeaviateConformance(StoreContract):
@@ -39,8 +38,8 @@ class TestWeaviateTenantConformance(StoreContract):
 class TestWeaviateRealServiceConformance(StoreContract):
     @pytest.fixture
     def store(self, real_weaviate):
-        return WeaviateStore(real_weaviate)
+        return real_weaviate.store()
 
     @pytest.fixture
     def store_factory(self, real_weaviate):
-        return lambda: WeaviateStore(real_weaviate)
+        return lambda: real_weaviate.store()

@@ -16,7 +16,7 @@ from vpa.errors import (
     StoreUnavailable,
 )
 from vpa.models import Record
-from vpa_weaviate.errors import translate
+from vpa_weaviate.errors import translate_error
 from vpa_weaviate.naming import encode_collection
 from weaviate.exceptions import (
     UnexpectedStatusCodeError,
@@ -78,7 +78,7 @@ def test_grpc_without_credentials_is_unauthenticated_and_maps_to_store_auth_erro
     keyed_standin: StandIn,
 ) -> None:
     """The stand-in refuses a gRPC call without the key (UNAUTHENTICATED); the client wraps that
-    in WeaviateQueryError inside its ``except RpcError`` block, and translate finds the status."""
+    in WeaviateQueryError inside its ``except RpcError`` block, and translate_error finds the status."""
     with grpc.insecure_channel(f"127.0.0.1:{keyed_standin.grpc_port}") as channel:
         stub = weaviate_pb2_grpc.WeaviateStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
@@ -90,18 +90,19 @@ def test_grpc_without_credentials_is_unauthenticated_and_maps_to_store_auth_erro
             except grpc.RpcError as rpc_error:
                 raise WeaviateQueryError(str(rpc_error.details()), "GRPC search")  # noqa: B904
         except WeaviateQueryError as wrapped:
-            assert isinstance(translate(wrapped, what="search"), StoreAuthError)
+            assert isinstance(translate_error(wrapped, where="search"), StoreAuthError)
 
 
 # --- availability ----------------------------------------------------------------------------------
 
 
 async def test_nothing_listening_is_store_unavailable() -> None:
-    from vpa_weaviate import WeaviateSettings, WeaviateStore
+    from vpa_weaviate.settings import WeaviateSettings
+    from vpa_weaviate.store import WeaviateStore
 
     port = _free_port()
     store = WeaviateStore(
-        WeaviateSettings(http_host="127.0.0.1", http_port=port, grpc_port=_free_port(), init_timeout=2)
+        WeaviateSettings(host="127.0.0.1", port=port, grpc_port=_free_port(), init_timeout=2)
     )
     try:
         with pytest.raises(StoreUnavailable):
@@ -144,15 +145,7 @@ async def test_server_side_dimension_mismatch_is_a_store_error(standin: StandIn,
     store = standin.store()
     try:
         await store.create_collection(unique_name, 4)
-        client = weaviate.connect_to_custom(
-            http_host="127.0.0.1",
-            http_port=standin.http_port,
-            http_secure=False,
-            grpc_host="127.0.0.1",
-            grpc_port=standin.grpc_port,
-            grpc_secure=False,
-            skip_init_checks=True,
-        )
+        client = standin.client()
         try:
             client.collections.use(encode_collection(unique_name)).data.insert_many(
                 [
@@ -222,13 +215,13 @@ def _status_error(code: int) -> UnexpectedStatusCodeError:
         (RuntimeError("something else"), StoreError),
     ],
 )
-def test_translate(exc: Exception, expected: type[Exception]) -> None:
-    error = translate(exc, collection="x")
+def test_translate_error(exc: Exception, expected: type[Exception]) -> None:
+    error = translate_error(exc, where="search", collection="x")
     assert type(error) is expected
     if expected is CollectionNotFound:
         assert error.name == "x"  # type: ignore[attr-defined]
 
 
 def test_translate_not_found_needs_a_collection_context() -> None:
-    assert type(translate(_status_error(404))) is StoreError
-    assert type(translate(_status_error(404), collection="c")) is CollectionNotFound
+    assert type(translate_error(_status_error(404), where="fetch")) is StoreError
+    assert type(translate_error(_status_error(404), where="fetch", collection="c")) is CollectionNotFound

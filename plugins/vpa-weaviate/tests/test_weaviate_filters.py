@@ -19,7 +19,7 @@ TYPES = {"s": wf.TEXT, "l": wf.TEXT_ARRAY, "i": wf.INT, "x": wf.NUMBER, "b": wf.
 
 def wire(spec: Any, types: dict[str, str] = TYPES) -> Any:
     """The translated filter as the gRPC message the client sends (or TRUE / FALSE)."""
-    translated = wf.translate(parse_filter(spec), types)
+    translated = wf.to_native(parse_filter(spec), types)
     if translated is wf.TRUE or translated is wf.FALSE:
         return translated
     return MessageToDict(_FilterToGRPC.convert(translated), preserving_proto_field_name=True)
@@ -152,8 +152,8 @@ def test_logic_folds_constants_away() -> None:
 
 
 def test_uses_not() -> None:
-    assert wf.uses_not(wf.translate(parse_filter({"s": {"$ne": "a"}}), TYPES))
-    assert not wf.uses_not(wf.translate(parse_filter({"s": "a"}), TYPES))
+    assert wf.uses_not(wf.to_native(parse_filter({"s": {"$ne": "a"}}), TYPES))
+    assert not wf.uses_not(wf.to_native(parse_filter({"s": "a"}), TYPES))
     assert not wf.uses_not(wf.TRUE)
 
 

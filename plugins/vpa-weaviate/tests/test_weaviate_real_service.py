@@ -5,15 +5,14 @@ stand-in. Every class is created under a prefix unique to the run and dropped at
 
 from __future__ import annotations
 
-import attrs
 import pytest
 from vpa.errors import CollectionNotFound, StoreAuthError
 from vpa.models import EmbedderFingerprint, Record
-from vpa_weaviate import WeaviateSettings, WeaviateStore
+from weaviate_support import RealWeaviate
 
 
-async def test_round_trip_filters_and_persistence(real_weaviate: WeaviateSettings, unique_name: str) -> None:
-    store = WeaviateStore(real_weaviate)
+async def test_round_trip_filters_and_persistence(real_weaviate: RealWeaviate, unique_name: str) -> None:
+    store = real_weaviate.store()
     fingerprint = EmbedderFingerprint("hashing", "real", 3)
     try:
         health = await store.health()
@@ -32,7 +31,7 @@ async def test_round_trip_filters_and_persistence(real_weaviate: WeaviateSetting
         assert await store.count(unique_name, {"n": {"$gt": 1.5}}) == 1
         hits = await store.query(unique_name, [1, 0.1, 0], 2)
         assert [h.id for h in hits] == ["a", "b"] and hits[0].score > hits[1].score
-        other = WeaviateStore(real_weaviate)
+        other = real_weaviate.store()
         try:
             info = await other.open_collection(unique_name)
             assert info.fingerprint == fingerprint
@@ -47,10 +46,10 @@ async def test_round_trip_filters_and_persistence(real_weaviate: WeaviateSetting
         await store.close()
 
 
-async def test_wrong_api_key_is_store_auth_error(real_weaviate: WeaviateSettings) -> None:
+async def test_wrong_api_key_is_store_auth_error(real_weaviate: RealWeaviate) -> None:
     if not real_weaviate.api_key:
         pytest.skip("the Weaviate in VPA_WEAVIATE_URL has no API key (VPA_WEAVIATE_API_KEY is not set)")
-    store = WeaviateStore(attrs.evolve(real_weaviate, api_key="not-the-key"))
+    store = real_weaviate.store(api_key="not-the-key")
     try:
         with pytest.raises(StoreAuthError):
             await store.list_collections()

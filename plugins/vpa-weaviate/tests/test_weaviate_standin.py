@@ -20,15 +20,7 @@ from weaviate_support import StandIn, start_standin, stop_standin
 
 
 def connect(standin: StandIn, *, skip_init_checks: bool = True) -> weaviate.WeaviateClient:
-    return weaviate.connect_to_custom(
-        http_host="127.0.0.1",
-        http_port=standin.http_port,
-        http_secure=False,
-        grpc_host="127.0.0.1",
-        grpc_port=standin.grpc_port,
-        grpc_secure=False,
-        skip_init_checks=skip_init_checks,
-    )
+    return standin.client(skip_init_checks=skip_init_checks)
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ tenants, configuration and lifecycle."""
 from __future__ import annotations
 
 import json
+import re
 
+import attrs
 import numpy as np
 import pytest
 import weaviate
@@ -18,23 +20,18 @@ from vpa.errors import (
     UnsupportedFilter,
     UnsupportedMetadata,
 )
-from vpa.models import EmbedderFingerprint, Record
+from vpa.models import CollectionInfo, EmbedderFingerprint, Record
 from vpa.plugins import get_registry
-from vpa_weaviate import CAPABILITIES, WeaviateSettings, WeaviateStore
+from vpa.stores.definition import load_definition
+from vpa_weaviate import codec
 from vpa_weaviate.naming import encode_collection
+from vpa_weaviate.settings import WeaviateSettings
+from vpa_weaviate.store import NEGATIONS, ServerInfo, WeaviateStore
 from weaviate_support import StandIn, start_standin, stop_standin
 
 
 def _raw_client(standin: StandIn) -> weaviate.WeaviateClient:
-    return weaviate.connect_to_custom(
-        http_host="127.0.0.1",
-        http_port=standin.http_port,
-        http_secure=False,
-        grpc_host="127.0.0.1",
-        grpc_port=standin.grpc_port,
-        grpc_secure=False,
-        skip_init_checks=True,
-    )
+    return standin.client()
 
 
 def _grpc_calls(standin: StandIn, method: str) -> int:
@@ -60,8 +57,10 @@ async def test_collection_layout_in_weaviate(standin: StandIn, unique_name: str)
             config = client.collections.use(encode_collection(unique_name)).config.get()
         finally:
             client.close()
-        definition = json.loads(config.description)["vpa"]
-        assert definition["dimension"] == 3 and definition["fingerprint"]["model"] == "m"
+        description = json.loads(config.description)
+        assert (description["name"], description["multi_tenant"]) == (unique_name, False)
+        definition = load_definition(unique_name, description["vpa_definition"])  # the core's format
+        assert definition.dimension == 3 and definition.fingerprint == fingerprint
         vector = config.vector_config["default"]
         assert vector.vectorizer.vectorizer.value == "none"
         assert vector.vector_index_config.distance_metric.value == "cosine"
@@ -207,7 +206,8 @@ async def test_batches_are_split_by_count_and_by_bytes(standin: StandIn, unique_
         await store.create_collection(unique_name, 4)
         before = _grpc_calls(standin, "BatchObjects")
         records = [
-            Record(f"r{i}", [1, i, 0, 0], "t", {"i": i}) for i in range(2 * CAPABILITIES.max_batch_size + 1)
+            Record(f"r{i}", [1, i, 0, 0], "t", {"i": i})
+            for i in range(2 * WeaviateStore.capabilities.max_batch_size + 1)
         ]
         assert await store.upsert(unique_name, records) == len(records)
         assert _grpc_calls(standin, "BatchObjects") - before == 3
@@ -276,19 +276,26 @@ async def test_query_maximum_results_is_respected() -> None:
 
 
 async def test_negation_needs_weaviate_1_33() -> None:
-    """An older server has no Not operator: negations raise UnsupportedFilter before any
-    request; everything else still works."""
+    """An older server has no Not operator: once connected the store no longer declares the
+    negations, so they raise UnsupportedFilter before any request (health says why: 1.33);
+    everything else still works."""
     standin = start_standin("--version", "1.32.4")
     store = standin.store()
     try:
+        assert store.capabilities.filter_operators >= NEGATIONS  # before connecting: a server's default
         await store.create_collection("old", 2)
+        assert store.capabilities == WeaviateStore.declare(store.settings, ServerInfo((1, 32, 4)))
+        assert not store.capabilities.filter_operators & NEGATIONS
+        assert "1.33" in (await store.health()).detail
         await store.upsert("old", [Record("a", [1, 0], "", {"k": "x"}), Record("b", [0, 1], "", {})])
         assert await store.count("old", {"k": "x"}) == 1
+        before = standin.requests()
         for spec in ({"k": {"$ne": "x"}}, {"k": {"$nin": ["x"]}}, {"$not": {"k": "x"}}):
-            with pytest.raises(UnsupportedFilter, match=r"1\.33"):
+            with pytest.raises(UnsupportedFilter, match=r"cannot evaluate \$(ne|nin|not)"):
                 await store.count("old", spec)
             with pytest.raises(UnsupportedFilter):
                 await store.delete("old", filter=spec)
+        assert standin.requests() == before
         assert await store.count("old") == 2
     finally:
         await store.close()
@@ -400,56 +407,130 @@ def test_settings_from_vpa_config(tmp_path) -> None:
         VPA_VECTOR_DB_HOST="weaviate.internal",
         VPA_VECTOR_DB_PORT="8081",
         VPA_VECTOR_DB_API_KEY="secret",
+        VPA_CONNECTION_POOL_SIZE="7",
     )
-    settings = WeaviateSettings.from_config(config)
-    assert (settings.http_host, settings.http_port, settings.http_secure) == (
-        "weaviate.internal",
-        8081,
-        False,
+    store = WeaviateStore.from_config(config)
+    e = store.settings.endpoints
+    assert (e.http_host, e.http_port, e.http_secure) == ("weaviate.internal", 8081, False)
+    assert (e.grpc_host, e.grpc_port, e.grpc_secure) == ("weaviate.internal", 50052, False)
+    assert (store._api_key, store.settings.tenant, store.settings.index) == ("secret", "acme", "flat")
+    assert "secret" not in repr(store) and "secret" not in repr(store.settings)
+    pool = store._client_config().connection
+    assert (pool.session_pool_connections, pool.session_pool_maxsize) == (7, 7)
+
+
+def test_connection_pool_size_zero_keeps_the_client_default(tmp_path) -> None:
+    store = WeaviateStore.from_config(_config(tmp_path))
+    default = weaviate.config.ConnectionConfig()
+    pool = store._client_config().connection
+    assert (pool.session_pool_connections, pool.session_pool_maxsize) == (
+        default.session_pool_connections,
+        default.session_pool_maxsize,
     )
-    assert settings.resolved_grpc == ("weaviate.internal", 50052, False)
-    assert (settings.api_key, settings.tenant, settings.index) == ("secret", "acme", "flat")
-    assert "secret" not in repr(settings)
 
 
 def test_settings_from_url_and_grpc_url(tmp_path) -> None:
     config = _config(
-        tmp_path, '[providers.weaviate]\nurl = "https://abc.c0.europe-west3.gcp.weaviate.cloud"\n'
+        tmp_path,
+        '[providers.weaviate]\nurl = "https://abc.c0.europe-west3.gcp.weaviate.cloud"\n',
+        VPA_VECTOR_DB_HOST="ignored.internal",
     )
-    settings = WeaviateSettings.from_config(config)
-    assert (settings.http_host, settings.http_port, settings.http_secure) == (
-        "abc.c0.europe-west3.gcp.weaviate.cloud",
+    e = WeaviateStore.from_config(config).settings.endpoints
+    assert (e.http_host, e.http_port, e.http_secure) == ("abc.c0.europe-west3.gcp.weaviate.cloud", 443, True)
+    assert (e.grpc_host, e.grpc_port, e.grpc_secure) == (
+        "grpc-abc.c0.europe-west3.gcp.weaviate.cloud",
         443,
         True,
     )
-    assert settings.resolved_grpc == ("grpc-abc.c0.europe-west3.gcp.weaviate.cloud", 443, True)
     config = _config(tmp_path, '[providers.weaviate]\nurl = "http://w:8080"\ngrpc_url = "grpc://g:6000"\n')
-    assert WeaviateSettings.from_config(config).resolved_grpc == ("g", 6000, False)
+    e = WeaviateStore.from_config(config).settings.endpoints
+    assert (e.grpc_host, e.grpc_port, e.grpc_secure) == ("g", 6000, False)
+
+
+def test_every_option_of_0_1_keeps_its_name_and_default() -> None:
+    defaults = {f.name: f.default for f in attrs.fields(WeaviateSettings)}
+    assert defaults == {
+        "url": None, "host": None, "port": None, "secure": False, "grpc_url": None, "grpc_host": None,
+        "grpc_port": None, "grpc_secure": None, "tenant": None, "class_prefix": "Vpa", "index": "hnsw",
+        "timeout": 60.0, "init_timeout": 10.0, "batch_bytes": None, "max_results": 10_000,
+        "replication_factor": None, "shards": None, "consistency_level": None,
+    }  # fmt: skip
+    e = WeaviateSettings().endpoints
+    assert (e.http_host, e.http_port, e.grpc_host, e.grpc_port) == ("localhost", 8080, "localhost", 50051)
 
 
 @pytest.mark.parametrize(
-    "toml",
+    ("toml", "names"),
     [
-        "[providers.weaviate]\nbogus = 1\n",
-        '[providers.weaviate]\ntenant = "no spaces"\n',
-        '[providers.weaviate]\nclass_prefix = "lower"\n',
-        '[providers.weaviate]\nindex = "ivf"\n',
-        '[providers.weaviate]\nurl = "ftp://x"\n',
-        '[providers.weaviate]\nconsistency_level = "most"\n',
-        "[providers.weaviate]\nreplication_factor = 0\n",
+        ("[providers.weaviate]\nbogus = 1\n", "[providers.weaviate].bogus"),
+        ('[providers.weaviate]\ntenant = "no spaces"\n', "tenant"),
+        ('[providers.weaviate]\nclass_prefix = "lower"\n', "class_prefix"),
+        ('[providers.weaviate]\nindex = "ivf"\n', "index"),
+        ('[providers.weaviate]\nurl = "ftp://x"\n', "url"),
+        ('[providers.weaviate]\nconsistency_level = "most"\n', "consistency_level"),
+        ("[providers.weaviate]\nreplication_factor = 0\n", "replication_factor"),
+        ('[providers.weaviate]\ntimeout = "soon"\n', "[providers.weaviate].timeout"),
+        ("[providers.weaviate]\nshards = 2.5\n", "[providers.weaviate].shards"),
     ],
 )
-def test_bad_settings_are_config_errors(tmp_path, toml: str) -> None:
-    with pytest.raises(ConfigError):
-        WeaviateSettings.from_config(_config(tmp_path, toml))
+def test_bad_settings_are_config_errors(tmp_path, toml: str, names: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(names)):
+        WeaviateStore.from_config(_config(tmp_path, toml))
 
 
 def test_registered_factory_builds_a_store_without_io(tmp_path) -> None:
     registration = get_registry().get("store", "weaviate")
-    assert registration.capabilities == CAPABILITIES
-    assert not CAPABILITIES.heterogeneous_fields
+    assert registration.capabilities == WeaviateStore.capabilities
+    assert not WeaviateStore.capabilities.heterogeneous_fields
     store = registration.factory(_config(tmp_path, VPA_VECTOR_DB_HOST="unreachable.invalid"))
     assert isinstance(store, WeaviateStore) and store._client_obj is None
+
+
+def test_capabilities_have_one_definition(tmp_path) -> None:
+    """The class declares the default mode; `declare` derives the rest from settings and, once
+    connected, from the server: what the registry reports is what a store built from the same
+    configuration holds before it connects."""
+    assert WeaviateStore.declare(WeaviateSettings()) == WeaviateStore.capabilities
+    config = _config(tmp_path, "[providers.weaviate]\nbatch_bytes = 20000\n")
+    declared = get_registry().get("store", "weaviate").declared(config)
+    assert declared.max_request_bytes == 20_000
+    assert WeaviateStore.from_config(config).capabilities == declared
+    caps = WeaviateStore.capabilities
+    assert (caps.exact, caps.min_recall, caps.max_batch_size, caps.max_top_k) == (False, 0.9, 1_000, 10_000)
+    assert (caps.persistent, caps.eventually_consistent, caps.heterogeneous_fields) == (True, False, False)
+    bounds = (caps.max_filter_terms, caps.max_filter_depth, caps.max_metadata_keys, caps.max_metadata_bytes)
+    assert bounds == (1024, 32, 256, 64 * 1024)
+    limited = WeaviateStore.declare(WeaviateSettings(), ServerInfo((1, 33, 0), grpc_max_message=300_000))
+    assert limited.max_request_bytes == 240_000 and limited.filter_operators >= NEGATIONS
+    old = WeaviateStore.declare(WeaviateSettings(batch_bytes=9_000), ServerInfo((1, 32, 4)))
+    assert old.max_request_bytes == 9_000 and not old.filter_operators & NEGATIONS
+
+
+async def test_a_collection_created_by_0_1_still_opens(standin: StandIn, unique_name: str) -> None:
+    """vpa-weaviate 0.1 kept its own definition in the class description; such a class is still
+    listed, opened (dimension and fingerprint), written and dropped."""
+    fingerprint = {"name": "hashing", "model": "m", "dimension": 2}
+    old = {"vpa": {"format": 1, "name": unique_name, "dimension": 2, "metric": "cosine",
+                   "fingerprint": fingerprint, "multi_tenant": False}}  # fmt: skip
+    client = _raw_client(standin)
+    try:
+        config = codec.class_config(CollectionInfo(unique_name, 2), WeaviateSettings())
+        config["description"] = json.dumps(old)
+        client.collections.create(encode_collection(unique_name), **config)
+    finally:
+        client.close()
+    store = standin.store()
+    try:
+        assert unique_name in await store.list_collections()
+        info = await store.open_collection(unique_name)
+        assert (info.dimension, info.fingerprint) == (2, EmbedderFingerprint("hashing", "m", 2))
+        with pytest.raises(EmbedderMismatch):
+            await store.create_collection(unique_name, 2, fingerprint=EmbedderFingerprint("hashing", "x", 2))
+        await store.upsert(unique_name, [Record("a", [1, 0], "t", {"k": 1})])
+        assert await store.count(unique_name, {"k": 1}) == 1
+    finally:
+        assert await store.drop_collection(unique_name)
+        await store.close()
 
 
 async def test_cluster_options_reach_the_collection(standin: StandIn, unique_name: str) -> None:

@@ -15,8 +15,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import attrs
 import httpx
-from vpa_weaviate import WeaviateSettings, WeaviateStore
+import weaviate
+from vpa_weaviate.settings import WeaviateSettings
+from vpa_weaviate.store import WeaviateStore
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,11 +40,10 @@ class StandIn:
 
     def settings(self, **overrides: object) -> WeaviateSettings:
         options: dict[str, object] = {
-            "http_host": "127.0.0.1",
-            "http_port": self.http_port,
+            "host": "127.0.0.1",
+            "port": self.http_port,
             "grpc_host": "127.0.0.1",
             "grpc_port": self.grpc_port,
-            "api_key": self.api_key,
             "timeout": 20.0,
             "init_timeout": 5.0,
         }
@@ -49,7 +51,22 @@ class StandIn:
         return WeaviateSettings(**options)  # type: ignore[arg-type]
 
     def store(self, **overrides: object) -> WeaviateStore:
-        return WeaviateStore(self.settings(**overrides))
+        """A store on this stand-in; ``api_key`` (default: the stand-in's) goes to the store, the
+        rest are settings."""
+        api_key = overrides.pop("api_key", self.api_key)
+        return WeaviateStore(self.settings(**overrides), api_key=api_key)  # type: ignore[arg-type]
+
+    def client(self, *, skip_init_checks: bool = True) -> weaviate.WeaviateClient:
+        """The official client on this stand-in, without VPA (to see what the store wrote)."""
+        return weaviate.connect_to_custom(
+            http_host="127.0.0.1",
+            http_port=self.http_port,
+            http_secure=False,
+            grpc_host="127.0.0.1",
+            grpc_port=self.grpc_port,
+            grpc_secure=False,
+            skip_init_checks=skip_init_checks,
+        )
 
     def requests(self) -> dict[str, int]:
         """The stand-in's per-endpoint request counters."""
@@ -57,6 +74,19 @@ class StandIn:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+
+@dataclass
+class RealWeaviate:
+    """The user's Weaviate (``VPA_WEAVIATE_URL``): settings and the API key to reach it."""
+
+    settings: WeaviateSettings
+    api_key: str | None = None
+
+    def store(self, **overrides: object) -> WeaviateStore:
+        api_key = overrides.pop("api_key", self.api_key)
+        settings = attrs.evolve(self.settings, **overrides) if overrides else self.settings
+        return WeaviateStore(settings, api_key=api_key)  # type: ignore[arg-type]
 
 
 def start_standin(*args: str, api_key: str | None = None, timeout: float = 30.0) -> StandIn:

@@ -67,11 +67,12 @@ def describe(exc: BaseException) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
-def translate(exc: BaseException, *, collection: str | None = None, what: str = "request") -> VPAError:
-    """The VPA error for a vendor exception (raise it ``from exc``)."""
+def translate_error(exc: BaseException, *, where: str, collection: str | None = None) -> BaseException:
+    """The VPA error for a vendor exception raised while doing ``where`` (raise it ``from exc``);
+    a missing class is `CollectionNotFound` only when ``collection`` says which one."""
     if isinstance(exc, VPAError):
         return exc
-    message = f"weaviate {what} failed: {describe(exc)}"
+    message = f"weaviate {where} failed: {describe(exc)}"
     code = _grpc_code(exc)
     status = _status(exc)
     if (
@@ -83,7 +84,7 @@ def translate(exc: BaseException, *, collection: str | None = None, what: str = 
             grpc.StatusCode.PERMISSION_DENIED,
         )
     ):
-        return StoreAuthError(f"weaviate rejected the credentials during {what}: {describe(exc)}")
+        return StoreAuthError(f"weaviate rejected the credentials during {where}: {describe(exc)}")
     if code is grpc.StatusCode.DEADLINE_EXCEEDED or isinstance(
         exc, wx.WeaviateTimeoutError | httpx.TimeoutException | TimeoutError
     ):
@@ -107,5 +108,5 @@ def translate(exc: BaseException, *, collection: str | None = None, what: str = 
     if collection is not None and (status == 404 or _NOT_FOUND.search(text)):
         return CollectionNotFound(collection)
     if _AUTH.search(text):
-        return StoreAuthError(f"weaviate rejected the credentials during {what}: {describe(exc)}")
+        return StoreAuthError(f"weaviate rejected the credentials during {where}: {describe(exc)}")
     return StoreError(message)

@@ -76,7 +76,7 @@ def _kind(value: Any) -> str:
 
 def _as_float(value: int | float) -> float:
     number = float(value)
-    return 0.0 if number == 0 else number  # -0.0 is stored as 0.0, see store._encode_value
+    return 0.0 if number == 0 else number  # -0.0 is stored as 0.0, see codec.encode_value
 
 
 def _int_like(value: int | float) -> bool:
@@ -202,15 +202,15 @@ def _comparison(node: Comparison, types: Mapping[str, str]) -> Translated:
     return _ordered(prop, data_type, op, node.value)
 
 
-def translate(node: Node | None, types: Mapping[str, str]) -> Translated:
+def to_native(node: Node | None, types: Mapping[str, str]) -> Translated:
     """The Weaviate filter equivalent to ``node``; ``types`` maps metadata keys to data types."""
     if node is None:
         return TRUE
     if isinstance(node, Comparison):
         return _comparison(node, types)
     if isinstance(node, Not):
-        return negate(translate(node.child, types))
-    parts = [translate(child, types) for child in node.children]
+        return negate(to_native(node.child, types))
+    parts = [to_native(child, types) for child in node.children]
     return _all_of(parts) if isinstance(node, And) else _any_of(parts)
 
 

@@ -51,15 +51,6 @@ VECTOR_NAME = "default"
 _STX, _ETX = "\x02", "\x03"
 
 
-def check_prefix(prefix: str) -> str:
-    if not isinstance(prefix, str) or not PREFIX_RE.fullmatch(prefix):
-        raise ValueError(
-            f"class_prefix {prefix!r} must start with an uppercase letter, "
-            "then letters or digits (at most 16)"
-        )
-    return prefix
-
-
 def _encode_body(name: str) -> str:
     out = []
     for ch in name:

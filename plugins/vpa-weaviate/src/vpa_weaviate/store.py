@@ -1,38 +1,28 @@
 """The `weaviate` store: VPA collections as Weaviate collections (classes), via the v4 client.
 
-Layout of one VPA collection ``docs`` in Weaviate (see `vpa_weaviate.naming`):
-
-- the class ``Vpadocs`` with one self-provided named vector ``default`` (HNSW, cosine distance;
-  ``index = "flat"`` for exact search), so ``score = 1 - distance``;
-- the class description holds VPA's definition as JSON — dimension, metric, embedder
-  fingerprint, tenant mode — which is what `_describe_collection` reads back in a new process;
-- reserved properties ``vpa_id`` (the VPA id; the object UUID is ``uuid5`` of it), ``vpa_text``,
-  ``vpa_norm`` (the vector's norm, to restore a vector a server returned normalised) and
-  ``vpa_keys`` (the record's metadata keys);
-- one typed property ``m_<encoded key>`` per metadata key, declared by the store on first use with the
-  type of the value (text, int, number, boolean, text[]): a key keeps that type for the life of
-  the collection, and a write that conflicts raises `UnsupportedMetadata` before anything is
-  written. Reads decode by the schema's type, so an int stays an int and a float a float.
+One VPA collection ``docs`` is the class ``Vpadocs`` (`vpa_weaviate.naming`) with one
+self-provided named vector ``default`` (HNSW, cosine distance; ``index = "flat"`` for exact
+search), so ``score = 1 - distance``; its description holds VPA's definition, its objects the
+records (`vpa_weaviate.codec`). A metadata key is a typed property, declared by the store the first
+time the key is written (`_prepare_upsert`): it keeps that type for the life of the collection, and
+a batch that conflicts — with the schema or within itself — raises `UnsupportedMetadata` before
+anything is written.
 
 With ``tenant`` set, collections are multi-tenant Weaviate collections and this store reads and
 writes only its tenant's shard (created on `create_collection`, removed on `drop_collection`).
 
-The v4 client is synchronous here and every call runs in a worker thread (`asyncio.to_thread`);
-it connects on first use, never in the constructor.
+The v4 client is synchronous here and every call runs in a worker thread (`run_vendor`); it
+connects on first use, never in the constructor. Connecting is also where the store learns the
+server's version and gRPC message limit, and refines its capabilities once (`declare`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
-import numpy as np
 import pydantic
 import weaviate
 from vpa.errors import (
@@ -41,278 +31,125 @@ from vpa.errors import (
     DimensionMismatch,
     InvalidCollection,
     StoreError,
-    UnsupportedFilter,
-    UnsupportedMetadata,
-    VPAError,
+    StoreUnavailable,
 )
-from vpa.filters import Node, fields_used, operators_used
-from vpa.models import (
-    CollectionInfo,
-    EmbedderFingerprint,
-    FilterOp,
-    HealthStatus,
-    Hit,
-    MetadataType,
-    Metric,
-    Record,
-)
+from vpa.filters import Node, fields_used
+from vpa.log import get_logger
+from vpa.models import CollectionInfo, FilterOp, Hit, Record, StoreCapabilities
 from vpa.stores.base import VectorStore
-from vpa.validation import metadata_type
-from weaviate.classes.config import (
-    Configure,
-    ConsistencyLevel,
-    DataType,
-    Property,
-    Tokenization,
-    VectorDistances,
-)
-from weaviate.classes.data import DataObject
+from weaviate.classes.config import ConsistencyLevel
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.classes.tenants import Tenant
+from weaviate.config import ConnectionConfig
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateInvalidInputError
 
+from vpa_weaviate import codec
 from vpa_weaviate import filters as wf
-from vpa_weaviate.capabilities import CAPABILITIES, QUERY_MAXIMUM_RESULTS
-from vpa_weaviate.errors import describe, translate
-from vpa_weaviate.naming import (
-    DEFAULT_PREFIX,
-    ID_PROP,
-    KEYS_PROP,
-    NORM_PROP,
-    TEXT_PROP,
-    VECTOR_NAME,
-    check_prefix,
-    decode_collection,
-    encode_collection,
-    frame,
-    key_of,
-    object_uuid,
-    prop_name,
-    unframe,
-)
+from vpa_weaviate.errors import describe, translate_error
+from vpa_weaviate.naming import ID_PROP, VECTOR_NAME, decode_collection, encode_collection, object_uuid
+from vpa_weaviate.settings import QUERY_MAXIMUM_RESULTS, WeaviateSettings
 
-T = TypeVar("T")
+log = get_logger("vpa_weaviate")
 
 #: Ids per fetch/delete-by-id request.
 ID_CHUNK = 1_000
 #: The first Weaviate version with the ``Not`` filter operator, which VPA's negations need.
 NOT_OPERATOR_SINCE = (1, 33, 0)
 NEGATIONS = frozenset({FilterOp.NE, FilterOp.NIN, FilterOp.NOT})
-FORMAT = 1
-
-
-_DATA_TYPES: dict[MetadataType, str] = {
-    MetadataType.STR: wf.TEXT,
-    MetadataType.INT: wf.INT,
-    MetadataType.FLOAT: wf.NUMBER,
-    MetadataType.BOOL: wf.BOOL,
-    MetadataType.STR_LIST: wf.TEXT_ARRAY,
-    MetadataType.EMPTY_LIST: wf.TEXT_ARRAY,
-}
-_WEAVIATE_TYPES: dict[str, DataType] = {
-    wf.TEXT: DataType.TEXT,
-    wf.INT: DataType.INT,
-    wf.NUMBER: DataType.NUMBER,
-    wf.BOOL: DataType.BOOL,
-    wf.TEXT_ARRAY: DataType.TEXT_ARRAY,
-}
-_VPA_NAMES = {wf.TEXT: "str", wf.INT: "int", wf.NUMBER: "float", wf.BOOL: "bool", wf.TEXT_ARRAY: "list[str]"}
-
-
-def _default_grpc(host: str, secure: bool) -> tuple[str, int]:
-    """Weaviate Cloud serves gRPC on ``grpc-<host>:443``; a self-hosted server on port 50051."""
-    if secure and host.endswith(".weaviate.network"):  # as weaviate.connect_to_weaviate_cloud does
-        ident, domain = host.split(".", 1)
-        return f"{ident}.grpc.{domain}", 443
-    if secure and host.endswith((".weaviate.cloud", ".semi.technology")):
-        return f"grpc-{host}", 443
-    return host, 50051
-
-
-#: Options of the ``[providers.weaviate]`` TOML table.
-_TOML_OPTIONS = (
-    "url", "grpc_url", "host", "port", "secure", "grpc_host", "grpc_port", "grpc_secure", "tenant",
-    "class_prefix", "index", "timeout", "init_timeout", "batch_bytes", "max_results", "replication_factor",
-    "shards", "consistency_level",
-)  # fmt: skip
-_PASSTHROUGH = (
-    "tenant", "class_prefix", "index", "timeout", "init_timeout", "batch_bytes", "grpc_secure", "max_results",
-    "replication_factor", "shards", "consistency_level",
-)  # fmt: skip
+#: Weaviate's default GRPC_MAX_MESSAGE_SIZE; a write request stays within 80% of the server's.
+GRPC_MAX_MESSAGE = 104_858_000
 _CONSISTENCY = {"one": ConsistencyLevel.ONE, "quorum": ConsistencyLevel.QUORUM, "all": ConsistencyLevel.ALL}
 
 
 @attrs.frozen
-class WeaviateSettings:
-    """How to reach Weaviate. `from_config` reads VPA's settings and ``[providers.weaviate]``."""
+class ServerInfo:
+    """What the store learns from the server when it connects (``/v1/meta``)."""
 
-    http_host: str = "localhost"
-    http_port: int = 8080
-    http_secure: bool = False
-    grpc_host: str | None = None
-    grpc_port: int | None = None
-    grpc_secure: bool | None = None
-    api_key: str | None = attrs.field(default=None, repr=False)
-    tenant: str | None = None
-    class_prefix: str = DEFAULT_PREFIX
-    index: str = "hnsw"
-    timeout: float = 60.0
-    init_timeout: float = 10.0
-    batch_bytes: int | None = None
-    max_results: int = QUERY_MAXIMUM_RESULTS
-    replication_factor: int | None = None
-    shards: int | None = None
-    consistency_level: str | None = None
+    version: tuple[int, int, int]
+    grpc_max_message: int = GRPC_MAX_MESSAGE
 
-    def __attrs_post_init__(self) -> None:
-        try:
-            check_prefix(self.class_prefix)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        if self.consistency_level is not None and self.consistency_level not in _CONSISTENCY:
-            raise ConfigError(
-                "[providers.weaviate] consistency_level must be one, quorum or all, "
-                f"not {self.consistency_level!r}"
-            )
-        for name in ("replication_factor", "shards"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"[providers.weaviate] {name} must be a positive integer, not {value!r}")
-        if self.index not in ("hnsw", "flat"):
-            raise ConfigError(f"[providers.weaviate] index must be 'hnsw' or 'flat', not {self.index!r}")
-        if self.tenant is not None and not _tenant_ok(self.tenant):
-            raise ConfigError(
-                f"[providers.weaviate] tenant {self.tenant!r} is not a Weaviate tenant name: "
-                "1-64 letters, digits, '-' or '_'"
-            )
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> ServerInfo:
+        parts = [*str(meta.get("version", "0")).split("-")[0].split(".")[:3], "0", "0"][:3]
+        major, minor, patch = (int("".join(c for c in p if c.isdigit()) or 0) for p in parts)
+        return cls((major, minor, patch), int(meta.get("grpcMaxMessageSize") or GRPC_MAX_MESSAGE))
 
     @property
-    def resolved_grpc(self) -> tuple[str, int, bool]:
-        secure = self.http_secure if self.grpc_secure is None else self.grpc_secure
-        host, port = _default_grpc(self.http_host, self.http_secure)
-        return (self.grpc_host or host, self.grpc_port or port, secure)
+    def has_not(self) -> bool:
+        return self.version >= NOT_OPERATOR_SINCE
 
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> WeaviateSettings:
-        parts = urlsplit(url if "://" in url else f"http://{url}")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"Weaviate url {url!r} must look like http(s)://host[:port]")
-        secure = parts.scheme == "https"
-        port = parts.port or (443 if secure else 8080)
-        return cls(http_host=parts.hostname, http_port=port, http_secure=secure, **options)
-
-    @classmethod
-    def from_config(cls, config: Any) -> WeaviateSettings:
-        options = config.provider_options("weaviate", known=_TOML_OPTIONS)
-        kwargs: dict[str, Any] = {k: options[k] for k in _PASSTHROUGH if k in options}
-        kwargs["api_key"] = config.api_key
-        if "grpc_url" in options:
-            g = urlsplit(str(options["grpc_url"]))
-            if not g.hostname:
-                raise ConfigError(f"[providers.weaviate] grpc_url {options['grpc_url']!r} has no host")
-            kwargs.setdefault("grpc_secure", g.scheme in ("https", "grpcs"))
-            kwargs["grpc_host"] = g.hostname
-            kwargs["grpc_port"] = g.port or (443 if kwargs["grpc_secure"] else 50051)
-        else:
-            if "grpc_host" in options:
-                kwargs["grpc_host"] = str(options["grpc_host"])
-            if "grpc_port" in options:
-                kwargs["grpc_port"] = int(options["grpc_port"])
-        if "url" in options:
-            return cls.from_url(str(options["url"]), **kwargs)
-        host = options.get("host") or config.host or "localhost"
-        port = options.get("port") or config.port or 8080
-        return cls(
-            http_host=str(host), http_port=int(port), http_secure=bool(options.get("secure", False)), **kwargs
-        )
-
-
-def _tenant_ok(name: str) -> bool:
-    return (
-        isinstance(name, str)
-        and 0 < len(name) <= 64
-        and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
-    )
-
-
-def _parse_version(text: str) -> tuple[int, int, int]:
-    numbers: list[int] = []
-    for part in text.split("-")[0].split(".")[:3]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        numbers.append(int(digits) if digits else 0)
-    while len(numbers) < 3:
-        numbers.append(0)
-    return numbers[0], numbers[1], numbers[2]
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _encode_value(data_type: str, value: Any) -> Any:
-    if data_type == wf.TEXT:
-        return frame(value)
-    if data_type == wf.TEXT_ARRAY:
-        return [frame(v) for v in value]
-    if data_type == wf.NUMBER:
-        number = float(value)
-        return 0.0 if number == 0 else number  # -0.0 would sort below 0.0 in Weaviate's index
-    if data_type == wf.INT:
-        return int(value)
-    return bool(value)
-
-
-def _decode_value(data_type: str, value: Any) -> Any:
-    if data_type == wf.TEXT:
-        return unframe(str(value))
-    if data_type == wf.TEXT_ARRAY:
-        return [unframe(str(v)) for v in (value or [])]
-    if data_type == wf.NUMBER:
-        return float(value)
-    if data_type == wf.INT:
-        return int(value)
-    return bool(value)
-
-
-def _record_bytes(record: Record) -> int:
-    """A generous estimate of one object's size on the wire."""
-    meta = json.dumps(record.metadata, ensure_ascii=False)
-    return (
-        4 * record.vector.shape[0]
-        + len(record.id.encode())
-        + len(record.text.encode())
-        + 3 * len(meta.encode())
-        + 256
-    )
+    def __str__(self) -> str:
+        return ".".join(map(str, self.version))
 
 
 class WeaviateStore(VectorStore):
-    """A VPA store on a Weaviate server (self-hosted, Kubernetes or Weaviate Cloud)."""
+    """A VPA store on a Weaviate server (self-hosted, Kubernetes or Weaviate Cloud).
 
-    capabilities = CAPABILITIES
+    ``api_key`` is sent as ``Authorization: Bearer`` on REST and gRPC; ``pool_size`` (VPA's
+    ``connection_pool_size``; 0 keeps the client's default) sizes the client's HTTP connection pool.
+    """
 
-    def __init__(self, settings: WeaviateSettings | None = None) -> None:
-        super().__init__()
+    #: A server's default mode (Weaviate >= 1.33, default gRPC message limit); `declare` refines it.
+    capabilities = StoreCapabilities(
+        exact=False,  # HNSW; with index = "flat" search is exact, the declaration stays the weaker one
+        min_recall=0.9,
+        # Weaviate has no count limit of its own; 1,000 is the client's recommended upper batch size
+        max_batch_size=1_000,
+        max_top_k=QUERY_MAXIMUM_RESULTS,
+        max_request_bytes=int(GRPC_MAX_MESSAGE * 0.8),
+        eventually_consistent=False,
+        persistent=True,
+        heterogeneous_fields=False,
+    )
+    settings_class = WeaviateSettings
+    provider = "weaviate"
+
+    def __init__(
+        self, settings: WeaviateSettings | None = None, *, api_key: str | None = None, pool_size: int = 0
+    ) -> None:
         self.settings = settings or WeaviateSettings()
+        super().__init__(capabilities=self.declare(self.settings))
+        self._api_key = api_key
+        self._pool_size = pool_size
         self._lock = threading.RLock()
         self._client_obj: weaviate.WeaviateClient | None = None
-        self._version: tuple[int, int, int] | None = None
-        self._max_message: int | None = None
-        self._types: dict[str, dict[str, str]] = {}
+        self._server: ServerInfo | None = None
+        self._types: dict[str, dict[str, str]] = {}  # class name -> metadata key -> data type
         self._closed = False
 
     @classmethod
     def from_config(cls, config: Any) -> WeaviateStore:
-        return cls(WeaviateSettings.from_config(config))
+        settings = cls.settings_from(config)
+        if settings.url is None:  # VPA_VECTOR_DB_HOST/PORT, where the table does not say
+            settings = attrs.evolve(
+                settings, host=settings.host or config.host, port=settings.port or config.port
+            )
+        return cls(settings, api_key=config.api_key, pool_size=config.connection_pool_size)
+
+    @classmethod
+    def declare(cls, settings: WeaviateSettings, server: ServerInfo | None = None) -> StoreCapabilities:
+        """The one definition of what a store can do: by its settings, and once connected by the
+        server it found (`_connect` passes it): no negations before Weaviate 1.33 (no ``Not``), and
+        write requests within 80% of the gRPC message limit the server reports, unless
+        ``batch_bytes`` says otherwise."""
+        caps = cls.capabilities
+        limit = server.grpc_max_message if server is not None else GRPC_MAX_MESSAGE
+        changes: dict[str, Any] = {"max_request_bytes": settings.batch_bytes or int(limit * 0.8)}
+        if server is not None and not server.has_not:
+            changes["filter_operators"] = caps.filter_operators - NEGATIONS
+        return attrs.evolve(caps, **changes)
 
     def __repr__(self) -> str:
-        s = self.settings
-        scheme = "https" if s.http_secure else "http"
-        return f"WeaviateStore({scheme}://{s.http_host}:{s.http_port}, tenant={s.tenant!r})"
+        e, scheme = self.settings.endpoints, "https" if self.settings.endpoints.http_secure else "http"
+        return f"WeaviateStore({scheme}://{e.http_host}:{e.http_port}, tenant={self.settings.tenant!r})"
 
-    # --- plumbing ------------------------------------------------------------------------------
+    @property
+    def server_version(self) -> tuple[int, int, int] | None:
+        """The server's version, known once connected."""
+        return self._server.version if self._server is not None else None
+
+    # --- the client --------------------------------------------------------------------------------
 
     def _client(self) -> weaviate.WeaviateClient:
         with self._lock:
@@ -322,21 +159,29 @@ class WeaviateStore(VectorStore):
                 self._client_obj = self._connect()
             return self._client_obj
 
-    def _connect(self) -> weaviate.WeaviateClient:
+    def _client_config(self) -> AdditionalConfig:
         s = self.settings
-        grpc_host, grpc_port, grpc_secure = s.resolved_grpc
+        timeout = Timeout(init=s.init_timeout, query=s.timeout, insert=s.timeout)
+        if self._pool_size <= 0:
+            return AdditionalConfig(timeout=timeout)
+        # the HTTP pool; gRPC multiplexes every call over one HTTP/2 channel and has no pool to size
+        pool = ConnectionConfig(
+            session_pool_connections=self._pool_size, session_pool_maxsize=self._pool_size
+        )
+        return AdditionalConfig(timeout=timeout, connection=pool)
+
+    def _connect(self) -> weaviate.WeaviateClient:
+        e = self.settings.endpoints
         try:
             client = weaviate.connect_to_custom(
-                http_host=s.http_host,
-                http_port=s.http_port,
-                http_secure=s.http_secure,
-                grpc_host=grpc_host,
-                grpc_port=grpc_port,
-                grpc_secure=grpc_secure,
-                auth_credentials=Auth.api_key(s.api_key) if s.api_key else None,
-                additional_config=AdditionalConfig(
-                    timeout=Timeout(init=s.init_timeout, query=s.timeout, insert=s.timeout)
-                ),
+                http_host=e.http_host,
+                http_port=e.http_port,
+                http_secure=e.http_secure,
+                grpc_host=e.grpc_host,
+                grpc_port=e.grpc_port,
+                grpc_secure=e.grpc_secure,
+                auth_credentials=Auth.api_key(self._api_key) if self._api_key else None,
+                additional_config=self._client_config(),
                 # The client's own start-up checks also ask pypi.org whether the client is
                 # outdated; VPA does not phone home, so it runs the other check (gRPC) itself.
                 skip_init_checks=True,
@@ -344,43 +189,27 @@ class WeaviateStore(VectorStore):
         except (pydantic.ValidationError, WeaviateInvalidInputError) as exc:
             raise ConfigError(f"invalid Weaviate connection settings: {describe(exc)}") from exc
         try:
-            meta = client.get_meta()
-            self._version = _parse_version(str(meta.get("version", "0")))
-            if meta.get("grpcMaxMessageSize"):
-                self._max_message = int(meta["grpcMaxMessageSize"])
+            server = ServerInfo.from_meta(client.get_meta())
             ping = getattr(client._connection, "_ping_grpc", None)
             if callable(ping):
                 ping("sync")  # raises WeaviateGRPCUnavailableError on a wrong gRPC address
         except BaseException:
             client.close()
             raise
+        self._server = server
+        self.capabilities = self.declare(self.settings, server)  # type: ignore[misc]  # the one refinement
+        if not server.has_not:
+            log.warning(
+                "weaviate.no_not_operator",
+                version=str(server),
+                detail="$ne, $nin and $not need Weaviate >= 1.33: they are UnsupportedFilter",
+            )
         return client
 
-    async def _run(
-        self, fn: Callable[..., T], *args: Any, collection: str | None = None, what: str = "request"
-    ) -> T:
-        def call() -> T:
-            try:
-                return fn(*args)
-            except VPAError as exc:
-                if isinstance(exc, CollectionNotFound) and collection is not None:
-                    self._forget(collection)
-                raise
-            except Exception as exc:
-                error = translate(exc, collection=collection, what=what)
-                if isinstance(error, CollectionNotFound) and collection is not None:
-                    self._forget(collection)
-                raise error from exc
-
-        return await asyncio.to_thread(call)
-
-    @property
-    def _id_chunk(self) -> int:
-        return max(1, min(ID_CHUNK, self.settings.max_results))
-
-    def _forget(self, name: str) -> None:
-        self._collections.pop(name, None)
-        self._types.pop(self._class(name), None)
+    def translate_error(
+        self, exc: BaseException, *, where: str, collection: str | None = None
+    ) -> BaseException:
+        return translate_error(exc, where=where, collection=collection)
 
     def _class(self, name: str) -> str:
         return encode_collection(name, self.settings.class_prefix)
@@ -393,7 +222,11 @@ class WeaviateStore(VectorStore):
             handle = handle.with_consistency_level(_CONSISTENCY[self.settings.consistency_level])
         return handle
 
-    # --- schema --------------------------------------------------------------------------------
+    @property
+    def _id_chunk(self) -> int:
+        return max(1, min(ID_CHUNK, self.settings.max_results))
+
+    # --- schema ------------------------------------------------------------------------------------
 
     def _read_config(self, class_name: str) -> Any | None:
         """The class's simple config, or None when Weaviate has no such class."""
@@ -404,12 +237,7 @@ class WeaviateStore(VectorStore):
                 return None
             raise
 
-    def _remember_types(self, class_name: str, config: Any) -> dict[str, str]:
-        types: dict[str, str] = {}
-        for prop in config.properties:
-            key = key_of(prop.name)
-            if key is not None:
-                types[key] = prop.data_type.value
+    def _remember_types(self, class_name: str, types: dict[str, str]) -> dict[str, str]:
         with self._lock:
             self._types[class_name] = types
         return types
@@ -423,110 +251,83 @@ class WeaviateStore(VectorStore):
         config = self._read_config(class_name)
         if config is None:
             raise CollectionNotFound(name)
-        return self._remember_types(class_name, config)
+        return self._remember_types(class_name, codec.schema_types(config))
 
-    def _types_for(self, name: str, keys: frozenset[str] | set[str]) -> dict[str, str]:
+    def _types_for(self, name: str, keys: set[str] | list[str]) -> dict[str, str]:
         """The schema types, re-read once if a key is unknown (another writer may have added it)."""
         types = self._schema_types(name)
         if any(k not in types for k in keys):
             types = self._schema_types(name, refresh=True)
         return types
 
-    @staticmethod
-    def _definition(config: Any) -> dict[str, Any] | None:
-        try:
-            document = json.loads(config.description or "")
-        except (TypeError, ValueError):
-            return None
-        if not isinstance(document, dict) or not isinstance(document.get("vpa"), dict):
-            return None
-        return document["vpa"]  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _info(definition: Mapping[str, Any]) -> CollectionInfo:
-        fp = definition.get("fingerprint")
-        return CollectionInfo(
-            name=definition["name"],
-            dimension=int(definition["dimension"]),
-            metric=Metric(definition.get("metric", "cosine")),
-            fingerprint=EmbedderFingerprint(fp["name"], fp["model"], int(fp["dimension"])) if fp else None,
-        )
-
     def _tenant_exists(self, class_name: str) -> bool:
         tenant = self.settings.tenant
         assert tenant is not None
         return bool(self._client().collections.use(class_name).tenants.exists(tenant))
+
+    def _ensure_properties(self, name: str, needed: Mapping[str, str]) -> None:
+        """Declare the properties of keys the cached schema does not know (refusing a key another
+        writer declared with another type meanwhile)."""
+        types = self._schema_types(name)
+        codec.check_types(name, needed, types)
+        config = self._client().collections.use(self._class(name)).config
+        for key, data_type in needed.items():
+            if key in types:
+                continue
+            try:
+                config.add_property(codec.metadata_property(key, data_type))
+            except (UnexpectedStatusCodeError, WeaviateInvalidInputError):
+                # added concurrently by another writer: accept it if its type is the same
+                types = self._schema_types(name, refresh=True)
+                if key not in types:
+                    raise
+                codec.check_types(name, {key: data_type}, types)
+                continue
+            with self._lock:
+                self._types.setdefault(self._class(name), {})[key] = data_type
+
+    def _native_filter(self, name: str, node: Node | None) -> wf.Translated:
+        if node is None:
+            return wf.TRUE
+        return wf.to_native(node, self._types_for(name, set(fields_used(node))))
+
+    # --- collections -------------------------------------------------------------------------------
 
     def _describe_sync(self, name: str) -> CollectionInfo | None:
         class_name = self._class(name)
         config = self._read_config(class_name)
         if config is None:
             return None
-        definition = self._definition(config)
-        if definition is None or definition.get("name") != name:
+        definition = codec.load_description(name, config.description)
+        if definition is None:
             return None  # a class that VPA did not create
-        multi_tenant = bool(definition.get("multi_tenant", False))
-        if self.settings.tenant is None and multi_tenant:
+        tenant = self.settings.tenant
+        if tenant is None and definition.multi_tenant:
             raise InvalidCollection(
                 f"collection {name!r} is multi-tenant in Weaviate; set [providers.weaviate] tenant to use it"
             )
-        if self.settings.tenant is not None:
-            if not multi_tenant:
+        if tenant is not None:
+            if not definition.multi_tenant:
                 raise InvalidCollection(
-                    f"collection {name!r} was created without tenants; it cannot be opened with "
-                    f"tenant {self.settings.tenant!r}"
+                    f"collection {name!r} was created without tenants; "
+                    f"it cannot be opened with tenant {tenant!r}"
                 )
             if not self._tenant_exists(class_name):
                 return None
-        self._remember_types(class_name, config)
-        return self._info(definition)
+        self._remember_types(class_name, codec.schema_types(config))
+        return definition.info
+
+    async def _describe_collection(self, name: str) -> CollectionInfo | None:
+        return await self.run_vendor("describe collection", self._describe_sync, name)
 
     def _create_sync(self, info: CollectionInfo) -> None:
         class_name = self._class(info.name)
         tenant = self.settings.tenant
-        definition = {
-            "format": FORMAT,
-            "name": info.name,
-            "dimension": info.dimension,
-            "metric": str(info.metric),
-            "fingerprint": attrs.asdict(info.fingerprint) if info.fingerprint else None,
-            "multi_tenant": tenant is not None,
-        }
         client = self._client()
         config = None
         # describe found nothing usable: create, and read what exists if Weaviate refuses
-        index_config = (
-            Configure.VectorIndex.flat(distance_metric=VectorDistances.COSINE)
-            if self.settings.index == "flat"
-            else Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
-        )
         try:
-            client.collections.create(
-                name=class_name,
-                description=json.dumps({"vpa": definition}, separators=(",", ":")),
-                vector_config=Configure.Vectors.self_provided(
-                    name=VECTOR_NAME, vector_index_config=index_config
-                ),
-                properties=self._reserved_properties(),
-                multi_tenancy_config=(
-                    Configure.multi_tenancy(
-                        enabled=True, auto_tenant_creation=False, auto_tenant_activation=True
-                    )
-                    if tenant is not None
-                    else None
-                ),
-                replication_config=(
-                    Configure.replication(factor=self.settings.replication_factor)
-                    if self.settings.replication_factor
-                    else None
-                ),
-                # a multi-tenant collection has one shard per tenant instead
-                sharding_config=(
-                    Configure.sharding(desired_count=self.settings.shards)
-                    if self.settings.shards and tenant is None
-                    else None
-                ),
-            )
+            client.collections.create(name=class_name, **codec.class_config(info, self.settings))
         except UnexpectedStatusCodeError as exc:
             if exc.status_code != 422:
                 raise
@@ -535,25 +336,24 @@ class WeaviateStore(VectorStore):
             if config is None:
                 raise
         if config is not None:
-            existing = self._definition(config)
-            if existing is None or existing.get("name") != info.name:
+            existing = codec.load_description(info.name, config.description)
+            if existing is None:
                 raise InvalidCollection(
                     f"Weaviate already has a class {class_name!r} that VPA did not create; "
                     "choose another collection name or class_prefix"
                 )
-            if bool(existing.get("multi_tenant")) != (tenant is not None):
+            if existing.multi_tenant != (tenant is not None):
                 raise InvalidCollection(
                     f"collection {info.name!r} exists with multi-tenancy "
-                    f"{'on' if existing.get('multi_tenant') else 'off'}; this store has tenant={tenant!r}"
+                    f"{'on' if existing.multi_tenant else 'off'}; this store has tenant={tenant!r}"
                 )
-            if int(existing["dimension"]) != info.dimension:
+            if existing.info.dimension != info.dimension:
                 raise DimensionMismatch(
-                    int(existing["dimension"]), info.dimension, where=f"collection {info.name!r} request"
+                    existing.info.dimension, info.dimension, where=f"collection {info.name!r} request"
                 )
-            self._remember_types(class_name, config)
+            self._remember_types(class_name, codec.schema_types(config))
         else:
-            with self._lock:
-                self._types[class_name] = {}
+            self._remember_types(class_name, {})
         if tenant is not None and not self._tenant_exists(class_name):
             try:
                 client.collections.use(class_name).tenants.create([Tenant(name=tenant)])
@@ -561,203 +361,45 @@ class WeaviateStore(VectorStore):
                 if not self._tenant_exists(class_name):
                     raise
 
-    @staticmethod
-    def _reserved_properties() -> list[Property]:
-        def unindexed(name: str, data_type: DataType) -> Property:
-            return Property(
-                name=name,
-                data_type=data_type,
-                index_filterable=False,
-                index_searchable=False,
-                index_range_filters=False,
-                tokenization=Tokenization.FIELD
-                if data_type in (DataType.TEXT, DataType.TEXT_ARRAY)
-                else None,
-            )
-
-        return [
-            unindexed(ID_PROP, DataType.TEXT),
-            unindexed(TEXT_PROP, DataType.TEXT),
-            unindexed(NORM_PROP, DataType.NUMBER),
-            unindexed(KEYS_PROP, DataType.TEXT_ARRAY),
-        ]
-
-    @staticmethod
-    def _metadata_property(key: str, data_type: str) -> Property:
-        textual = data_type in (wf.TEXT, wf.TEXT_ARRAY)
-        return Property(
-            name=prop_name(key),
-            data_type=_WEAVIATE_TYPES[data_type],
-            index_filterable=True,
-            index_searchable=False,
-            index_range_filters=False,
-            tokenization=Tokenization.FIELD if textual else None,
-        )
-
-    @staticmethod
-    def _needed_types(records: Sequence[Record]) -> dict[str, str]:
-        needed: dict[str, str] = {}
-        for record in records:
-            for key, value in record.metadata.items():
-                kind = metadata_type(value)
-                assert kind is not None  # check_records ran first
-                data_type = _DATA_TYPES[kind]
-                seen = needed.setdefault(key, data_type)
-                if seen != data_type:
-                    raise UnsupportedMetadata(
-                        f"metadata {key!r} is {_VPA_NAMES[seen]} in one record and "
-                        f"{_VPA_NAMES[data_type]} in "
-                        "another: a Weaviate property keeps one type"
-                    )
-        return needed
-
-    @staticmethod
-    def _check_types(name: str, needed: Mapping[str, str], types: Mapping[str, str]) -> None:
-        for key, data_type in needed.items():
-            have = types.get(key)
-            if have is not None and have != data_type:
-                raise UnsupportedMetadata(
-                    f"metadata {key!r} holds {_VPA_NAMES.get(have, have)} values in collection {name!r}; "
-                    f"a {_VPA_NAMES[data_type]} value cannot be stored in it "
-                    "(a Weaviate property keeps one type)"
-                )
-
-    def _ensure_properties(self, name: str, needed: Mapping[str, str]) -> None:
-        types = self._schema_types(name)
-        self._check_types(name, needed, types)
-        if all(k in types for k in needed):
-            return
-        config = self._client().collections.use(self._class(name)).config
-        for key, data_type in needed.items():
-            if key in types:
-                continue
-            try:
-                config.add_property(self._metadata_property(key, data_type))
-            except (UnexpectedStatusCodeError, WeaviateInvalidInputError):
-                # added concurrently by another writer: accept it if its type is the same
-                types = self._schema_types(name, refresh=True)
-                if key not in types:
-                    raise
-                self._check_types(name, {key: data_type}, types)
-                continue
-            with self._lock:
-                self._types.setdefault(self._class(name), {})[key] = data_type
-
-    # --- filters -------------------------------------------------------------------------------
-
-    def _native_filter(self, name: str, node: Node | None) -> wf.Translated:
-        if node is None:
-            return wf.TRUE
-        self._client()  # the server's version is known once connected
-        if operators_used(node) & NEGATIONS and (self._version or (0, 0, 0)) < NOT_OPERATOR_SINCE:
-            version = ".".join(map(str, self._version or (0, 0, 0)))
-            raise UnsupportedFilter(
-                "$ne, $nin and $not need Weaviate's Not operator (Weaviate >= 1.33); "
-                f"this server is {version}"
-            )
-        types = self._types_for(name, set(fields_used(node)))
-        return wf.translate(node, types)
-
-    # --- records: encode / decode --------------------------------------------------------------
-
-    @staticmethod
-    def _properties(record: Record, types: Mapping[str, str]) -> dict[str, Any]:
-        props: dict[str, Any] = {
-            ID_PROP: record.id,
-            TEXT_PROP: record.text,
-            NORM_PROP: float(np.linalg.norm(record.vector.astype(np.float64))),
-            KEYS_PROP: list(record.metadata),
-        }
-        for key, value in record.metadata.items():
-            props[prop_name(key)] = _encode_value(types[key], value)
-        return props
-
-    def _decode(self, name: str, props: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
-        keys = [str(k) for k in (props.get(KEYS_PROP) or [])]
-        types = self._types_for(name, set(keys))
-        metadata: dict[str, Any] = {}
-        for key in keys:
-            data_type = types.get(key)
-            value = props.get(prop_name(key))
-            if data_type is None:
-                continue
-            if value is None:
-                if data_type == wf.TEXT_ARRAY:
-                    metadata[key] = []  # a server that does not return empty arrays
-                continue
-            metadata[key] = _decode_value(data_type, value)
-        return str(props.get(ID_PROP, "")), str(props.get(TEXT_PROP) or ""), metadata
-
-    @staticmethod
-    def _restore_vector(vector: Sequence[float], norm: Any) -> np.ndarray:
-        array = np.asarray(vector, dtype=np.float32)
-        if norm is None:
-            return array
-        stored = float(norm)
-        got = float(np.linalg.norm(array.astype(np.float64)))
-        if got > 0 and stored > 0 and abs(got - stored) > 1e-5 * stored:
-            array = (array.astype(np.float64) * (stored / got)).astype(np.float32)  # a normalising server
-        return array
-
-    def _batches(self, records: list[Record]) -> Iterator[list[Record]]:
-        budget = self.settings.batch_bytes or int((self._max_message or 104_858_000) * 0.8)
-        current: list[Record] = []
-        size = 0
-        for record in records:
-            cost = _record_bytes(record)
-            if current and size + cost > budget:
-                yield current
-                current, size = [], 0
-            current.append(record)
-            size += cost
-        if current:
-            yield current
-
-    # --- collections ---------------------------------------------------------------------------
-
-    async def _describe_collection(self, name: str) -> CollectionInfo | None:
-        return await self._run(self._describe_sync, name, what="describe collection")
-
     async def _create_collection(self, info: CollectionInfo) -> None:
-        await self._run(self._create_sync, info, what="create collection")
+        await self.run_vendor("create collection", self._create_sync, info)
 
     def _list_sync(self) -> list[str]:
         names: list[str] = []
-        configs = self._client().collections.list_all(simple=True)
-        for class_name, config in configs.items():
+        for class_name, config in self._client().collections.list_all(simple=True).items():
             name = decode_collection(class_name, self.settings.class_prefix)
-            definition = self._definition(config)
-            if name is None or definition is None or definition.get("name") != name:
+            try:
+                definition = codec.load_description(name, config.description) if name else None
+            except InvalidCollection:
+                continue  # unreadable (or a newer VPA's): opening it says so
+            if name is None or definition is None:
                 continue
-            multi_tenant = bool(definition.get("multi_tenant"))
             if self.settings.tenant is None:
-                if not multi_tenant:
+                if not definition.multi_tenant:
                     names.append(name)
-            elif multi_tenant and self._tenant_exists(class_name):
+            elif definition.multi_tenant and self._tenant_exists(class_name):
                 names.append(name)
         return names
 
     async def _list_collections(self) -> list[str]:
-        return await self._run(self._list_sync, what="list collections")
+        return await self.run_vendor("list collections", self._list_sync)
 
     def _drop_sync(self, name: str) -> bool:
         class_name = self._class(name)
         config = self._read_config(class_name)
-        if config is None:
-            return False
-        definition = self._definition(config)
-        if definition is None or definition.get("name") != name:
+        definition = None if config is None else codec.load_description(name, config.description)
+        if definition is None:
             return False  # never drop a class VPA did not create
         client = self._client()
         tenant = self.settings.tenant
         if tenant is None:
-            if definition.get("multi_tenant"):
+            if definition.multi_tenant:
                 raise InvalidCollection(
                     f"collection {name!r} is multi-tenant; drop it through a store with its tenant set"
                 )
             client.collections.delete(class_name)
         else:
-            if not definition.get("multi_tenant") or not self._tenant_exists(class_name):
+            if not definition.multi_tenant or not self._tenant_exists(class_name):
                 return False
             handle = client.collections.use(class_name)
             handle.tenants.remove([tenant])
@@ -768,47 +410,48 @@ class WeaviateStore(VectorStore):
         return True
 
     async def _drop_collection(self, name: str) -> bool:
-        return await self._run(self._drop_sync, name, what="drop collection")
+        return await self.run_vendor("drop collection", self._drop_sync, name)
 
-    # --- records -------------------------------------------------------------------------------
+    # --- records -----------------------------------------------------------------------------------
 
-    async def upsert(self, collection: str, records: Sequence[Record]) -> int:
-        """Declare the properties the batch needs (refusing type conflicts), then write it."""
-        info = await self.open_collection(collection)
-        batch = self.check_records(records, info.dimension)  # every declared bound, before the schema
-        needed = self._needed_types(batch)
+    def request_bytes(self, info: CollectionInfo, record: Record) -> int:
+        """The default bound, plus what a Weaviate object carries besides: the id again (and its
+        UUID), class and tenant names, each key again (in ``vpa_keys`` and as a property name)
+        and the frame of each text value."""
+        extra = 4 * len(record.id) + 256
+        for key, value in record.metadata.items():
+            extra += 6 * len(key) + 24 + (4 * len(value) if isinstance(value, list) else 2)
+        return super().request_bytes(info, record) + extra
+
+    async def _prepare_upsert(self, info: CollectionInfo, records: list[Record]) -> None:
+        """Weaviate's one type per key: the batch's keys need one type each, the one their property
+        has; properties for new keys are declared here, before anything is written."""
+        needed = codec.batch_types(records)
+        with self._lock:
+            known = self._types.get(self._class(info.name))
+        if known is not None:
+            codec.check_types(info.name, needed, known)
+            needed = {k: t for k, t in needed.items() if k not in known}
         if needed:
-            await self._run(
-                self._ensure_properties, collection, needed, collection=collection, what="schema update"
+            await self.run_vendor(
+                "schema update", self._ensure_properties, info.name, needed, collection=info.name
             )
-        return await super().upsert(collection, batch)
 
     def _upsert_sync(self, info: CollectionInfo, records: list[Record]) -> None:
         types = self._types_for(info.name, {k for r in records for k in r.metadata})
-        handle = self._handle(info.name)
-        for batch in self._batches(records):
-            objects = [
-                DataObject(
-                    properties=self._properties(r, types),
-                    uuid=object_uuid(r.id),
-                    vector={VECTOR_NAME: r.vector.tolist()},
-                )
-                for r in batch
-            ]
-            result = handle.data.insert_many(objects)
-            if result.errors:
-                first = next(iter(result.errors.values()))
-                raise StoreError(
-                    f"Weaviate refused {len(result.errors)} of {len(objects)} objects "
-                    f"(the others were written): {first.message}"
-                )
+        objects = [codec.data_object(r, types) for r in records]
+        result = self._handle(info.name).data.insert_many(objects)
+        if result.errors:
+            first = next(iter(result.errors.values()))
+            raise StoreError(
+                f"Weaviate refused {len(result.errors)} of {len(objects)} objects "
+                f"(the others were written): {first.message}"
+            )
 
     async def _upsert(self, info: CollectionInfo, records: list[Record]) -> None:
-        await self._run(self._upsert_sync, info, records, collection=info.name, what="batch write")
+        await self.run_vendor("batch write", self._upsert_sync, info, records, collection=info.name)
 
-    def _query_sync(
-        self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None
-    ) -> list[Hit]:
+    def _query_sync(self, info: CollectionInfo, vector: Any, top_k: int, node: Node | None) -> list[Hit]:
         where = self._native_filter(info.name, node)
         if where is wf.FALSE:
             return []
@@ -820,49 +463,40 @@ class WeaviateStore(VectorStore):
             return_metadata=MetadataQuery(distance=True),
             include_vector=False,
         )
-        hits = []
-        for obj in response.objects:
-            if ID_PROP not in obj.properties:
-                continue  # an object some other client put into the class: not a VPA record
-            record_id, text, metadata = self._decode(info.name, obj.properties)
-            distance = obj.metadata.distance if obj.metadata.distance is not None else 1.0
-            score = min(1.0, max(-1.0, 1.0 - float(distance)))
-            hits.append(Hit(record_id, score, text, metadata))
-        return hits
+        objects = response.objects
+        types = self._types_for(info.name, {k for o in objects for k in codec.metadata_keys(o.properties)})
+        return [hit for hit in (codec.to_hit(o, types) for o in objects) if hit is not None]
 
     async def _query(self, info: CollectionInfo, vector: Any, top_k: int, node: Node | None) -> list[Hit]:
-        return await self._run(
-            self._query_sync, info, vector, top_k, node, collection=info.name, what="search"
+        return await self.run_vendor(
+            "search", self._query_sync, info, vector, top_k, node, collection=info.name
         )
 
     def _get_sync(self, info: CollectionInfo, ids: list[str]) -> list[Record]:
         wanted = set(ids)
         handle = self._handle(info.name)
         out: list[Record] = []
-        for chunk in _chunks(ids, self._id_chunk):
+        for start in range(0, len(ids), self._id_chunk):
+            chunk = ids[start : start + self._id_chunk]
             response = handle.query.fetch_objects(
                 filters=Filter.by_id().contains_any([object_uuid(i) for i in chunk]),
                 limit=len(chunk),
                 include_vector=True,
             )
-            for obj in response.objects:
-                record_id, text, metadata = self._decode(info.name, obj.properties)
-                if record_id not in wanted:
-                    continue
-                vector = obj.vector.get(VECTOR_NAME) if isinstance(obj.vector, Mapping) else obj.vector
-                if vector is None:
-                    raise StoreError(f"Weaviate returned object {record_id!r} without its vector")
-                out.append(
-                    Record(
-                        record_id, self._restore_vector(vector, obj.properties.get(NORM_PROP)), text, metadata
-                    )
-                )
+            objects = response.objects
+            types = self._types_for(
+                info.name, {k for o in objects for k in codec.metadata_keys(o.properties)}
+            )
+            out.extend(
+                codec.to_record(o, types) for o in objects if str(o.properties.get(ID_PROP, "")) in wanted
+            )
         return out
 
     async def _get(self, info: CollectionInfo, ids: list[str]) -> list[Record]:
-        return await self._run(self._get_sync, info, ids, collection=info.name, what="fetch")
+        return await self.run_vendor("fetch", self._get_sync, info, ids, collection=info.name)
 
-    def _delete_where(self, handle: Any, where: Any) -> int:
+    @staticmethod
+    def _delete_where(handle: Any, where: Any) -> int:
         removed = 0
         while True:
             result = handle.data.delete_many(where=where)
@@ -887,15 +521,15 @@ class WeaviateStore(VectorStore):
             everything = Filter.by_id().not_equal(object_uuid("\x00"))  # "\x00" is never a VPA id
             return self._delete_where(handle, everything if where is wf.TRUE else where)
         removed = 0
-        for chunk in _chunks(ids, self._id_chunk):
-            by_id = Filter.by_id().contains_any([object_uuid(i) for i in chunk])
+        for start in range(0, len(ids), self._id_chunk):
+            by_id = Filter.by_id().contains_any([object_uuid(i) for i in ids[start : start + self._id_chunk]])
             removed += self._delete_where(
                 handle, by_id if where is wf.TRUE else Filter.all_of([by_id, where])
             )
         return removed
 
     async def _delete(self, info: CollectionInfo, ids: list[str] | None, node: Node | None) -> int:
-        return await self._run(self._delete_sync, info, ids, node, collection=info.name, what="delete")
+        return await self.run_vendor("delete", self._delete_sync, info, ids, node, collection=info.name)
 
     def _count_sync(self, info: CollectionInfo, node: Node | None) -> int:
         where = self._native_filter(info.name, node)
@@ -907,39 +541,30 @@ class WeaviateStore(VectorStore):
         return int(result.total_count or 0)
 
     async def _count(self, info: CollectionInfo, node: Node | None) -> int:
-        return await self._run(self._count_sync, info, node, collection=info.name, what="count")
+        return await self.run_vendor("count", self._count_sync, info, node, collection=info.name)
 
-    # --- lifecycle -----------------------------------------------------------------------------
+    # --- lifecycle ---------------------------------------------------------------------------------
 
-    def _health_sync(self) -> HealthStatus:
-        started = time.monotonic()
-        client = self._client()
-        ready = client.is_ready()
-        latency = (time.monotonic() - started) * 1000
-        version = ".".join(map(str, self._version or (0, 0, 0)))
+    def _health_sync(self) -> str:
+        ready = self._client().is_ready()
+        server = self._server
+        version = str(server) if server is not None else "?"
         if not ready:
-            return HealthStatus(ok=False, detail=f"weaviate {version} is not ready", latency_ms=latency)
-        return HealthStatus(ok=True, detail=f"weaviate {version} ready", latency_ms=latency)
+            raise StoreUnavailable(f"weaviate {version} is not ready")
+        if server is not None and not server.has_not:
+            return f"weaviate {version} ready (no $ne, $nin or $not: they need Weaviate >= 1.33)"
+        return f"weaviate {version} ready"
 
-    async def health(self) -> HealthStatus:
-        try:
-            return await self._run(self._health_sync, what="health check")
-        except Exception as exc:  # health reports, it does not raise
-            return HealthStatus(ok=False, detail=f"{type(exc).__name__}: {exc}")
-
-    @property
-    def server_version(self) -> tuple[int, int, int] | None:
-        """The server's version, known once connected."""
-        return self._version
+    async def _health(self) -> str:
+        return await self.run_vendor("health check", self._health_sync)
 
     def _close_sync(self) -> None:
         with self._lock:
             client, self._client_obj = self._client_obj, None
             self._closed = True
+            self._types.clear()
         if client is not None:
             client.close()
 
-    async def close(self) -> None:
-        await asyncio.to_thread(self._close_sync)
-        self._collections.clear()
-        self._types.clear()
+    async def _close(self) -> None:
+        await self.run_vendor("close", self._close_sync)
