@@ -17,18 +17,19 @@ from vpa.settings import setting
 
 Mode = Literal["local", "memory", "server"]
 
+SECTION = "[providers.qdrant]"
 READ_CONSISTENCY = ("all", "majority", "quorum")
 WRITE_ORDERING = ("weak", "medium", "strong")
 
 
 def _at_least_one(_: Any, attribute: attrs.Attribute, value: int) -> None:
     if value < 1:
-        raise ConfigError(f"{attribute.name} must be at least 1, not {value!r}")
+        raise ConfigError(f"{SECTION}.{attribute.name} must be at least 1, not {value!r}")
 
 
 def _recall(_: Any, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 < value <= 1.0:
-        raise ConfigError(f"{attribute.name} must be in (0, 1], not {value!r}")
+        raise ConfigError(f"{SECTION}.{attribute.name} must be in (0, 1], not {value!r}")
 
 
 def _read_consistency(value: Any) -> str | int | None:
@@ -37,7 +38,7 @@ def _read_consistency(value: Any) -> str | int | None:
     if isinstance(value, str) and value.lower() in READ_CONSISTENCY:
         return value.lower()
     raise ConfigError(
-        f"read_consistency must be all, majority, quorum or a number of replicas, not {value!r}"
+        f"{SECTION}.read_consistency must be all, majority, quorum or a number of replicas, not {value!r}"
     )
 
 
@@ -46,7 +47,7 @@ def _write_ordering(value: Any) -> str | None:
         return None
     if isinstance(value, str) and value.lower() in WRITE_ORDERING:
         return value.lower()
-    raise ConfigError(f"write_ordering must be weak, medium or strong, not {value!r}")
+    raise ConfigError(f"{SECTION}.write_ordering must be weak, medium or strong, not {value!r}")
 
 
 @attrs.frozen
