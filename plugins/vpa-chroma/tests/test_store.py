@@ -302,6 +302,27 @@ async def test_unreachable_server_is_store_unavailable() -> None:
     await store.close()
 
 
+async def test_a_server_that_does_not_answer_is_store_timeout() -> None:
+    """chromadb's HTTP client waits for ever; ``timeout`` bounds every call in server mode."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections (the kernel's backlog), never answers
+    store = ChromaStore(host="127.0.0.1", port=listener.getsockname()[1], timeout=0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreTimeout, match="list collections"):
+            await store.list_collections()
+        assert time.monotonic() - started < 5
+        status = await store.health()
+        assert not status.ok and "StoreTimeout" in status.detail
+    finally:
+        listener.close()
+        await store.close()
+
+
 async def test_health_and_constructor_without_io(tmp_path: Path, chroma_server) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "later"
     store = ChromaStore(path=folder)
