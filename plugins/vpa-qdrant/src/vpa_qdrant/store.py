@@ -149,13 +149,11 @@ class QdrantStore(VectorStore):
         """A point as JSON: up to 24 bytes a float, the id twice (point id and payload), the rest."""
         return record_bytes_bound(record) + 24 * info.dimension + 6 * len(record.id) + 200
 
-    async def _client_call(
-        self, method: str, *args: Any, collection: str | None = None, **kwargs: Any
-    ) -> Any:
-        """``client.<method>(*args, **kwargs)`` as the backend runs it (local mode: `vpa.offload`;
-        server: the async client), in `vendor_errors`."""
+    async def _client_call(self, method: str, collection: str | None = None, **kwargs: Any) -> Any:
+        """``client.<method>(collection, **kwargs)`` as the backend runs it (local mode through
+        `vpa.offload`, a server through the async client), in `vendor_errors`."""
         with self.vendor_errors(method, collection):
-            return await self._backend.call(method, *args, **kwargs)
+            return await self._backend.call(method, *(() if collection is None else (collection,)), **kwargs)
 
     def _delete_lock(self, name: str) -> asyncio.Lock:
         return self._delete_locks.setdefault(name, asyncio.Lock())
@@ -166,7 +164,7 @@ class QdrantStore(VectorStore):
         if not await self._client_call("collection_exists", name):
             return None
         try:
-            description = await self._client_call("get_collection", name, collection=name)
+            description = await self._client_call("get_collection", name)
         except CollectionNotFound:
             return None
         return codec.read_definition(name, description.config.metadata)
@@ -192,7 +190,7 @@ class QdrantStore(VectorStore):
         if not await self._client_call("collection_exists", name):
             return False
         try:
-            await self._client_call("delete_collection", name, collection=name)
+            await self._client_call("delete_collection", name)
         except CollectionNotFound:
             return False
         return True
@@ -200,9 +198,7 @@ class QdrantStore(VectorStore):
     # --- records ---------------------------------------------------------------------------------
 
     async def _upsert(self, info: CollectionInfo, records: list[Record]) -> None:
-        await self._client_call(
-            "upsert", info.name, points=codec.to_points(records), collection=info.name, **self._write
-        )
+        await self._client_call("upsert", info.name, points=codec.to_points(records), **self._write)
 
     async def _query(self, info: CollectionInfo, vector: Any, top_k: int, node: Node | None) -> list[Hit]:
         kwargs = dict(self._read)
@@ -216,7 +212,6 @@ class QdrantStore(VectorStore):
             limit=top_k,
             with_payload=True,
             with_vectors=False,
-            collection=info.name,
             **kwargs,
         )
         return [codec.to_hit(point) for point in response.points]
@@ -237,7 +232,6 @@ class QdrantStore(VectorStore):
             ids=point_ids,
             with_payload=full,
             with_vectors=full,
-            collection=info.name,
             **self._read,
         )
 
@@ -269,7 +263,6 @@ class QdrantStore(VectorStore):
                 offset=offset,
                 with_payload=False,
                 with_vectors=False,
-                collection=info.name,
                 **self._read,
             )
             points.extend(page)
@@ -289,15 +282,11 @@ class QdrantStore(VectorStore):
                     if native is None
                     else models.FilterSelector(filter=with_ids(native, chunk))
                 )
-                await self._client_call(
-                    "delete", info.name, points_selector=selector, collection=info.name, **self._write
-                )
+                await self._client_call("delete", info.name, points_selector=selector, **self._write)
             return len(found)
 
     async def _count(self, info: CollectionInfo, node: Node | None) -> int:
-        result = await self._client_call(
-            "count", info.name, count_filter=to_native(node), exact=True, collection=info.name
-        )
+        result = await self._client_call("count", info.name, count_filter=to_native(node), exact=True)
         return int(result.count)
 
     # --- lifecycle -------------------------------------------------------------------------------
