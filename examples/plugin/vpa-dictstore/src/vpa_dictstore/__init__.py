@@ -1,0 +1,3 @@
+"""vpa-dictstore: a template VPA store plugin over a toy in-memory client."""
+
+__version__ = "0.1.0"
