@@ -229,3 +229,17 @@ def test_column_index_agrees_with_the_reference_on_nul_strings(metadata, field, 
     node = parse_filter({field: {op: operand}})
     got = ColumnIndex(metadata).mask(node).tolist()
     assert got == [evaluate(node, meta) for meta in metadata]
+
+
+async def test_run_vendor_times_out_a_call_that_never_answers():
+    import threading
+
+    from vpa.errors import StoreTimeout
+
+    store = MemoryStore()
+    release = threading.Event()
+    with pytest.raises(StoreTimeout, match="waiting: no answer within 0.05 s"):
+        await store.run_vendor("waiting", release.wait, 5, timeout=0.05)
+    release.set()
+    assert store.refine_capabilities(max_batch_size=7).max_batch_size == 7 and store.capabilities.max_batch_size == 7
+    assert MemoryStore.capabilities.max_batch_size is None  # the class's declaration is untouched

@@ -34,12 +34,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
+import attrs
+
 from vpa.errors import (
     CollectionNotFound,
     DimensionMismatch,
     EmbedderMismatch,
     InvalidCollection,
     StoreError,
+    StoreTimeout,
     UnsupportedFilter,
     ValidationError,
     VPAError,
@@ -386,11 +389,23 @@ class VectorStore(abc.ABC):
             raise error from exc
 
     async def run_vendor(
-        self, where: str, fn: Callable[..., T], *args: Any, collection: str | None = None
+        self, where: str, fn: Callable[..., T], *args: Any, collection: str | None = None,
+        timeout: float | None = None,
     ) -> T:
-        """``fn(*args)``, a blocking vendor call, in a worker thread, its errors translated."""
+        """``fn(*args)``, a blocking vendor call, in a worker thread, its errors translated. With
+        ``timeout``, a call that takes longer is a `StoreTimeout` (for clients that can wait
+        forever; the thread finishes on its own)."""
         with self.vendor_errors(where, collection):
-            return await asyncio.to_thread(fn, *args)
+            try:
+                return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
+            except TimeoutError:
+                raise StoreTimeout(f"{where}: no answer within {timeout:g} s") from None
+
+    def refine_capabilities(self, **changes: Any) -> StoreCapabilities:
+        """What this instance learned after connecting (a server's lower batch limit, its version's
+        features), as changes to its declared capabilities: the one place they are refined."""
+        self.capabilities = attrs.evolve(self.capabilities, **changes)  # type: ignore[misc]
+        return self.capabilities
 
     def forget_collection(self, name: str) -> None:
         """Drop the cached definition of ``name`` (say, after the backend lost it). A plugin that
