@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+from vpa.errors import ConfigError
 from vpa.settings import setting
 
 from vpa_weaviate.naming import DEFAULT_PREFIX, PREFIX_RE
@@ -30,7 +31,7 @@ def _must_be(rule: str, ok: Callable[[Any], Any]) -> Any:
 
     def check(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is not None and not ok(value):
-            raise ValueError(f"{attribute.name} must be {rule}, not {value!r}")
+            raise ConfigError(f"[providers.weaviate].{attribute.name}: must be {rule}, not {value!r}")
 
     return check
 
@@ -42,7 +43,8 @@ def _split(url: str, option: str, schemes: tuple[str, ...]) -> tuple[str, int | 
     """Host, port and TLS of ``url``; ``schemes`` are the ones allowed (any when empty)."""
     parts = urlsplit(url if "://" in url or not schemes else f"{schemes[0]}://{url}")
     if (schemes and parts.scheme not in schemes) or not parts.hostname:
-        raise ValueError(f"{option} {url!r} must look like {'|'.join(schemes) or 'scheme'}://host[:port]")
+        shape = f"{'|'.join(schemes) or 'scheme'}://host[:port]"
+        raise ConfigError(f"[providers.weaviate].{option}: {url!r} must look like {shape}")
     return parts.hostname, parts.port, parts.scheme in ("https", "grpcs")
 
 

@@ -86,8 +86,8 @@ class ServerInfo:
 class WeaviateStore(VectorStore):
     """A VPA store on a Weaviate server (self-hosted, Kubernetes or Weaviate Cloud).
 
-    ``api_key`` is sent as ``Authorization: Bearer`` on REST and gRPC; ``pool_size`` (VPA's
-    ``connection_pool_size``; 0 keeps the client's default) sizes the client's HTTP connection pool.
+    ``api_key`` is sent as ``Authorization: Bearer`` on REST and gRPC; ``connection_pool_size``
+    (``VPA_CONNECTION_POOL_SIZE``; 0 keeps the client's default) sizes its HTTP connection pool.
     """
 
     #: A server's default mode (Weaviate >= 1.33, default gRPC message limit); `declare` refines it.
@@ -106,12 +106,16 @@ class WeaviateStore(VectorStore):
     provider = "weaviate"
 
     def __init__(
-        self, settings: WeaviateSettings | None = None, *, api_key: str | None = None, pool_size: int = 0
+        self,
+        settings: WeaviateSettings | None = None,
+        *,
+        api_key: str | None = None,
+        connection_pool_size: int = 0,
     ) -> None:
         self.settings = settings or WeaviateSettings()
         super().__init__(capabilities=self.declare(self.settings))
         self._api_key = api_key
-        self._pool_size = pool_size
+        self._pool_size = connection_pool_size
         self._lock = threading.RLock()
         self._client_obj: weaviate.WeaviateClient | None = None
         self._server: ServerInfo | None = None
@@ -125,7 +129,7 @@ class WeaviateStore(VectorStore):
             settings = attrs.evolve(
                 settings, host=settings.host or config.host, port=settings.port or config.port
             )
-        return cls(settings, api_key=config.api_key, pool_size=config.connection_pool_size)
+        return cls(settings, api_key=config.api_key, connection_pool_size=config.connection_pool_size)
 
     @classmethod
     def declare(cls, settings: WeaviateSettings, server: ServerInfo | None = None) -> StoreCapabilities:
@@ -211,6 +215,12 @@ class WeaviateStore(VectorStore):
     ) -> BaseException:
         return translate_error(exc, where=where, collection=collection)
 
+    def forget_collection(self, name: str) -> None:
+        """Forget the collection's definition and its schema types."""
+        super().forget_collection(name)
+        with self._lock:
+            self._types.pop(self._class(name), None)
+
     def _class(self, name: str) -> str:
         return encode_collection(name, self.settings.class_prefix)
 
@@ -265,26 +275,28 @@ class WeaviateStore(VectorStore):
         assert tenant is not None
         return bool(self._client().collections.use(class_name).tenants.exists(tenant))
 
-    def _ensure_properties(self, name: str, needed: Mapping[str, str]) -> None:
-        """Declare the properties of keys the cached schema does not know (refusing a key another
-        writer declared with another type meanwhile)."""
+    def _ensure_properties(self, name: str, records: list[Record]) -> None:
+        """Weaviate's one type per key: each key of the batch needs one type, the one its property
+        has; a property is declared for each new key (accepting one another writer just declared
+        with the same type)."""
+        needed = codec.batch_types(records)
         types = self._schema_types(name)
         codec.check_types(name, needed, types)
+        missing = [key for key in needed if key not in types]
+        if not missing:
+            return
         config = self._client().collections.use(self._class(name)).config
-        for key, data_type in needed.items():
-            if key in types:
-                continue
+        for key in missing:
             try:
-                config.add_property(codec.metadata_property(key, data_type))
+                config.add_property(codec.metadata_property(key, needed[key]))
             except (UnexpectedStatusCodeError, WeaviateInvalidInputError):
-                # added concurrently by another writer: accept it if its type is the same
-                types = self._schema_types(name, refresh=True)
+                types = self._schema_types(name, refresh=True)  # added concurrently?
                 if key not in types:
                     raise
-                codec.check_types(name, {key: data_type}, types)
+                codec.check_types(name, {key: needed[key]}, types)
                 continue
             with self._lock:
-                self._types.setdefault(self._class(name), {})[key] = data_type
+                self._types.setdefault(self._class(name), {})[key] = needed[key]
 
     def _native_filter(self, name: str, node: Node | None) -> wf.Translated:
         if node is None:
@@ -424,18 +436,11 @@ class WeaviateStore(VectorStore):
         return super().request_bytes(info, record) + extra
 
     async def _prepare_upsert(self, info: CollectionInfo, records: list[Record]) -> None:
-        """Weaviate's one type per key: the batch's keys need one type each, the one their property
-        has; properties for new keys are declared here, before anything is written."""
-        needed = codec.batch_types(records)
-        with self._lock:
-            known = self._types.get(self._class(info.name))
-        if known is not None:
-            codec.check_types(info.name, needed, known)
-            needed = {k: t for k, t in needed.items() if k not in known}
-        if needed:
-            await self.run_vendor(
-                "schema update", self._ensure_properties, info.name, needed, collection=info.name
-            )
+        """The schema before a batch is written: type conflicts refused, new keys declared (in a
+        worker thread, as it looks at every value)."""
+        await self.run_vendor(
+            "schema update", self._ensure_properties, info.name, records, collection=info.name
+        )
 
     def _upsert_sync(self, info: CollectionInfo, records: list[Record]) -> None:
         types = self._types_for(info.name, {k for r in records for k in r.metadata})
