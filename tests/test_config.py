@@ -129,3 +129,14 @@ def test_vpa_config_flags_an_uninstalled_provider():
     problems = validate_config(load_config(environ={"VPA_VECTOR_DB_PROVIDER": "pgvector"}))
     assert any("VPA_VECTOR_DB_PROVIDER: unknown store 'pgvector'" in p for p in problems)
     assert validate_config(load_config(environ={"VPA_VECTOR_DB_PROVIDER": "chromadb"})) == []
+
+
+def test_a_pool_size_a_store_cannot_honour_is_said_not_ignored(tmp_path):
+    import pytest
+
+    from vpa.config import ConfigWarning, load_config
+    from vpa.plugins import get_registry
+
+    config = load_config({"connection_pool_size": 4, "data_dir": tmp_path}, environ={})
+    with pytest.warns(ConfigWarning, match="VPA_CONNECTION_POOL_SIZE is set but the memory store has no connections"):
+        get_registry().create("store", "memory", config)

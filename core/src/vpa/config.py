@@ -276,6 +276,13 @@ class ConfigWarning(UserWarning):
     """A setting VPA does not know or will not honour, outside production (where it is an error)."""
 
 
+def not_applicable(config: VPAConfig, field: str, why: str) -> None:
+    """Say (a `ConfigWarning` naming the variable) that a setting the user set means nothing for
+    this component — a plugin calls it rather than ignoring the setting in silence."""
+    if getattr(config, field) not in (None, 0, 0.0, False, ""):
+        warnings.warn(f"VPA configuration: {_var(field)} is set but {why}", ConfigWarning, stacklevel=3)
+
+
 def _describe_config_error(exc: Exception) -> str:
     messages = cattrs.transform_error(exc, path="config") if isinstance(exc, cattrs.BaseValidationError) else [str(exc)]
     fields = {v: k for k, v in ENV_VARS.items()}

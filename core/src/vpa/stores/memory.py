@@ -179,7 +179,10 @@ class MemoryStore(VectorStore):
 
     @classmethod
     def from_config(cls, config: Any) -> MemoryStore:
+        from vpa.config import not_applicable
+
         settings = cls.settings_from(config)
+        not_applicable(config, "connection_pool_size", "the memory store has no connections to pool")
         cipher = None
         if config.encrypt_at_rest:  # AES-256-GCM over every snapshot and journal frame
             from vpa.crypto import cipher_from_config

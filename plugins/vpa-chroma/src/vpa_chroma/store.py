@@ -25,6 +25,7 @@ import attrs
 import chromadb
 from chromadb import errors as chroma_errors
 from chromadb.config import Settings
+from vpa.config import not_applicable
 from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection
 from vpa.filters import Node
 from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities
@@ -137,6 +138,7 @@ class ChromaStore(VectorStore):
             settings = attrs.evolve(settings, host=host, port=config.port or settings.port, path=None)
         else:
             settings = attrs.evolve(settings, path=settings.path or Path(config.data_dir) / "chroma")
+            not_applicable(config, "connection_pool_size", "embedded Chroma has no connection pool")
         return cls(settings, api_key=config.api_key, connection_pool_size=config.connection_pool_size)
 
     def translate_error(

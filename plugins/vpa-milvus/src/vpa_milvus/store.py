@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+from vpa.config import not_applicable
 from vpa.errors import StoreError
 from vpa.filters import Node
 from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities
@@ -102,6 +103,8 @@ class MilvusStore(VectorStore):
     def from_config(cls, config: Any) -> MilvusStore:
         """Milvus Lite under VPA_DATA_DIR, the server at VPA_VECTOR_DB_HOST/PORT, or ``uri``."""
         settings = cls.settings_from(config)
+        not_applicable(config, "connection_pool_size",
+                       "pymilvus multiplexes every call on one gRPC channel; there is no pool to size")
         options = attrs.asdict(settings)
         options.pop("uri")
         return cls(store_uri(settings, config), token=config.api_key, **options)
