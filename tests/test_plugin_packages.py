@@ -7,6 +7,7 @@ module must not import its vendor's client (chromadb, qdrant_client, ... take se
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -44,3 +45,63 @@ def test_registering_every_plugin_imports_no_vendor_client():
     assert out["errors"] == []
     assert {p.name.removeprefix("vpa-") for p in PLUGINS} <= set(out["stores"])
     assert out["loaded"] == []
+
+
+#: The public store API: a plugin implements the underscore methods behind it, never these.
+PUBLIC_STORE_METHODS = (
+    "create_collection", "open_collection", "list_collections", "drop_collection", "upsert", "query", "get",
+    "delete", "count", "prepare_filter", "check_records", "health", "settle", "close", "run_vendor",
+    "vendor_errors", "split_batch", "declared", "settings_from",
+)
+LAYOUT = ("plugin.py", "settings.py", "store.py", "codec.py", "filters.py", "errors.py")
+
+
+def _overridden(store_class: type) -> list[str]:
+    from vpa.stores.base import VectorStore
+
+    own = [k for k in store_class.__mro__ if k is not VectorStore and issubclass(k, VectorStore)]
+    return [m for m in PUBLIC_STORE_METHODS if any(m in vars(k) for k in own)]
+
+
+def _source(plugin: Path) -> Path:
+    return plugin / "src" / f"vpa_{plugin.name.removeprefix('vpa-')}"
+
+
+@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
+def test_one_layout_and_one_vocabulary(plugin: Path):
+    """plugin.py, settings.py, store.py, codec.py, filters.py (`to_native`), errors.py
+    (`translate_error`); no capabilities module, no lazy __init__ shim; a short entry point that
+    registers a 'module:Class' string."""
+    src = _source(plugin)
+    for name in LAYOUT:
+        assert (src / name).is_file(), f"{plugin.name} lacks {name}"
+    assert not (src / "capabilities.py").exists(), "capabilities are declared by the store class"
+    init = (src / "__init__.py").read_text()
+    assert "__getattr__" not in init and "import" not in init.split('"""')[-1], "__init__ is a docstring and __version__"
+    entry = (src / "plugin.py").read_text()
+    assert len(entry.strip().splitlines()) <= 15, "the entry-point module is a few lines"
+    name = plugin.name.removeprefix("vpa-")
+    assert f'"vpa_{name}.store:' in entry and "capabilities" not in entry
+    assert "def to_native(" in (src / "filters.py").read_text()
+    assert "def translate_error(" in (src / "errors.py").read_text()
+
+
+@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p.name)
+def test_a_plugin_overrides_no_public_method_and_touches_no_base_state(plugin: Path):
+    from vpa.plugins import get_registry
+    from vpa.stores.base import VectorStore
+
+    src = _source(plugin)
+    for path in src.glob("*.py"):
+        touches = re.search(r"\._collections\b", path.read_text())
+        assert touches is None, f"{path.name} touches the base class's collection cache"
+    store_class = get_registry().get("store", plugin.name.removeprefix("vpa-")).load()
+    assert issubclass(store_class, VectorStore)
+    assert _overridden(store_class) == [], f"{store_class.__name__} overrides {_overridden(store_class)}"
+
+
+def test_the_memory_store_follows_the_same_rules():
+    from vpa.stores.base import VectorStore
+    from vpa.stores.memory import MemoryStore
+
+    assert issubclass(MemoryStore, VectorStore) and _overridden(MemoryStore) == []

@@ -92,6 +92,9 @@ def structure_settings(cls: type[T], options: Mapping[str, Any], section: str) -
     except ConfigError:
         raise  # a field validator's own message names the option already
     except cattrs.BaseValidationError as exc:
+        own = [e for e in exc.exceptions if isinstance(e, ConfigError)]
+        if own and len(own) == len(exc.exceptions):  # validators that name their option themselves
+            raise ConfigError("; ".join(str(e) for e in own)) from None
         messages = cattrs.transform_error(exc, path=f"[{section}]", format_exception=_why)
         raise ConfigError("; ".join(_path_first(m) for m in messages)) from None
     except (TypeError, ValueError) as exc:

@@ -111,9 +111,17 @@ class VectorStore(abc.ABC):
 
     @classmethod
     def settings_from(cls, config: Any) -> Any:
-        """The typed settings of ``[providers.<provider>]`` (unknown keys are a `ConfigError`)."""
+        """The typed settings of ``[providers.<provider>]`` (unknown keys are a `ConfigError`),
+        completed by `_resolve_settings` from the main configuration."""
         options = config.provider_options(cls.provider) if cls.provider and config is not None else {}
-        return structure_settings(cls.settings_class, options, f"providers.{cls.provider or 'store'}")
+        settings = structure_settings(cls.settings_class, options, f"providers.{cls.provider or 'store'}")
+        return cls._resolve_settings(settings, config) if config is not None else settings
+
+    @classmethod
+    def _resolve_settings(cls, settings: Any, config: Any) -> Any:
+        """The plugin's settings completed by the main configuration (``VPA_VECTOR_DB_HOST`` picking
+        a server mode, ``VPA_DATA_DIR`` a folder): both `declared` and ``from_config`` see it."""
+        return settings
 
     @classmethod
     def declare(cls, settings: Any) -> StoreCapabilities:

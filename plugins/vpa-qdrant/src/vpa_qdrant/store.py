@@ -138,11 +138,9 @@ class QdrantStore(VectorStore):
         )
 
     @classmethod
-    def declared(cls, config: Any) -> StoreCapabilities:
-        # The mode depends on VPA_VECTOR_DB_HOST too, which ``[providers.qdrant]`` does not hold,
-        # and the base class's ``declared`` gives ``declare`` that table only. Until the core lets
-        # settings see the main configuration, this is the one public classmethod overridden.
-        return cls.declare(cls.settings_from(config).resolve(host=config.host, port=config.port))
+    def _resolve_settings(cls, settings: QdrantSettings, config: Any) -> QdrantSettings:
+        # The mode depends on VPA_VECTOR_DB_HOST too, which ``[providers.qdrant]`` does not hold.
+        return settings.resolve(host=config.host, port=config.port)
 
     def __repr__(self) -> str:  # never shows the API key
         return f"QdrantStore(mode={self.mode!r}, location={self.location!r})"
