@@ -249,7 +249,8 @@ async def test_a_document_interrupted_before_its_head_is_invisible_and_repaired(
     assert await fresh.search_knowledge("u", "glaciers ice", top_k=10) == []
     assert not (await fresh.add_document("glacier", "Glaciers", text)).unchanged
     assert (await fresh.get_document("glacier")).content == text
-    assert len(await fresh.search_knowledge("u", "glaciers ice", top_k=3)) == 3
+    assert len(await fresh.search_knowledge("u", "glaciers ice", top_k=3, group_by="chunk")) == 3
+    assert len(await fresh.search_knowledge("u", "glaciers ice", top_k=3)) == 1  # one result a document
     await system.shutdown()
 
 
@@ -301,4 +302,26 @@ async def test_metadata_past_the_stores_bounds_is_refused_before_embedding_namin
     with pytest.raises(LimitExceeded, match="metadata of document 'big'.*max_metadata_bytes"):
         await system.add_document("big", "x" * 70_000, "text")
     assert calls == [] and await system.get_document("many") is None
+    await system.shutdown()
+
+
+
+async def test_search_returns_distinct_documents_by_default(config):
+    """A top-10 of chunks let one long document take several places (the demo showed one document
+    three times): results are documents now, each its best chunk, with its other matches on request."""
+    system = create_enhanced_rag_system(config)
+    await system.add_document("long", "Glaciers", "Glaciers carve valleys and hold ice. " * 60)
+    for i in range(6):
+        await system.add_document(f"short-{i}", "", f"short note {i} about glaciers and ice")
+    results = await system.search_knowledge("u", "glaciers ice valleys", top_k=5)
+    ids = [r.document_id for r in results]
+    assert len(ids) == 5 == len(set(ids)) and "long" in ids
+    assert [r.similarity for r in results] == sorted((r.similarity for r in results), reverse=True)
+    with_passages = await system.search_knowledge("u", "glaciers ice valleys", top_k=5, passages=True)
+    long = next(r for r in with_passages if r.document_id == "long")
+    assert long.passages and all(p.document_id == "long" and p.similarity <= long.similarity for p in long.passages)
+    chunks = await system.search_knowledge("u", "glaciers ice valleys", top_k=5, group_by="chunk")
+    assert [r.document_id for r in chunks].count("long") > 1
+    with pytest.raises(ValidationError, match="group_by"):
+        await system.search_knowledge("u", "x", group_by="paragraph")
     await system.shutdown()

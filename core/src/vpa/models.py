@@ -185,7 +185,8 @@ class HealthStatus:
 
 @attrs.frozen
 class SearchResult:
-    """One result of ``search_knowledge``: a chunk of a document, with its similarity.
+    """One result of ``search_knowledge``: a document's best-matching chunk (or, with
+    ``group_by="chunk"``, any matching chunk), with its similarity.
 
     ``metadata`` is taken as given, not copied (unlike `Hit`): the RAG layer builds a fresh dict
     for every result, and a second copy cost ~3 µs a hit on the search path."""
@@ -196,6 +197,9 @@ class SearchResult:
     content: str
     metadata: Metadata = attrs.field(factory=dict, hash=False)
     title: str = ""
+    #: With ``group_by="document"`` and ``passages=True``: the document's other matching chunks,
+    #: best first (each a `SearchResult` without passages of its own).
+    passages: tuple[SearchResult, ...] = attrs.field(default=(), hash=False)
 
 
 def _make_converter() -> cattrs.Converter:

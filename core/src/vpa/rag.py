@@ -96,6 +96,41 @@ class IngestResult:
     unchanged: bool = False
 
 
+#: What a search returns a result for: a document (its best chunk), or each chunk.
+GROUP_BY = ("document", "chunk")
+#: Chunks asked for per document wanted, before asking again (long documents rank several).
+DOCUMENT_FETCH_FACTOR = 3
+
+
+def _document_key(hit: Hit) -> tuple[str, str]:
+    return (str(hit.metadata.get(TENANT, "")), str(hit.metadata[DOC_ID]))
+
+
+def _result(hit: Hit) -> SearchResult:
+    return SearchResult(
+        document_id=str(hit.metadata[DOC_ID]), chunk_id=public_chunk_id(hit.metadata), similarity=hit.score,
+        content=hit.text, metadata=user_metadata(hit.metadata), title=str(hit.metadata.get(TITLE, "")),
+    )
+
+
+def _group(hits: list[Hit], top_k: int, passages: bool) -> list[SearchResult]:
+    """One result per document, best first, from hits ordered best first."""
+    groups: dict[tuple[str, str], list[Hit]] = {}
+    for hit in hits:
+        key = _document_key(hit)
+        if key in groups:
+            groups[key].append(hit)
+        elif len(groups) < top_k:
+            groups[key] = [hit]
+    out = []
+    for best, *others in groups.values():
+        result = _result(best)
+        if passages and others:
+            result = attrs.evolve(result, passages=tuple(_result(h) for h in others))
+        out.append(result)
+    return out
+
+
 def _chunk_count(head: Record | None) -> int:
     return int(head.metadata.get(CHUNK_COUNT, 1)) if head is not None else 0
 
@@ -479,18 +514,22 @@ class RAGSystem:
         ]
 
     async def _query_complete(
-        self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None
+        self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None, *, distinct: bool = False
     ) -> list[Hit]:
-        """Up to ``top_k`` hits of completed versions; asks for more when some were dropped."""
+        """Hits of completed versions, best first: ``top_k`` of them, or with ``distinct`` enough to
+        hold ``top_k`` documents. Asks the store for more while hits were dropped or documents
+        repeated (bounded by the store's ``max_top_k`` and `REFILL_ROUNDS`)."""
         limit = min(filter(None, (self.store.capabilities.max_top_k, MAX_TOP_K * 4)))
-        asked = top_k
+        asked = min(limit, top_k * DOCUMENT_FETCH_FACTOR) if distinct else top_k
+        kept: list[Hit] = []
         for _ in range(REFILL_ROUNDS):
             hits = await self.store.query(info.name, vector, asked, node)
             kept = await self._complete_hits(info, hits)
-            if len(kept) >= top_k or len(hits) < asked or asked >= limit:
-                return kept[:top_k]
-            asked = min(limit, asked * 2 + (top_k - len(kept)))
-        return kept[:top_k]
+            found = len({_document_key(h) for h in kept}) if distinct else len(kept)
+            if found >= top_k or len(hits) < asked or asked >= limit:
+                break
+            asked = min(limit, asked * 2 + (top_k - found))
+        return kept if distinct else kept[:top_k]
 
     async def search_knowledge(
         self,
@@ -500,10 +539,17 @@ class RAGSystem:
         filters: FilterLike = None,
         *,
         tenant: str | None = None,
+        group_by: str = "document",
+        passages: bool = False,
     ) -> list[SearchResult]:
-        """The chunks most relevant to ``query`` that match ``filters`` (and the tenant), best first."""
+        """The documents most relevant to ``query`` that match ``filters`` (and the tenant), best
+        first: each as its best-matching chunk, one result a document (``passages=True`` adds its
+        other matching chunks). ``group_by="chunk"`` returns chunks instead, several of one
+        document if they rank so."""
         info = await self.initialize()
         check_tenant(tenant)
+        if group_by not in GROUP_BY:
+            raise ValidationError(f"group_by must be one of {', '.join(GROUP_BY)}, got {group_by!r}")
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string")
         if not is_encodable(query):
@@ -512,22 +558,16 @@ class RAGSystem:
             raise ValidationError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
         started = time.perf_counter()
         node = self._scope(filters, tenant)
-        key = f"{top_k}|{canonical_json(node)}|{query}"
+        key = f"{top_k}|{group_by}|{passages}|{canonical_json(node)}|{query}"
         # An eventually consistent store may still answer with pre-write data right after a write:
         # caching that would pin stale results for a whole TTL, so only exact-now stores are cached.
         cache_results = not self.store.capabilities.eventually_consistent
         results = self.cache.get(self._results_namespace(), key) if cache_results else None
         if results is None:
             vector = await self._embed_query(query)
-            hits = await self._query_complete(info, vector, top_k, node)
-            results = [
-                SearchResult(
-                    document_id=str(hit.metadata[DOC_ID]), chunk_id=public_chunk_id(hit.metadata),
-                    similarity=hit.score, content=hit.text, metadata=user_metadata(hit.metadata),
-                    title=str(hit.metadata.get(TITLE, "")),
-                )
-                for hit in hits
-            ]
+            distinct = group_by == "document"
+            hits = await self._query_complete(info, vector, top_k, node, distinct=distinct)
+            results = _group(hits, top_k, passages) if distinct else [_result(hit) for hit in hits]
             if cache_results:
                 self.cache.set(self._results_namespace(), key, results)
         latency = (time.perf_counter() - started) * 1000
@@ -535,11 +575,18 @@ class RAGSystem:
         log.debug("rag.search", top_k=top_k, results=len(results), ms=round(latency, 2))
         return list(results)
 
-    async def count_matching(self, filters: FilterLike = None, *, tenant: str | None = None) -> int:
-        """How many chunks a search with ``filters`` ranks (every chunk of the tenant that matches)."""
+    async def count_matching(
+        self, filters: FilterLike = None, *, tenant: str | None = None, documents: bool = False
+    ) -> int:
+        """How many chunks (or ``documents``) a search with ``filters`` ranks: every one of the
+        tenant that matches. A document's chunks carry the same metadata, so its head stands for it."""
         info = await self.initialize()
         check_tenant(tenant)
-        return await self.store.count(info.name, self._scope(filters, tenant))
+        node = self._scope(filters, tenant)
+        if documents:
+            head = Comparison(CHUNK_INDEX, FilterOp.EQ, 0)
+            node = head if node is None else And((head, *(node.children if isinstance(node, And) else (node,))))
+        return await self.store.count(info.name, node)
 
     def get_search_history(
         self, user_id: str, limit: int | None = None, *, tenant: str | None = None

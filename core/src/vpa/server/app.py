@@ -663,8 +663,8 @@ def _add_search_routes(app: FastAPI) -> None:
         tags=["search"],
     )
     async def search(request: Request, body: s.SearchIn, caller: Reader) -> Any:
-        """The chunks most similar to `query` among the caller's documents that match `filters`,
-        best first, as `data.results`. Page with `top_k` and `offset`, or with `page` and
+        """The documents most similar to `query` among the caller's that match `filters`, best
+        first, as `data.results` (one a document, its best chunk; `group_by=chunk` for chunks). Page with `top_k` and `offset`, or with `page` and
         `per_page` (the original interface); `pagination.total` counts every match."""
         svc = _service(request)
         if body.page is not None or body.per_page is not None:
@@ -686,10 +686,14 @@ def _add_search_routes(app: FastAPI) -> None:
                 top_k=limit + offset,
                 filters=body.filters,
                 tenant=caller.tenant,
+                group_by=body.group_by,
+                passages=body.passages,
             )
             total = (
                 offset + len(results[offset:]) if len(results) < limit + offset
-                else await svc.system.count_matching(body.filters, tenant=caller.tenant)
+                else await svc.system.count_matching(
+                    body.filters, tenant=caller.tenant, documents=body.group_by == "document"
+                )
             )
         seconds = time.perf_counter() - started
         svc.metrics.search_latency.observe(seconds)
@@ -705,6 +709,8 @@ def _add_search_routes(app: FastAPI) -> None:
                 content=r.content,
                 title=r.title,
                 metadata=r.metadata,
+                passages=[s.PassageOut(chunk_id=p.chunk_id, similarity=p.similarity, content=p.content)
+                          for p in r.passages] if body.passages else None,
             )
             for r in page
         ]

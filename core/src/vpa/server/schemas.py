@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     WithJsonSchema,
@@ -173,6 +174,10 @@ class SearchIn(_Model):
         None, ge=1, le=MAX_TOP_K, description="results per page (default top_k); replaces top_k and offset"
     )
     filters: FilterSpec | None = None
+    group_by: Literal["document", "chunk"] = Field(
+        "document", description="one result per document (its best chunk), or one per chunk"
+    )
+    passages: StrictBool = Field(False, description="with group_by=document: each document's other matching chunks")
     user_id: StrictStr | None = Field(
         None,
         min_length=1,
@@ -250,6 +255,12 @@ class DeletedOut(BaseModel):
     deleted: bool
 
 
+class PassageOut(BaseModel):
+    chunk_id: str
+    similarity: float
+    content: str
+
+
 class SearchResultOut(BaseModel):
     document_id: str
     chunk_id: str
@@ -257,6 +268,7 @@ class SearchResultOut(BaseModel):
     content: str
     title: str
     metadata: dict[str, Any]
+    passages: list[PassageOut] | None = Field(None, description="with passages=true: other matching chunks")
 
 
 class SearchHistoryOut(BaseModel):
