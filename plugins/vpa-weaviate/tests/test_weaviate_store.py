@@ -235,6 +235,7 @@ async def test_server_message_size_limit_is_respected() -> None:
     store = standin.store()
     try:
         await store.create_collection("big", 8)
+        assert store.capabilities.max_request_bytes == 240_000  # 80% of the limit, learned at connect
         records = [Record(f"r{i}", np.ones(8), "y" * 3000, {}) for i in range(400)]  # ~1.2 MB
         assert await store.upsert("big", records) == 400
         assert await store.count("big") == 400

@@ -13,7 +13,7 @@ writes only its tenant's shard (created on `create_collection`, removed on `drop
 
 The v4 client is synchronous here and every call runs in a worker thread (`run_vendor`); it
 connects on first use, never in the constructor. Connecting is also where the store learns the
-server's version and gRPC message limit, and refines its capabilities once (`declare`).
+server's version and gRPC message limit, and refines its capabilities once (`refine_capabilities`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ _CONSISTENCY = {"one": ConsistencyLevel.ONE, "quorum": ConsistencyLevel.QUORUM, 
 class ServerInfo:
     """What the store learns from the server when it connects (``/v1/meta``)."""
 
-    version: tuple[int, int, int]
+    version: tuple[int, int, int] = NOT_OPERATOR_SINCE
     grpc_max_message: int = GRPC_MAX_MESSAGE
 
     @classmethod
@@ -133,16 +133,20 @@ class WeaviateStore(VectorStore):
 
     @classmethod
     def declare(cls, settings: WeaviateSettings, server: ServerInfo | None = None) -> StoreCapabilities:
-        """The one definition of what a store can do: by its settings, and once connected by the
-        server it found (`_connect` passes it): no negations before Weaviate 1.33 (no ``Not``), and
-        write requests within 80% of the gRPC message limit the server reports, unless
-        ``batch_bytes`` says otherwise."""
-        caps = cls.capabilities
-        limit = server.grpc_max_message if server is not None else GRPC_MAX_MESSAGE
-        changes: dict[str, Any] = {"max_request_bytes": settings.batch_bytes or int(limit * 0.8)}
-        if server is not None and not server.has_not:
-            changes["filter_operators"] = caps.filter_operators - NEGATIONS
-        return attrs.evolve(caps, **changes)
+        """What a store with ``settings`` can do on ``server`` (before connecting: a server's
+        default mode); `_by_server` is the one definition of what depends on them."""
+        return attrs.evolve(cls.capabilities, **cls._by_server(settings, server or ServerInfo()))
+
+    @classmethod
+    def _by_server(cls, settings: WeaviateSettings, server: ServerInfo) -> dict[str, Any]:
+        """No negations before Weaviate 1.33 (no ``Not``); a write request within 80% of the gRPC
+        message limit the server reports, unless ``batch_bytes`` says otherwise."""
+        changes: dict[str, Any] = {
+            "max_request_bytes": settings.batch_bytes or int(server.grpc_max_message * 0.8)
+        }
+        if not server.has_not:
+            changes["filter_operators"] = cls.capabilities.filter_operators - NEGATIONS
+        return changes
 
     def __repr__(self) -> str:
         e, scheme = self.settings.endpoints, "https" if self.settings.endpoints.http_secure else "http"
@@ -201,7 +205,7 @@ class WeaviateStore(VectorStore):
             client.close()
             raise
         self._server = server
-        self.capabilities = self.declare(self.settings, server)  # type: ignore[misc]  # the one refinement
+        self.refine_capabilities(**self._by_server(self.settings, server))
         if not server.has_not:
             log.warning(
                 "weaviate.no_not_operator",
