@@ -140,3 +140,12 @@ def test_plugins_lists_builtins_with_versions(run):
     assert rows[("store", "memory")]["capabilities"]["exact"] is True
     assert ("embedder", "sentence-transformers") in rows
     assert "memory" in run("plugins").stdout
+
+
+def test_search_groups_by_document_unless_asked_for_chunks(run, tmp_path):
+    (tmp_path / "long.txt").write_text("Tides rise and fall with the moon. " * 200)
+    assert run("ingest", "long.txt").returncode == 0
+    by_document = json.loads(run("search", "tides moon", "--top-k", "5", "--json").stdout)
+    by_chunk = json.loads(run("search", "tides moon", "--top-k", "5", "--group-by", "chunk", "--json").stdout)
+    assert [r["document_id"] for r in by_document] == ["long.txt"]
+    assert len(by_chunk) == 5 and {r["document_id"] for r in by_chunk} == {"long.txt"}

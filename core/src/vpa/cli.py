@@ -215,9 +215,12 @@ def ingest(paths: tuple[str, ...], meta: tuple[str, ...], tenant: str | None, st
 @click.option("--user", default="cli", show_default=True,
               help="user id for the search history (history is kept per process: a running `vpa serve` "
                    "keeps it, one `vpa search` run forgets it)")
+@click.option("--group-by", type=click.Choice(["document", "chunk"]), default="document", show_default=True,
+              help="one result per document (its best chunk), or one per chunk")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @common_options
-def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, user: str, as_json: bool, **options: Any) -> None:
+def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, user: str, group_by: str,
+           as_json: bool, **options: Any) -> None:
     """Search the collection."""
     from vpa.errors import InvalidFilter, LimitExceeded
     from vpa.filters import MAX_FILTER_DEPTH, parse_filter
@@ -237,7 +240,8 @@ def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, 
 
     results = _run(_with_system(
         _component_options(**options),
-        lambda system: system.search_knowledge(user, query, top_k=top_k, filters=filters, tenant=tenant),
+        lambda system: system.search_knowledge(user, query, top_k=top_k, filters=filters, tenant=tenant,
+                                                group_by=group_by),
     ))
     if as_json:
         click.echo(json.dumps(flatten(results), indent=2, ensure_ascii=False))
