@@ -411,6 +411,7 @@ def test_settings_from_vpa_config(tmp_path) -> None:
         VPA_CONNECTION_POOL_SIZE="7",
     )
     store = WeaviateStore.from_config(config)
+    assert store.settings == WeaviateStore.settings_from(config)  # what declared() sees too
     e = store.settings.endpoints
     assert (e.http_host, e.http_port, e.http_secure) == ("weaviate.internal", 8081, False)
     assert (e.grpc_host, e.grpc_port, e.grpc_secure) == ("weaviate.internal", 50052, False)

@@ -125,11 +125,14 @@ class WeaviateStore(VectorStore):
     @classmethod
     def from_config(cls, config: Any) -> WeaviateStore:
         settings = cls.settings_from(config)
-        if settings.url is None:  # VPA_VECTOR_DB_HOST/PORT, where the table does not say
-            settings = attrs.evolve(
-                settings, host=settings.host or config.host, port=settings.port or config.port
-            )
         return cls(settings, api_key=config.api_key, connection_pool_size=config.connection_pool_size)
+
+    @classmethod
+    def _resolve_settings(cls, settings: WeaviateSettings, config: Any) -> WeaviateSettings:
+        """``VPA_VECTOR_DB_HOST``/``PORT``, where the table names no address of its own."""
+        if settings.url is not None:
+            return settings
+        return attrs.evolve(settings, host=settings.host or config.host, port=settings.port or config.port)
 
     @classmethod
     def declare(cls, settings: WeaviateSettings, server: ServerInfo | None = None) -> StoreCapabilities:
