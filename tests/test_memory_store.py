@@ -241,5 +241,12 @@ async def test_run_vendor_times_out_a_call_that_never_answers():
     with pytest.raises(StoreTimeout, match="waiting: no answer within 0.05 s"):
         await store.run_vendor("waiting", release.wait, 5, timeout=0.05)
     release.set()
+
+    def vendor_timeout():
+        raise TimeoutError("the vendor's own")
+
+    with pytest.raises(Exception) as caught:
+        await store.run_vendor("probe", vendor_timeout)
+    assert type(caught.value).__name__ != "TypeError"  # no timeout given: the vendor's error, translated
     assert store.refine_capabilities(max_batch_size=7).max_batch_size == 7 and store.capabilities.max_batch_size == 7
     assert MemoryStore.capabilities.max_batch_size is None  # the class's declaration is untouched

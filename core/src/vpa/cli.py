@@ -307,6 +307,25 @@ def stats(tenant: str | None, as_json: bool, **options: Any) -> None:
         click.echo(f"{label:<31} {value}")
 
 
+def _echo_provider_options(config: Any) -> None:
+    """The configured store's ``[providers.<name>]`` options, with their help (stderr)."""
+    from vpa.errors import VPAError
+    from vpa.plugins import get_registry
+    from vpa.settings import describe_settings
+
+    try:
+        store_class = get_registry().get("store", config.provider).load()
+    except VPAError:
+        return  # validate_config names the problem
+    settings_class = getattr(store_class, "settings_class", None)
+    options = describe_settings(settings_class) if settings_class is not None and attrs.has(settings_class) else []
+    if options:
+        click.echo(f"[providers.{config.provider}] options:", err=True)
+        for option in options:
+            click.echo(f"  {option['name']} ({option['type']}, default {option['default']!r}): {option['help']}",
+                       err=True)
+
+
 @main.command("config")
 def show_config() -> None:
     """Print the effective configuration (secrets hidden) and any problems with it."""
@@ -314,6 +333,7 @@ def show_config() -> None:
 
     config = load_config()
     click.echo(json.dumps(config.redacted(), indent=2, default=str))
+    _echo_provider_options(config)
     problems = validate_config(config)
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)

@@ -404,6 +404,8 @@ class VectorStore(abc.ABC):
         ``timeout``, a call that takes longer is a `StoreTimeout` (for clients that can wait
         forever; the thread finishes on its own)."""
         with self.vendor_errors(where, collection):
+            if timeout is None:
+                return await asyncio.to_thread(fn, *args)
             try:
                 return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
             except TimeoutError:
