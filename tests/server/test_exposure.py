@@ -195,3 +195,24 @@ def test_a_stored_key_with_a_bad_tenant_is_refused(server):
     with server.client(made["key"]) as client:
         err = error(client.get("/stats"), 401, "unauthenticated")
         assert "not usable" in err["message"]
+
+
+def test_with_tracing_a_failed_request_carries_its_trace_id(tmp_path):
+    """VPA_ENABLE_TRACING (the original reference's variable): a span per request, its trace id in
+    the error envelope and in the audit log, so a user can hand a failed request's id to an operator."""
+    import json
+    import re
+
+    from server_helpers import Server, base_env, error, make_key
+
+    env = base_env(tmp_path, VPA_ENABLE_TRACING="true", OTEL_TRACES_EXPORTER="none")
+    key = make_key(env, "reader", "acme")["key"]
+    server = Server(tmp_path, env).start()
+    try:
+        with server.client(key) as client:
+            failure = error(client.post("/search", json={"query": ""}), 422, "invalid_input")
+    finally:
+        server.stop()
+    assert re.fullmatch(r"[0-9a-f]{32}", failure["trace_id"])
+    audit = [json.loads(line) for line in server.audit_path.read_text().splitlines() if line.strip()]
+    assert any(entry.get("trace_id") == failure["trace_id"] for entry in audit)

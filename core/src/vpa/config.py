@@ -216,7 +216,10 @@ def _not_honoured(config: VPAConfig) -> list[str]:
     """Settings that are set but that this installation cannot honour: said, never ignored."""
     out = []
     if config.enable_tracing:
-        out.append("VPA_ENABLE_TRACING is set, but this version of VPA exports no traces yet")
+        try:
+            import opentelemetry.sdk  # noqa: F401
+        except ImportError:
+            out.append("VPA_ENABLE_TRACING is set but OpenTelemetry is not installed: pip install 'vpa-core[tracing]'")
     return out
 
 

@@ -31,6 +31,7 @@ import cachetools
 import numpy as np
 import structlog
 
+from vpa import tracing
 from vpa.caches.base import Cache
 from vpa.chunkers.base import Chunker
 from vpa.config import VPAConfig, load_config
@@ -172,6 +173,7 @@ class RAGSystem:
         self.collection = self.config.collection
         self._info: CollectionInfo | None = None
         self.telemetry = SearchTelemetry(self.config.search_history_size)
+        tracing.configure(self.config)
         self._hash_key: bytes | None = None
         if self.config.encrypt_at_rest and self.config.encryption_key:
             from vpa.crypto import parse_key
@@ -278,6 +280,13 @@ class RAGSystem:
     async def add_documents(
         self, documents: Iterable[Document | Mapping[str, Any]], *, tenant: str | None = None
     ) -> list[IngestResult]:
+        """Add or replace any number of documents (see `_add_documents`)."""
+        with tracing.span("vpa.ingest", provider=self.config.provider, collection=self.collection):
+            return await self._add_documents(documents, tenant=tenant)
+
+    async def _add_documents(
+        self, documents: Iterable[Document | Mapping[str, Any]], *, tenant: str | None = None
+    ) -> list[IngestResult]:
         """Add or replace any number of documents. All are validated before anything is written;
         they are then written in groups of ``INGEST_GROUP``, and embedding of one batch overlaps
         with the upsert of the previous one. (The REST route bounds a request by
@@ -343,7 +352,10 @@ class RAGSystem:
     def _chunk_records(self, p: _Prepared) -> list[tuple[str, str, dict[str, Any]]]:
         """(record id, text to embed, metadata) for each chunk of a prepared document."""
         doc = p.document
-        chunks = self.chunker.split(doc.content)
+        with tracing.span("vpa.chunk", characters=len(doc.content)) as current:
+            chunks = self.chunker.split(doc.content)
+            if current is not None:
+                current.set_attribute("chunks", len(chunks))
         return [
             (record_id(doc.id, chunk.index, p.tenant, p.content_hash), chunk.text,
              chunk_metadata(doc, chunk, len(chunks), p.content_hash, p.tenant))
@@ -365,13 +377,14 @@ class RAGSystem:
         try:
             for batch in batches:
                 inputs = [f"{p.document.title}\n{t}" if p.document.title else t for p, _, t, _ in batch]
-                vectors = await self.embedder.aembed(inputs)  # overlaps with the previous upsert
+                with tracing.span("vpa.embed", texts=len(inputs), embedder=self.embedder.fingerprint.describe()):
+                    vectors = await self.embedder.aembed(inputs)  # overlaps with the previous upsert
                 records = [Record(rid, v, t, m) for (_, rid, t, m), v in zip(batch, vectors, strict=True)]
                 for (p, *_), record in zip(batch, records, strict=True):
                     p.records.append(record)
                 if upsert_task is not None:
                     await upsert_task
-                upsert_task = asyncio.create_task(self.store.upsert(info.name, records))
+                upsert_task = asyncio.create_task(self._traced_upsert(info, records))
             if upsert_task is not None:
                 await upsert_task
         except BaseException:
@@ -383,6 +396,11 @@ class RAGSystem:
         for p in todo:
             self._heads[head_id(p.document.id, p.tenant)] = p.content_hash
         return len(bodies) + len(heads)
+
+    async def _traced_upsert(self, info: CollectionInfo, records: list[Record]) -> int:
+        with tracing.span("vpa.store.upsert", provider=self.config.provider, collection=info.name,
+                          records=len(records)):
+            return await self.store.upsert(info.name, records)
 
     async def _remove_stale_chunks(self, info: CollectionInfo, todo: list[_Prepared]) -> None:
         """The previous versions' body chunks, once the new heads are in place."""
@@ -481,7 +499,8 @@ class RAGSystem:
         cached = self.cache.get(namespace, query)
         if cached is not None:
             return cached
-        vector = (await self.embedder.aembed([query]))[0]
+        with tracing.span("vpa.embed", texts=1, embedder=self.embedder.fingerprint.describe()):
+            vector = (await self.embedder.aembed([query]))[0]
         self.cache.set(namespace, query, vector)
         return vector
 
@@ -523,7 +542,9 @@ class RAGSystem:
         asked = min(limit, top_k * DOCUMENT_FETCH_FACTOR) if distinct else top_k
         kept: list[Hit] = []
         for _ in range(REFILL_ROUNDS):
-            hits = await self.store.query(info.name, vector, asked, node)
+            with tracing.span("vpa.store.query", provider=self.config.provider, collection=info.name, top_k=asked,
+                              filtered=node is not None):
+                hits = await self.store.query(info.name, vector, asked, node)
             kept = await self._complete_hits(info, hits)
             found = len({_document_key(h) for h in kept}) if distinct else len(kept)
             if found >= top_k or len(hits) < asked or asked >= limit:
@@ -532,6 +553,23 @@ class RAGSystem:
         return kept if distinct else kept[:top_k]
 
     async def search_knowledge(
+        self,
+        user_id: str,
+        query: str,
+        top_k: int = 5,
+        filters: FilterLike = None,
+        *,
+        tenant: str | None = None,
+        group_by: str = "document",
+        passages: bool = False,
+    ) -> list[SearchResult]:
+        """The documents most relevant to ``query`` (see `_search_knowledge`)."""
+        with tracing.span("vpa.search", provider=self.config.provider, collection=self.collection, top_k=top_k,
+                          filtered=filters is not None, group_by=group_by):
+            return await self._search_knowledge(user_id, query, top_k, filters, tenant=tenant, group_by=group_by,
+                                                passages=passages)
+
+    async def _search_knowledge(
         self,
         user_id: str,
         query: str,
@@ -562,7 +600,10 @@ class RAGSystem:
         # An eventually consistent store may still answer with pre-write data right after a write:
         # caching that would pin stale results for a whole TTL, so only exact-now stores are cached.
         cache_results = not self.store.capabilities.eventually_consistent
-        results = self.cache.get(self._results_namespace(), key) if cache_results else None
+        with tracing.span("vpa.cache.get", namespace="results") as current:
+            results = self.cache.get(self._results_namespace(), key) if cache_results else None
+            if current is not None:
+                current.set_attribute("hit", results is not None)
         if results is None:
             vector = await self._embed_query(query)
             distinct = group_by == "document"

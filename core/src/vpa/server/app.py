@@ -48,6 +48,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from vpa import tracing
 from vpa.auth.base import Action, Role
 from vpa.config import VPAConfig, load_config
 from vpa.errors import (
@@ -432,10 +433,13 @@ def _error_response(
     details: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    _context(request)["error_code"] = code
+    context = _context(request)
+    context["error_code"] = code
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
+    if context.get("trace_id"):  # a failed request's id to hand to an operator
+        body["trace_id"] = context["trace_id"]
     if details:
         body["details"] = details
     return JSONResponse({"status": "error", "error": body}, status_code=status, headers=headers)
@@ -961,6 +965,10 @@ class RequestObserver:
         started = time.perf_counter()
         metrics.in_progress.inc()
         failed = True
+        span = tracing.span(f"{scope['method']} {scope['path'] if scope['path'] in self.QUIET else 'request'}",
+                            **{"http.request.method": scope["method"]})
+        span.__enter__()
+        context["trace_id"] = tracing.current_trace_id()
         try:
             await self.app(scope, receive, observe)
             failed = False
@@ -1008,5 +1016,12 @@ class RequestObserver:
                     tenant=caller.tenant if caller else None,
                     client=client[0] if client else None,
                     ms=round(seconds * 1000, 2),
+                    **({"trace_id": context["trace_id"]} if context.get("trace_id") else {}),
                     **context.get("audit", {}),
                 )
+            current = tracing.current_span_if_enabled()
+            if current is not None:
+                current.update_name(f"{scope['method']} {template}")
+                current.set_attribute("http.route", template)
+                current.set_attribute("http.response.status_code", status)
+            span.__exit__(None, None, None)
