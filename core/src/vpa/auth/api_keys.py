@@ -33,13 +33,12 @@ from vpa.auth.base import (
     key_problem,
 )
 from vpa.errors import AuthenticationError
+from vpa.files import PRIVATE_FILE, PRIVATE_FOLDER
 from vpa.hookspecs import hookimpl
 from vpa.log import get_logger
 from vpa.models import converter
 
 PREFIX = "vpa"
-PRIVATE_FILE = 0o600
-PRIVATE_FOLDER = 0o700
 
 log = get_logger("vpa.auth")
 
@@ -59,19 +58,6 @@ def ensure_private_folder(path: Path) -> Path:
     if mode & 0o077:
         log.warning("auth.folder_not_private", folder=str(path), mode=oct(mode), hint="chmod 700")
     return path
-
-
-def open_private(path: Path, flags: int = os.O_WRONLY | os.O_APPEND) -> int:
-    """Open (creating it 0600 whatever the umask) a file only this user may read; an existing file
-    that others could read is narrowed to 0600. Returns the descriptor."""
-    fd = os.open(path, flags | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
-    try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE:
-            os.fchmod(fd, PRIVATE_FILE)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 class ApiKeyAuthenticator(Authenticator):

@@ -382,7 +382,8 @@ def _create_private(path: Any) -> None:
     import os
     from pathlib import Path as FilePath
 
-    from vpa.auth.api_keys import ensure_private_folder, open_private
+    from vpa.auth.api_keys import ensure_private_folder
+    from vpa.files import open_private
 
     path = FilePath(path)
     if not path.parent.exists():

@@ -147,7 +147,8 @@ def key_file_lock(path: Path | None) -> Iterator[None]:
         return
     import fcntl
 
-    from vpa.auth.api_keys import ensure_private_folder, open_private
+    from vpa.auth.api_keys import ensure_private_folder
+    from vpa.files import open_private
 
     ensure_private_folder(path.parent)
     fd = open_private(path.with_name(path.name + ".lock"))

@@ -55,13 +55,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from vpa.errors import DataCorrupted, DataFolderLocked, StorageFull, StoreError
+from vpa.files import PRIVATE_FILE, PRIVATE_FOLDER, open_private
 
 SNAPSHOT_SUFFIX = ".vpa.npz"
 JOURNAL_SUFFIX = ".vpa.log"
 LOCK_NAME = ".vpa.lock"
 FORMAT_VERSION = 2
-FILE_MODE = 0o600
-FOLDER_MODE = 0o700
+FILE_MODE = PRIVATE_FILE
+FOLDER_MODE = PRIVATE_FOLDER
 #: The first byte of data sealed by `vpa.crypto.AESGCMCipher` (its format version).
 SEALED_PREFIX = b"\x01"
 _FRAME = struct.Struct("<II")  # payload length, crc32 of payload
@@ -92,18 +93,6 @@ def storage_error(exc: OSError, message: str) -> StoreError:
     reason = exc.strerror or type(exc).__name__
     cls = StorageFull if exc.errno in _FULL else StoreError
     return cls(f"{message} ({reason})".replace("\n", " "))
-
-
-def _open_private(path: Path, flags: int) -> int:
-    """``os.open`` that leaves the file 0600 whatever the umask or its previous mode."""
-    fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
-    try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
-            os.fchmod(fd, FILE_MODE)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _fsync_dir(path: Path) -> None:
@@ -155,7 +144,7 @@ class FolderLock:
             return
         prepare_folder(self.folder)
         try:
-            fd = _open_private(self.path, os.O_RDWR | os.O_CREAT)
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         except OSError as exc:
             raise storage_error(exc, f"cannot open the lock file {self.path}") from exc
         try:
@@ -233,7 +222,7 @@ class CollectionFiles:
     def _journal_fd(self) -> int:
         if self._fd is None:
             try:
-                self._fd = _open_private(self.journal_path, os.O_WRONLY | os.O_CREAT)
+                self._fd = open_private(self.journal_path, os.O_WRONLY | os.O_CREAT)
             except OSError as exc:
                 raise storage_error(exc, f"cannot open journal {self.journal_path}") from exc
         return self._fd
