@@ -280,13 +280,6 @@ class RAGSystem:
     async def add_documents(
         self, documents: Iterable[Document | Mapping[str, Any]], *, tenant: str | None = None
     ) -> list[IngestResult]:
-        """Add or replace any number of documents (see `_add_documents`)."""
-        with tracing.span("vpa.ingest", provider=self.config.provider, collection=self.collection):
-            return await self._add_documents(documents, tenant=tenant)
-
-    async def _add_documents(
-        self, documents: Iterable[Document | Mapping[str, Any]], *, tenant: str | None = None
-    ) -> list[IngestResult]:
         """Add or replace any number of documents. All are validated before anything is written;
         they are then written in groups of ``INGEST_GROUP``, and embedding of one batch overlaps
         with the upsert of the previous one. (The REST route bounds a request by
@@ -296,35 +289,36 @@ class RAGSystem:
         head (the completion marker) last, and the previous version's chunks are removed only
         after the new head is in place (see `vpa.layout`). An interrupted ingest leaves the
         previous version, whole; running it again repairs the document."""
-        info = await self.initialize()
-        check_tenant(tenant)
-        docs = [d if isinstance(d, Document) else self._document_from_mapping(d) for d in documents]
-        latest: dict[str, Document] = {}
-        for doc in docs:
-            self._check_document(doc)
-            latest[doc.id] = doc
-        started = time.perf_counter()
-        prepared = [_Prepared(doc, tenant, self._content_hash(doc, tenant)) for doc in latest.values()]
-        results: list[IngestResult] = []
-        changed = chunks = 0
-        for start in range(0, len(prepared), INGEST_GROUP):  # any number, in bounded groups
-            group = prepared[start : start + INGEST_GROUP]
-            todo = await self._changed(info, group, tenant)
-            try:
-                chunks += await self._write(info, todo)
-            finally:
-                if todo:  # also after a failure: some versions may have been completed
-                    self.cache.invalidate(self._results_namespace())
-            await self._remove_stale_chunks(info, todo)
-            changed += len(todo)
-            rewritten = {id(p) for p in todo}
-            for p in group:
-                done = id(p) in rewritten
-                results.append(IngestResult(p.document.id, len(p.records) if done else _chunk_count(p.old_head),
-                                            not done))
-        log.info("rag.documents_added", documents=len(prepared), changed=changed, chunks=chunks,
-                 ms=round((time.perf_counter() - started) * 1000, 1))
-        return results
+        with tracing.span("vpa.ingest", provider=self.config.provider, collection=self.collection):
+            info = await self.initialize()
+            check_tenant(tenant)
+            docs = [d if isinstance(d, Document) else self._document_from_mapping(d) for d in documents]
+            latest: dict[str, Document] = {}
+            for doc in docs:
+                self._check_document(doc)
+                latest[doc.id] = doc
+            started = time.perf_counter()
+            prepared = [_Prepared(doc, tenant, self._content_hash(doc, tenant)) for doc in latest.values()]
+            results: list[IngestResult] = []
+            changed = chunks = 0
+            for start in range(0, len(prepared), INGEST_GROUP):  # any number, in bounded groups
+                group = prepared[start : start + INGEST_GROUP]
+                todo = await self._changed(info, group, tenant)
+                try:
+                    chunks += await self._write(info, todo)
+                finally:
+                    if todo:  # also after a failure: some versions may have been completed
+                        self.cache.invalidate(self._results_namespace())
+                await self._remove_stale_chunks(info, todo)
+                changed += len(todo)
+                rewritten = {id(p) for p in todo}
+                for p in group:
+                    done = id(p) in rewritten
+                    results.append(IngestResult(p.document.id, len(p.records) if done else _chunk_count(p.old_head),
+                                                not done))
+            log.info("rag.documents_added", documents=len(prepared), changed=changed, chunks=chunks,
+                     ms=round((time.perf_counter() - started) * 1000, 1))
+            return results
 
     async def _changed(
         self, info: CollectionInfo, group: list[_Prepared], tenant: str | None
@@ -563,58 +557,43 @@ class RAGSystem:
         group_by: str = "document",
         passages: bool = False,
     ) -> list[SearchResult]:
-        """The documents most relevant to ``query`` (see `_search_knowledge`)."""
-        with tracing.span("vpa.search", provider=self.config.provider, collection=self.collection, top_k=top_k,
-                          filtered=filters is not None, group_by=group_by):
-            return await self._search_knowledge(user_id, query, top_k, filters, tenant=tenant, group_by=group_by,
-                                                passages=passages)
-
-    async def _search_knowledge(
-        self,
-        user_id: str,
-        query: str,
-        top_k: int = 5,
-        filters: FilterLike = None,
-        *,
-        tenant: str | None = None,
-        group_by: str = "document",
-        passages: bool = False,
-    ) -> list[SearchResult]:
         """The documents most relevant to ``query`` that match ``filters`` (and the tenant), best
         first: each as its best-matching chunk, one result a document (``passages=True`` adds its
         other matching chunks). ``group_by="chunk"`` returns chunks instead, several of one
         document if they rank so."""
-        info = await self.initialize()
-        check_tenant(tenant)
-        if group_by not in GROUP_BY:
-            raise ValidationError(f"group_by must be one of {', '.join(GROUP_BY)}, got {group_by!r}")
-        if not isinstance(query, str) or not query.strip():
-            raise ValidationError("query must be a non-empty string")
-        if not is_encodable(query):
-            raise ValidationError("query is not valid Unicode text (a lone surrogate)")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
-            raise ValidationError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
-        started = time.perf_counter()
-        node = self._scope(filters, tenant)
-        key = f"{top_k}|{group_by}|{passages}|{canonical_json(node)}|{query}"
-        # An eventually consistent store may still answer with pre-write data right after a write:
-        # caching that would pin stale results for a whole TTL, so only exact-now stores are cached.
-        cache_results = not self.store.capabilities.eventually_consistent
-        with tracing.span("vpa.cache.get", namespace="results") as current:
-            results = self.cache.get(self._results_namespace(), key) if cache_results else None
-            if current is not None:
-                current.set_attribute("hit", results is not None)
-        if results is None:
-            vector = await self._embed_query(query)
-            distinct = group_by == "document"
-            hits = await self._query_complete(info, vector, top_k, node, distinct=distinct)
-            results = _group(hits, top_k, passages) if distinct else [_result(hit) for hit in hits]
-            if cache_results:
-                self.cache.set(self._results_namespace(), key, results)
-        latency = (time.perf_counter() - started) * 1000
-        self.telemetry.record(tenant, user_id, query, top_k, len(results), latency, filters is not None)
-        log.debug("rag.search", top_k=top_k, results=len(results), ms=round(latency, 2))
-        return list(results)
+        with tracing.span("vpa.search", provider=self.config.provider, collection=self.collection, top_k=top_k,
+                          filtered=filters is not None, group_by=group_by):
+            info = await self.initialize()
+            check_tenant(tenant)
+            if group_by not in GROUP_BY:
+                raise ValidationError(f"group_by must be one of {', '.join(GROUP_BY)}, got {group_by!r}")
+            if not isinstance(query, str) or not query.strip():
+                raise ValidationError("query must be a non-empty string")
+            if not is_encodable(query):
+                raise ValidationError("query is not valid Unicode text (a lone surrogate)")
+            if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+                raise ValidationError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
+            started = time.perf_counter()
+            node = self._scope(filters, tenant)
+            key = f"{top_k}|{group_by}|{passages}|{canonical_json(node)}|{query}"
+            # An eventually consistent store may still answer with pre-write data right after a write:
+            # caching that would pin stale results for a whole TTL, so only exact-now stores are cached.
+            cache_results = not self.store.capabilities.eventually_consistent
+            with tracing.span("vpa.cache.get", namespace="results") as current:
+                results = self.cache.get(self._results_namespace(), key) if cache_results else None
+                if current is not None:
+                    current.set_attribute("hit", results is not None)
+            if results is None:
+                vector = await self._embed_query(query)
+                distinct = group_by == "document"
+                hits = await self._query_complete(info, vector, top_k, node, distinct=distinct)
+                results = _group(hits, top_k, passages) if distinct else [_result(hit) for hit in hits]
+                if cache_results:
+                    self.cache.set(self._results_namespace(), key, results)
+            latency = (time.perf_counter() - started) * 1000
+            self.telemetry.record(tenant, user_id, query, top_k, len(results), latency, filters is not None)
+            log.debug("rag.search", top_k=top_k, results=len(results), ms=round(latency, 2))
+            return list(results)
 
     async def count_matching(
         self, filters: FilterLike = None, *, tenant: str | None = None, documents: bool = False
