@@ -250,3 +250,11 @@ async def test_run_vendor_times_out_a_call_that_never_answers():
     assert type(caught.value).__name__ != "TypeError"  # no timeout given: the vendor's error, translated
     assert store.refine_capabilities(max_batch_size=7).max_batch_size == 7 and store.capabilities.max_batch_size == 7
     assert MemoryStore.capabilities.max_batch_size is None  # the class's declaration is untouched
+
+
+def test_batched_cuts_by_count_and_by_budget():
+    from vpa.stores.base import batched
+
+    assert list(batched(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(batched([5, 5, 20, 1, 1], 10, budget=10, cost=lambda n: n)) == [[5, 5], [20], [1, 1]]
+    assert list(batched([], 3)) == []

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import attrs
@@ -73,6 +73,25 @@ def check_collection_name(name: Any) -> str:
             "'_' or '-', at most 63 characters"
         )
     return name
+
+
+def batched(
+    items: Iterable[T], count: int, budget: int | None = None, cost: Callable[[T], int] | None = None
+) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of at most ``count`` items and, with a ``budget``, at most that
+    much ``cost(item)`` in all (an item that costs more alone goes in a list of its own): how a
+    store cuts records into requests, or ids into fetches."""
+    part: list[T] = []
+    size = 0
+    for item in items:
+        price = cost(item) if budget is not None and cost is not None else 0
+        if part and (len(part) >= count or (budget is not None and size + price > budget)):
+            yield part
+            part, size = [], 0
+        part.append(item)
+        size += price
+    if part:
+        yield part
 
 
 class VectorStore(abc.ABC):
@@ -235,23 +254,12 @@ class VectorStore(abc.ABC):
         as UTF-8, text and metadata as JSON (`record_bytes_bound`), and some framing."""
         return 4 * info.dimension + 4 * len(record.id) + record_bytes_bound(record) + 64
 
-    def split_batch(self, info: CollectionInfo, records: Sequence[Record]) -> Iterator[list[Record]]:
+    def split_batch(self, info: CollectionInfo, records: Sequence[Record]) -> Iterable[list[Record]]:
         """``records`` in requests of at most ``max_batch_size`` records and ``max_request_bytes``
         estimated bytes (a record larger than that alone goes in a request of its own)."""
         caps = self.capabilities
-        count = caps.max_batch_size or len(records)
-        budget = caps.max_request_bytes
-        part: list[Record] = []
-        size = 0
-        for record in records:
-            cost = self.request_bytes(info, record) if budget is not None else 0
-            if part and (len(part) >= count or (budget is not None and size + cost > budget)):
-                yield part
-                part, size = [], 0
-            part.append(record)
-            size += cost
-        if part:
-            yield part
+        cost = (lambda record: self.request_bytes(info, record)) if caps.max_request_bytes is not None else None
+        return batched(records, caps.max_batch_size or len(records), caps.max_request_bytes, cost)
 
     async def query(
         self, collection: str, vector: Sequence[float], top_k: int = 10, filter: FilterLike = None

@@ -36,6 +36,7 @@ import numpy as np
 import orjson
 from vpa.errors import RecordTooLarge, StoreError
 from vpa.models import CollectionInfo, EmbedderFingerprint, Hit, Metric, Record
+from vpa.stores.base import batched
 from vpa.stores.definition import DEFINITION_KEY, dump_definition, load_definition
 from vpa.validation import record_bytes_bound
 
@@ -181,17 +182,7 @@ def decode_hit(vector_id: str, score: float, stored: Mapping[str, Any] | None) -
 def id_batches(pids: list[str], size: int, url_budget: int | None = None) -> Iterator[list[str]]:
     """``pids`` in requests of at most ``size`` ids and, for a fetch (ids in the query string),
     ``url_budget`` characters of URL-encoded ids."""
-    batch: list[str] = []
-    length = 0
-    for pid in pids:
-        cost = len(quote(pid, safe="")) + 5 if url_budget is not None else 0
-        if batch and (len(batch) >= size or (url_budget is not None and length + cost > url_budget)):
-            yield batch
-            batch, length = [], 0
-        batch.append(pid)
-        length += cost
-    if batch:
-        yield batch
+    return batched(pids, size, url_budget, lambda pid: len(quote(pid, safe="")) + 5)
 
 
 # --- the collection definition, a record of the catalog namespace --------------------------------
