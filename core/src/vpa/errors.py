@@ -110,6 +110,18 @@ class UnsupportedFilter(VPAError):
     code = "unsupported_filter"
 
 
+class UnsupportedOperation(VPAError):
+    """The store does not do this at all (say, ``scroll`` on a store that declares contract 1.0)."""
+
+    code = "unsupported_operation"
+
+
+class InvalidCursor(ValidationError):
+    """A ``scroll`` cursor that this store did not hand out for this collection and filter."""
+
+    code = "invalid_cursor"
+
+
 class UnsupportedMetadata(ValidationError):
     """The metadata is valid VPA, but this store declares it cannot hold that type."""
 

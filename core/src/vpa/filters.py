@@ -10,11 +10,18 @@ Syntax (MongoDB style, as Chroma, Pinecone and LangChain use it)::
 
 Semantics, defined here once and checked by the conformance suite on every store:
 
-- **Values.** ``$eq``/``$ne`` take a str, int, float or bool. ``$gt $gte $lt $lte`` take a number
-  only (ordering strings or lists is not portable: most backends refuse it). ``$in``/``$nin`` take
-  a non-empty list of str, of numbers or of bools (not mixed). ``None`` is never a value.
+- **Values.** ``$eq``/``$ne`` take a str, int, float, bool or datetime. ``$gt $gte $lt $lte``
+  take a number or a datetime (ordering strings or lists is not portable: most backends refuse
+  it). ``$in``/``$nin`` take a non-empty list of str, of numbers, of bools or of datetimes (not
+  mixed). A datetime is a timezone-aware `datetime.datetime` in Python and ``{"$date":
+  "2024-05-01T12:00:00Z"}`` in JSON (`vpa.typedjson`); a naive one is refused.
 - **Types.** int and float compare as numbers (``1 == 1.0``); bool is not a number
-  (``True != 1``); a str never equals a number. A comparison between different types is false.
+  (``True != 1``); a str never equals a number; a datetime never equals a number or a string.
+  A comparison between different types is false.
+- **Missing and null** (contract 1.1). ``{"k": {"$exists": true}}`` matches the records that have
+  ``k``, ``false`` those without. ``None`` means "absent": ``{"k": None}`` and ``{"k": {"$eq":
+  None}}`` are ``$exists: false``, ``{"k": {"$ne": None}}`` is ``$exists: true`` (Haystack's
+  definition); ``None`` with any other operator is refused.
 - **Lists.** On a list-of-str field, ``$eq x`` means "contains x" and ``$in xs`` means "contains
   any of xs". Ordering operators on a list are false.
 - **Missing fields.** ``$eq $gt $gte $lt $lte $in`` are false on a record that lacks the field.
@@ -39,6 +46,7 @@ count and delete alike; stores translate the tree into their native filter.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -48,12 +56,14 @@ import attrs
 
 from vpa.errors import InvalidFilter, LimitExceeded
 from vpa.models import FilterOp
-from vpa.validation import MAX_SAFE_INT, METADATA_KEY_RE, is_encodable
+from vpa.typedjson import DateError, check_datetime, decode_value, encode_value, is_date_object
+from vpa.validation import MAX_SAFE_INT, is_encodable, key_problem
 
-Scalar: TypeAlias = str | int | float | bool
+Scalar: TypeAlias = str | int | float | bool | dt.datetime
 
 COMPARISON_OPS = frozenset(
-    {FilterOp.EQ, FilterOp.NE, FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE, FilterOp.IN, FilterOp.NIN}
+    {FilterOp.EQ, FilterOp.NE, FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE, FilterOp.IN, FilterOp.NIN,
+     FilterOp.EXISTS}
 )
 ORDERING_OPS = frozenset({FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE})
 LIST_OPS = frozenset({FilterOp.IN, FilterOp.NIN})
@@ -66,7 +76,7 @@ MAX_FILTER_TERMS = 4096
 
 @attrs.frozen
 class Comparison:
-    """``field op value``; for ``$in``/``$nin`` the value is a tuple."""
+    """``field op value``; for ``$in``/``$nin`` the value is a tuple, for ``$exists`` a bool."""
 
     field: str
     op: FilterOp
@@ -177,8 +187,14 @@ class _Parser:
             return Not(self.object(value, f"{path}.$not", level + 1))
         if key.startswith("$"):
             raise InvalidFilter(f"unknown operator {key!r} at {path}; logical operators are $and, $or, $not")
-        if not METADATA_KEY_RE.fullmatch(key):
-            raise InvalidFilter(f"field name {key!r} at {path} is not a valid metadata key")
+        problem = key_problem(key)
+        if problem is not None:
+            raise InvalidFilter(f"field name at {path}: {problem}")
+        if value is None:  # {"k": None}: the field is absent
+            self._add_terms(1)
+            return Comparison(key, FilterOp.EXISTS, False)
+        if is_date_object(value):
+            return self.comparison(key, "$eq", value, path)
         if isinstance(value, Mapping):
             if not value:
                 raise InvalidFilter(f"{path}.{key} is an empty operator object")
@@ -204,6 +220,16 @@ class _Parser:
                 f"use one of {', '.join(sorted(COMPARISON_OPS))}"
             )
         where = f"{field!r} {op_name}"
+        if op is FilterOp.EXISTS:
+            if not isinstance(operand, bool):
+                raise InvalidFilter(f"{where} needs true or false, got {_describe(operand)}")
+            self._add_terms(1)
+            return Comparison(field, op, operand)
+        if operand is None:
+            if op in (FilterOp.EQ, FilterOp.NE):  # Haystack's null: absent / present
+                self._add_terms(1)
+                return Comparison(field, FilterOp.EXISTS, op is FilterOp.NE)
+            raise InvalidFilter(f"{where} cannot compare with null; use {{\"$exists\": false}} for a missing field")
         if op in LIST_OPS:
             if not isinstance(operand, list | tuple) or not operand:
                 raise InvalidFilter(f"{where} needs a non-empty list, got {_describe(operand)}")
@@ -215,14 +241,26 @@ class _Parser:
             return Comparison(field, op, values)
         self._add_terms(1)
         value = _check_scalar(operand, where)
-        if op in ORDERING_OPS and _kind(value) != "number":
+        if op in ORDERING_OPS and _kind(value) not in ("number", "datetime"):
             raise InvalidFilter(
-                f"{where} needs a number, got {_describe(operand)}; ordering is defined on numbers only"
+                f"{where} needs a number or a datetime, got {_describe(operand)}; ordering is defined "
+                "on numbers and datetimes only"
             )
         return Comparison(field, op, value)
 
 
 def _check_scalar(value: Any, where: str) -> Scalar:
+    if value is None:
+        raise InvalidFilter(f"{where}: null is not a value in a list; use $exists for a missing field")
+    try:
+        value = decode_value(value, where)
+    except DateError as exc:
+        raise InvalidFilter(str(exc)) from None
+    if isinstance(value, dt.datetime):
+        try:
+            return check_datetime(value, where)
+        except DateError as exc:
+            raise InvalidFilter(str(exc)) from None
     if isinstance(value, str):
         if not is_encodable(value):
             raise InvalidFilter(f"{where}: {value!r} is not valid Unicode (a lone surrogate)")
@@ -237,12 +275,14 @@ def _check_scalar(value: Any, where: str) -> Scalar:
         if not math.isfinite(value):
             raise InvalidFilter(f"{where}: {value} is not a finite number")
         return value
-    raise InvalidFilter(f"{where}: {_describe(value)} is not a str, int, float or bool")
+    raise InvalidFilter(f"{where}: {_describe(value)} is not a str, int, float, bool or datetime")
 
 
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
+    if isinstance(value, dt.datetime):
+        return "datetime"
     if isinstance(value, int | float):
         return "number"
     if isinstance(value, str):
@@ -333,11 +373,15 @@ def fields_used(node: Node | None) -> frozenset[str]:
 
 
 def to_dict(node: Node | None) -> dict[str, Any]:
-    """The explicit dict form of a tree; ``parse_filter(to_dict(t)) == t``."""
+    """The explicit dict form of a tree, as typed JSON (datetimes as ``{"$date": ...}``);
+    ``parse_filter(to_dict(t)) == t``."""
     if node is None:
         return {}
     if isinstance(node, Comparison):
-        value = list(node.value) if isinstance(node.value, tuple) else node.value
+        if isinstance(node.value, tuple):
+            value: Any = [encode_value(v) for v in node.value]
+        else:
+            value = encode_value(node.value)
         return {node.field: {node.op.value: value}}
     if isinstance(node, Not):
         return {"$not": to_dict(node.child)}
@@ -365,7 +409,8 @@ def _equals(stored: Any, value: Scalar) -> bool:
 
 
 def _ordered(stored: Any, op: FilterOp, value: Scalar) -> bool:
-    if _kind(stored) != "number" or _kind(value) != "number":
+    kind = _kind(value)
+    if kind not in ("number", "datetime") or _kind(stored) != kind:
         return False
     if op is FilterOp.GT:
         return stored > value
@@ -379,7 +424,8 @@ def _ordered(stored: Any, op: FilterOp, value: Scalar) -> bool:
 def _compare(node: Comparison, metadata: Mapping[str, Any]) -> bool:
     stored = metadata.get(node.field, _MISSING)
     op = node.op
-    if op is FilterOp.EQ:
+    if op is FilterOp.EXISTS:
+        return (stored is not _MISSING) is node.value
         return _equals(stored, node.value)  # type: ignore[arg-type]
     if op is FilterOp.NE:
         return not _equals(stored, node.value)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ attrs classes, frozen where possible; `converter` turns them into JSON-ready dic
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
@@ -14,12 +15,26 @@ import attrs
 import cattrs
 import numpy as np
 
-#: The portable metadata value types: str, int, float, bool and lists of str.
-MetadataValue: TypeAlias = str | int | float | bool | list[str]
+#: The portable metadata value types: str, int, float, bool, lists of str and (contract 1.1)
+#: timezone-aware datetimes.
+MetadataValue: TypeAlias = str | int | float | bool | list[str] | _dt.datetime
 Metadata: TypeAlias = dict[str, MetadataValue]
 
-#: The version of the store contract this core defines. A store declares the version it meets.
-CONTRACT_VERSION = "1.0"
+#: The version of the store contract this core defines. A store declares the version it meets;
+#: one that declares an earlier version is held to that version's clauses only.
+CONTRACT_VERSION = "1.1"
+#: Every contract version this core still runs stores at.
+CONTRACT_VERSIONS = ("1.0", "1.1")
+
+
+def contract_at_least(version: str, wanted: str) -> bool:
+    """Whether a declared contract ``version`` ("1.0", "1.1") includes ``wanted``."""
+    def parts(v: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(p) for p in str(v).split("."))
+        except ValueError:
+            return (0,)
+    return parts(version) >= parts(wanted)
 
 
 def as_vector(value: Any) -> np.ndarray:
@@ -36,7 +51,9 @@ def _vectors_equal(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _metadata_copy(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, list | tuple) else v for k, v in (value or {}).items()}
+    """A copy with lists as lists; a ``None`` value means the key is absent (contract 1.1), so it
+    is left out — as document loaders write ``None`` for a field they did not find."""
+    return {k: list(v) if isinstance(v, list | tuple) else v for k, v in (value or {}).items() if v is not None}
 
 
 @attrs.frozen
@@ -121,6 +138,8 @@ class FilterOp(enum.StrEnum):
     AND = "$and"
     OR = "$or"
     NOT = "$not"
+    #: Contract 1.1: ``{"k": {"$exists": true}}``; ``{"k": None}`` means ``$exists: false``.
+    EXISTS = "$exists"
 
 
 class MetadataType(enum.StrEnum):
@@ -130,8 +149,14 @@ class MetadataType(enum.StrEnum):
     BOOL = "bool"
     STR_LIST = "list[str]"
     EMPTY_LIST = "empty list"
+    #: Contract 1.1: a timezone-aware `datetime.datetime`, ``{"$date": "...Z"}`` in JSON.
+    DATETIME = "datetime"
 
 
+#: Every operator and type of contract 1.0: what a store that declares nothing else claims.
+FILTER_OPS_1_0 = frozenset(FilterOp) - {FilterOp.EXISTS}
+METADATA_TYPES_1_0 = frozenset(MetadataType) - {MetadataType.DATETIME}
+#: Everything this core defines (contract 1.1); a 1.1 store declares these explicitly.
 ALL_FILTER_OPS = frozenset(FilterOp)
 ALL_METADATA_TYPES = frozenset(MetadataType)
 
@@ -172,6 +197,35 @@ class StoreCapabilities:
     max_filter_depth: int = 32
     max_metadata_keys: int = 256
     max_metadata_bytes: int = 64 * 1024
+    #: Contract 1.1. The most records one ``scroll`` page may ask for (``batch_size``).
+    max_page_size: int = 1000
+    #: Whether ``scroll`` evaluates a filter natively; if not, a filtered scroll raises
+    #: `UnsupportedFilter` (it is never filtered in Python after the fact).
+    scroll_filters: bool = True
+    #: Whether ``update`` is the engine's own metadata update (True) or VPA's documented
+    #: read-modify-write (False: a concurrent upsert of the same record may be overwritten).
+    native_update: bool = False
+
+    @property
+    def contract_1_1(self) -> bool:
+        """Whether the store meets contract 1.1 (scroll, update, ``$exists``, datetimes, keys)."""
+        return contract_at_least(self.contract_version, "1.1")
+
+
+def contract_1_1(**changes: Any) -> StoreCapabilities:
+    """Capabilities of a contract 1.1 store: every operator and type, then ``changes``."""
+    base = {"contract_version": "1.1", "filter_operators": ALL_FILTER_OPS, "metadata_types": ALL_METADATA_TYPES}
+    return StoreCapabilities(**{**base, **changes})
+
+
+@attrs.frozen
+class Page:
+    """One page of a ``scroll``: its records and the cursor that resumes after it (None on the
+    last page). The cursor is an opaque string, valid in another process and another store
+    instance over the same collection."""
+
+    records: list[Record]
+    cursor: str | None = None
 
 
 @attrs.frozen

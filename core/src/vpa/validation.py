@@ -4,10 +4,15 @@ The portable limits are the intersection of what the supported backends accept, 
 written through one provider can move to any other:
 
 - ids: non-empty strings of at most 512 characters (UTF-8), no NUL;
-- metadata keys: ``[A-Za-z_][A-Za-z0-9_]*``, at most 64 characters (Weaviate property names are
-  the tightest rule among the backends);
+- metadata keys (contract 1.1): any non-empty string of at most 128 characters that does not start
+  with ``$`` and holds no NUL — ``source-url``, ``og:title``, ``page.number``, ``Größe`` — each
+  plugin encodes what its engine cannot hold as is and gives the user's key back. A store that
+  declares contract 1.0 keeps 1.0's rule, ``[A-Za-z_][A-Za-z0-9_]*`` of at most 64 characters.
+  (``vpa_`` keys are the RAG layer's own: documents may not use them, see `vpa.layout`);
 - metadata values: str, int (within ±2**53, exact in every backend's number type), finite float,
-  bool, list of str. ``None`` and nested objects are refused, not silently dropped;
+  bool, list of str and (1.1) timezone-aware datetimes within ±2**53 µs of the epoch
+  (`vpa.typedjson`). ``None`` means the key is absent (`vpa.models.Record` leaves it out); nested
+  objects are refused, not silently dropped;
 - vectors: flat, finite, not all zeros (cosine is undefined there), of the collection's dimension.
 
 A store's declared bounds per record (``max_metadata_keys``, ``max_metadata_bytes``: the keys of a
@@ -17,6 +22,7 @@ record's metadata, and its size as UTF-8 JSON, see `metadata_bytes`) are checked
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -35,10 +41,14 @@ from vpa.errors import (
     UnsupportedMetadata,
 )
 from vpa.models import MetadataType, Record
+from vpa.typedjson import DateError, check_datetime, encode_metadata, has_datetimes
 
 MAX_ID_LENGTH = 512
-MAX_KEY_LENGTH = 64
+#: Contract 1.1's longest metadata key (characters).
+MAX_KEY_LENGTH = 128
 MAX_SAFE_INT = 2**53
+#: Contract 1.0's metadata keys: identifiers of at most 64 characters.
+LEGACY_KEY_LENGTH = 64
 METADATA_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -71,12 +81,34 @@ def check_ids(ids: Iterable[Any]) -> list[str]:
     return [check_id(i) for i in ids]
 
 
-def check_key(key: Any) -> str:
-    if not isinstance(key, str) or not METADATA_KEY_RE.fullmatch(key) or len(key) > MAX_KEY_LENGTH:
-        raise InvalidMetadata(
-            f"metadata key {key!r} is not portable: use letters, digits and '_', "
-            f"not starting with a digit, at most {MAX_KEY_LENGTH} characters"
+def key_problem(key: Any, *, legacy: bool = False) -> str | None:
+    """Why ``key`` is not a metadata key (None if it is one); ``legacy``: contract 1.0's rule."""
+    if not isinstance(key, str):
+        return f"metadata key {key!r} must be a string"
+    if legacy:
+        if METADATA_KEY_RE.fullmatch(key) and len(key) <= LEGACY_KEY_LENGTH:
+            return None
+        return (
+            f"metadata key {key!r} is not portable to this store (contract 1.0): use letters, digits "
+            f"and '_', not starting with a digit, at most {LEGACY_KEY_LENGTH} characters"
         )
+    if not key:
+        return "metadata key must not be empty"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"metadata key {key[:40]!r}... is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}"
+    if key.startswith("$"):
+        return f"metadata key {key!r} must not start with '$' (operators do)"
+    if "\x00" in key:
+        return f"metadata key {key!r} must not contain NUL characters"
+    if not (key.isascii() or is_encodable(key)):
+        return f"metadata key {key!r} is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def check_key(key: Any, *, legacy: bool = False) -> str:
+    problem = key_problem(key, legacy=legacy)
+    if problem is not None:
+        raise InvalidMetadata(problem)
     return key
 
 
@@ -97,17 +129,28 @@ def metadata_type(value: Any) -> MetadataType | None:
         if not value:
             return MetadataType.EMPTY_LIST
         return MetadataType.STR_LIST if all(isinstance(v, str) for v in value) else None
+    if isinstance(value, dt.datetime):
+        try:
+            check_datetime(value)
+        except DateError:
+            return None
+        return MetadataType.DATETIME
     return None
 
 
 def check_metadata(
-    metadata: Mapping[str, Any] | None, allowed: Iterable[MetadataType] | None = None
+    metadata: Mapping[str, Any] | None,
+    allowed: Iterable[MetadataType] | None = None,
+    *,
+    legacy_keys: bool = False,
 ) -> dict[str, Any]:
     """Validate metadata; with ``allowed``, also refuse types the store declares it cannot hold.
-    Returns a copy with lists as lists."""
+    Returns a copy with lists as lists and without ``None`` values (absent keys)."""
     if metadata is None:
         return {}
-    _check_metadata(metadata, frozenset(allowed) if allowed is not None else None, set())
+    if isinstance(metadata, Mapping) and any(v is None for v in metadata.values()):
+        metadata = {k: v for k, v in metadata.items() if v is not None}
+    _check_metadata(metadata, frozenset(allowed) if allowed is not None else None, set(), legacy_keys)
     return {k: list(v) if isinstance(v, list | tuple) else v for k, v in metadata.items()}
 
 
@@ -115,7 +158,10 @@ _LONE_SURROGATE = "holds a string that is not valid Unicode (a lone surrogate)"
 
 
 def _check_metadata(
-    metadata: Mapping[str, Any], allowed: frozenset[MetadataType] | None, known_keys: set[str]
+    metadata: Mapping[str, Any],
+    allowed: frozenset[MetadataType] | None,
+    known_keys: set[str],
+    legacy_keys: bool = False,
 ) -> int:
     """The checks of `check_metadata`; ``known_keys`` spares re-checking keys seen in a batch.
 
@@ -126,13 +172,18 @@ def _check_metadata(
     chars = 0
     for key, value in metadata.items():
         if key not in known_keys:
-            check_key(key)
+            check_key(key, legacy=legacy_keys)
             known_keys.add(key)
         kind = metadata_type(value)
         if kind is None:
+            if isinstance(value, dt.datetime):
+                try:
+                    check_datetime(value, f"metadata {key!r}")
+                except DateError as exc:
+                    raise InvalidMetadata(str(exc)) from None
             raise InvalidMetadata(
                 f"metadata {key!r} has unsupported value {value!r}: use str, int (within ±2**53), "
-                "finite float, bool or a list of str"
+                "finite float, bool, a list of str or a timezone-aware datetime"
             )
         # ASCII needs no encoding to rule out lone surrogates (the hot path: most values are).
         if kind is MetadataType.STR:
@@ -145,15 +196,21 @@ def _check_metadata(
                 raise InvalidMetadata(f"metadata {key!r} {_LONE_SURROGATE}")
         if allowed is not None and kind not in allowed:
             raise UnsupportedMetadata(f"metadata {key!r}: this store cannot hold values of type {kind}")
-    # JSON spends at most 6 bytes on a character (``\u001f``), and per entry at most the key (64),
-    # its quotes, ": ", ", " and a number, bool or the brackets and quotes of a value (24); a list
-    # item adds its quotes and ", " (4 bytes, counted as 6 with the item above).
-    return 2 + (MAX_KEY_LENGTH + 30) * len(metadata) + 6 * chars
+        chars += len(key)
+    # JSON spends at most 6 bytes on a character (``\u001f``), and per entry at most its quotes,
+    # ": ", ", " and a number, bool, datetime (``{"$date": ...}``, 42) or the brackets and quotes
+    # of a value; a list item adds its quotes and ", " (4 bytes, counted as 6 with the item above).
+    return 2 + 50 * len(metadata) + 6 * chars
+
+
+def _json_ready(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    return encode_metadata(metadata) if has_datetimes(metadata) else metadata
 
 
 def metadata_bytes(metadata: Mapping[str, Any]) -> int:
-    """The size of a record's metadata as UTF-8 JSON: what ``max_metadata_bytes`` bounds."""
-    return len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    """The size of a record's metadata as UTF-8 typed JSON (`vpa.typedjson`): what
+    ``max_metadata_bytes`` bounds."""
+    return len(json.dumps(_json_ready(metadata), ensure_ascii=False).encode("utf-8"))
 
 
 def check_vector(vector: Any, dimension: int, *, where: str = "vector") -> np.ndarray:
@@ -174,7 +231,7 @@ def check_vector(vector: Any, dimension: int, *, where: str = "vector") -> np.nd
 
 def record_bytes(record: Record) -> int:
     """The size of a record's text and metadata as UTF-8 JSON: what ``max_record_bytes`` bounds."""
-    return len(json.dumps([record.text, record.metadata], ensure_ascii=False).encode("utf-8"))
+    return len(json.dumps([record.text, _json_ready(record.metadata)], ensure_ascii=False).encode("utf-8"))
 
 
 def record_bytes_bound(record: Record) -> int:
@@ -188,7 +245,7 @@ def record_bytes_bound(record: Record) -> int:
         elif isinstance(value, list | tuple):
             size += sum(6 * len(v) + 4 for v in value) + 2
         else:
-            size += 24
+            size += 42  # a number, a bool or {"$date": "...Z"}
     return size
 
 
@@ -200,6 +257,7 @@ def check_records(
     *,
     max_metadata_keys: int | None = None,
     max_metadata_bytes: int | None = None,
+    legacy_keys: bool = False,
 ) -> list[Record]:
     """Validate a whole batch before anything is written, and keep the last of duplicate ids.
 
@@ -227,7 +285,7 @@ def check_records(
                 max_metadata_keys,
                 what=f"metadata of record {record.id!r}",
             )
-        bound = _check_metadata(record.metadata, allowed_set, known_keys)
+        bound = _check_metadata(record.metadata, allowed_set, known_keys, legacy_keys)
         if (
             max_metadata_bytes is not None
             and bound > max_metadata_bytes  # the exact size only when it may matter

@@ -69,6 +69,7 @@ from vpa.errors import (
     StoreTimeout,
     StoreUnavailable,
     UnsupportedFilter,
+    UnsupportedOperation,
     ValidationError,
     VPAError,
 )
@@ -117,6 +118,7 @@ STATUS_BY_ERROR: tuple[tuple[type[VPAError], int], ...] = (
     (RecordTooLarge, 413),
     (ValidationError, 422),
     (UnsupportedFilter, 422),
+    (UnsupportedOperation, 422),
     (EmbedderMismatch, 409),
     (StoreTimeout, 504),
     (StoreUnavailable, 503),

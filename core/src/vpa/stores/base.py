@@ -22,16 +22,32 @@ Contract decisions, written once here (the conformance suite checks exactly thes
 - The bounds a store declares (``max_filter_terms``, ``max_filter_depth``, ``max_metadata_keys``,
   ``max_metadata_bytes``) are enforced here, before any I/O, with `LimitExceeded` naming the
   bound: a store is only ever asked what it declared it survives.
+
+Contract 1.1 adds (for a store that declares it):
+
+- ``scroll`` (and ``scroll_page``, one page): every record that exists for the whole scroll and
+  matches the filter comes back exactly once, in pages of at most ``batch_size`` records, each
+  with a cursor that resumes after it — in another process too. The filter is evaluated by the
+  engine (a store that cannot declares ``scroll_filters=False`` and raises `UnsupportedFilter`).
+  A cursor is bound to its collection and filter: another one's is `InvalidCursor`.
+- ``update``: metadata in place, by ids, by filter or both (the rules of ``delete``); ``set``
+  values replace or add keys (``None`` removes one), ``unset`` removes keys; vector and text stay
+  exactly as they were; returns how many records matched (and were updated). Native where
+  ``native_update``, otherwise a read-modify-write (`_update`'s default): a concurrent upsert of
+  the same record may then be overwritten.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import base64
 import contextlib
+import hashlib
+import json
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import attrs
@@ -41,28 +57,48 @@ from vpa.errors import (
     DimensionMismatch,
     EmbedderMismatch,
     InvalidCollection,
+    InvalidCursor,
+    InvalidFilter,
+    LimitExceeded,
     StoreError,
     StoreTimeout,
     UnsupportedFilter,
+    UnsupportedOperation,
     ValidationError,
     VPAError,
 )
-from vpa.filters import FilterLike, Node, operators_used, parse_filter
+from vpa.filters import FilterLike, Node, canonical_json, evaluate, fields_used, operators_used, parse_filter
 from vpa.models import (
     CollectionInfo,
     EmbedderFingerprint,
     HealthStatus,
     Hit,
     Metric,
+    Page,
     Record,
     StoreCapabilities,
 )
 from vpa.settings import NoSettings, structure_settings
-from vpa.validation import check_ids, check_records, check_vector, record_bytes_bound
+from vpa.validation import (
+    check_ids,
+    check_key,
+    check_metadata,
+    check_records,
+    check_vector,
+    key_problem,
+    metadata_bytes,
+    record_bytes_bound,
+)
 
 T = TypeVar("T")
 
 COLLECTION_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
+#: The longest cursor ``scroll`` accepts back (characters), checked before it is decoded.
+MAX_CURSOR_LENGTH = 4096
+#: ``scroll``'s page size when none is given.
+DEFAULT_PAGE_SIZE = 256
+#: Records a read-modify-write ``update`` fetches and rewrites at a time.
+UPDATE_BATCH = 256
 
 
 def check_collection_name(name: Any) -> str:
@@ -92,6 +128,41 @@ def batched(
         size += price
     if part:
         yield part
+
+
+def _merged(metadata: Mapping[str, Any], set: Mapping[str, Any], unset: Sequence[str]) -> dict[str, Any]:  # noqa: A002
+    merged = {k: v for k, v in metadata.items() if k not in unset}
+    merged.update(set)
+    return merged
+
+
+def _cursor_binding(collection: str, node: Node | None) -> str:
+    """What a cursor is valid for: its collection and filter (a short digest)."""
+    digest = hashlib.sha256(f"{collection}\x00{canonical_json(node)}".encode()).digest()
+    return base64.urlsafe_b64encode(digest[:9]).decode()
+
+
+def _seal_cursor(position: str, binding: str) -> str:
+    if not isinstance(position, str):
+        raise StoreError(f"a store's scroll position must be a string, got {type(position).__name__}")
+    payload = json.dumps([1, binding, position], separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def _open_cursor(cursor: Any, binding: str) -> str:
+    if not isinstance(cursor, str) or not cursor:
+        raise InvalidCursor(f"cursor must be a non-empty string, got {type(cursor).__name__}")
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise LimitExceeded("max_cursor_length", len(cursor), MAX_CURSOR_LENGTH, what="scroll cursor")
+    try:
+        version, bound_to, position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise InvalidCursor("cursor is not one that scroll handed out") from None
+    if version != 1 or not isinstance(position, str):
+        raise InvalidCursor("cursor is not one that scroll handed out")
+    if bound_to != binding:
+        raise InvalidCursor("cursor belongs to another collection or another filter")
+    return position
 
 
 class VectorStore(abc.ABC):
@@ -303,6 +374,116 @@ class VectorStore(abc.ABC):
         info = await self.open_collection(collection)
         return await self._count(info, self.prepare_filter(filter))
 
+    # --- contract 1.1: scroll and update ------------------------------------------------------
+
+    def _require_1_1(self, what: str) -> None:
+        if not self.capabilities.contract_1_1:
+            raise UnsupportedOperation(
+                f"{type(self).__name__} declares store contract {self.capabilities.contract_version}: "
+                f"{what} needs contract 1.1"
+            )
+
+    async def scroll(
+        self,
+        collection: str,
+        filter: FilterLike = None,
+        *,
+        batch_size: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        with_vectors: bool = True,
+    ) -> AsyncIterator[Page]:
+        """Every record matching ``filter``, in pages (`Page`: ``.records`` and ``.cursor``);
+        ``cursor`` resumes after the page that handed it out. Records come back exactly once;
+        with ``with_vectors=False`` their vectors are empty (shape ``(0,)``)."""
+        page = await self.scroll_page(
+            collection, filter, batch_size=batch_size, cursor=cursor, with_vectors=with_vectors
+        )
+        while True:
+            yield page
+            if page.cursor is None:
+                return
+            page = await self.scroll_page(
+                collection, filter, batch_size=batch_size, cursor=page.cursor, with_vectors=with_vectors
+            )
+
+    async def scroll_page(
+        self,
+        collection: str,
+        filter: FilterLike = None,
+        *,
+        batch_size: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        with_vectors: bool = True,
+    ) -> Page:
+        """One page of `scroll`: at most ``batch_size`` records (a page may hold fewer, even none,
+        before the last) and the cursor of the next page, None after the last."""
+        self._require_1_1("scroll")
+        caps = self.capabilities
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if batch_size > caps.max_page_size:
+            raise LimitExceeded("max_page_size", batch_size, caps.max_page_size, what="scroll batch_size")
+        if not isinstance(with_vectors, bool):
+            raise ValidationError(f"with_vectors must be true or false, got {with_vectors!r}")
+        node = self.prepare_filter(filter)
+        if node is not None and not caps.scroll_filters:
+            raise UnsupportedFilter(f"{type(self).__name__} cannot filter a scroll natively")
+        info = await self.open_collection(collection)
+        binding = _cursor_binding(info.name, node)
+        after = None if cursor is None else _open_cursor(cursor, binding)
+        records, following = await self._scroll(info, node, batch_size, after, with_vectors)
+        if len(records) > batch_size:
+            raise StoreError(f"{type(self).__name__} returned {len(records)} records for a page of {batch_size}")
+        return Page(records, None if following is None else _seal_cursor(following, binding))
+
+    async def update(
+        self,
+        collection: str,
+        ids: Sequence[str] | None = None,
+        filter: FilterLike = None,
+        *,
+        set: Mapping[str, Any] | None = None,  # noqa: A002  # the contract's name
+        unset: Sequence[str] | None = None,
+    ) -> int:
+        """Change metadata in place (see the module docstring); returns how many records matched."""
+        self._require_1_1("update")
+        info = await self.open_collection(collection)
+        if ids is None and filter is None:
+            raise ValidationError("update needs ids or a filter (an empty filter {} means every record)")
+        changes, removed = self.check_update(set, unset)
+        wanted = None if ids is None else list(dict.fromkeys(check_ids(ids)))
+        node = self.prepare_filter(filter)
+        if wanted is not None and not wanted:
+            return 0
+        return await self._update(info, wanted, node, changes, removed)
+
+    def check_update(
+        self, set: Mapping[str, Any] | None, unset: Sequence[str] | None  # noqa: A002
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Validate an update's ``set`` and ``unset`` before any I/O: the metadata rules and the
+        store's declared types and bounds for ``set`` (a ``None`` value moves its key to
+        ``unset``), keys for ``unset``; a key in both, or neither given, is a `ValidationError`."""
+        caps = self.capabilities
+        if set is not None and not isinstance(set, Mapping):
+            raise ValidationError(f"set must be a mapping of metadata, got {type(set).__name__}")
+        if unset is not None and (isinstance(unset, str | bytes) or not isinstance(unset, Sequence | frozenset)):
+            raise ValidationError("unset must be a list of metadata keys, not one string")
+        if set is not None and len(set) > caps.max_metadata_keys:
+            raise LimitExceeded("max_metadata_keys", len(set), caps.max_metadata_keys, what="update set")
+        cleared = [k for k, v in (set or {}).items() if v is None]
+        changes = check_metadata(set, caps.metadata_types, legacy_keys=not caps.contract_1_1)
+        if changes and (size := metadata_bytes(changes)) > caps.max_metadata_bytes:
+            raise LimitExceeded("max_metadata_bytes", size, caps.max_metadata_bytes, what="update set")
+        removed = list(dict.fromkeys([*(check_key(k) for k in (unset or ())), *cleared]))
+        if len(removed) > caps.max_metadata_keys:
+            raise LimitExceeded("max_metadata_keys", len(removed), caps.max_metadata_keys, what="update unset")
+        both = sorted(k for k in removed if k in changes)
+        if both:
+            raise ValidationError(f"update both sets and unsets {both}")
+        if not changes and not removed:
+            raise ValidationError("update needs set or unset")
+        return changes, removed
+
     def check_records(self, records: Sequence[Record], dimension: int) -> list[Record]:
         """`vpa.validation.check_records` with every bound this store declares (metadata types,
         record bytes, metadata keys and bytes): what `upsert` runs before any I/O. A store that
@@ -315,6 +496,7 @@ class VectorStore(abc.ABC):
             caps.max_record_bytes,
             max_metadata_keys=caps.max_metadata_keys,
             max_metadata_bytes=caps.max_metadata_bytes,
+            legacy_keys=not caps.contract_1_1,
         )
 
     def prepare_filter(self, spec: FilterLike) -> Node | None:
@@ -332,6 +514,11 @@ class VectorStore(abc.ABC):
             raise UnsupportedFilter(
                 f"{type(self).__name__} cannot evaluate {', '.join(sorted(missing))} natively"
             )
+        if node is not None and not caps.contract_1_1:
+            for field in fields_used(node):
+                problem = key_problem(field, legacy=True)
+                if problem is not None:
+                    raise InvalidFilter(f"filter field: {problem}")
         return node
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -467,3 +654,56 @@ class VectorStore(abc.ABC):
 
     @abc.abstractmethod
     async def _count(self, info: CollectionInfo, node: Node | None) -> int: ...
+
+    # --- contract 1.1: what a backend implements ---------------------------------------------
+
+    async def _scroll(
+        self, info: CollectionInfo, node: Node | None, limit: int, after: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]:
+        """One page from the engine's own cursor: at most ``limit`` records matching ``node``
+        after the position ``after`` (None: the start; else a string this method returned), and
+        the position after this page (None once nothing is left). The position must survive a
+        new process (a key to resume after, an offset token — not a live server-side iterator),
+        and records that exist for the whole scroll come back exactly once."""
+        raise UnsupportedOperation(f"{type(self).__name__} does not implement scroll")
+
+    async def _update(
+        self,
+        info: CollectionInfo,
+        ids: list[str] | None,
+        node: Node | None,
+        set: dict[str, Any],  # noqa: A002
+        unset: list[str],
+    ) -> int:
+        """Change the metadata of the records with ``ids`` (None: any) that match ``node``; return
+        how many matched. Default: read-modify-write — the matching ids first (by `_get`, or by
+        `_scroll` without vectors), then `_get` and a validated `_upsert` of their merged form,
+        ``UPDATE_BATCH`` at a time. A plugin with a native update overrides it and declares
+        ``native_update``."""
+        if ids is None:
+            targets: list[str] = []
+            after: str | None = None
+            while True:
+                page, after = await self._scroll(info, node, self.capabilities.max_page_size, after, False)
+                targets.extend(r.id for r in page)
+                if after is None:
+                    break
+            node_left = None
+        else:
+            targets, node_left = ids, node
+        changed = 0
+        for part in batched(targets, UPDATE_BATCH):
+            found = await self._get(info, part)
+            merged = [
+                Record(r.id, r.vector, r.text, _merged(r.metadata, set, unset))
+                for r in found
+                if node_left is None or evaluate(node_left, r.metadata)
+            ]
+            if not merged:
+                continue
+            batch = self._validate(info, merged)
+            await self._prepare_upsert(info, batch)
+            for piece in self.split_batch(info, batch):
+                await self._upsert(info, piece)
+            changed += len(batch)
+        return changed

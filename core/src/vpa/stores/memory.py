@@ -25,6 +25,7 @@ Durability, call by call:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import os
 import threading
 from pathlib import Path
@@ -37,7 +38,7 @@ from vpa.errors import CollectionNotFound, StoreError
 from vpa.filters import Node, evaluate
 from vpa.hookspecs import hookimpl
 from vpa.log import get_logger
-from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities, from_json_dict, to_json_dict
+from vpa.models import CollectionInfo, Hit, Record, contract_1_1, from_json_dict, to_json_dict
 from vpa.offload import Offloader
 from vpa.settings import setting
 from vpa.stores.base import VectorStore
@@ -62,6 +63,7 @@ class _Table:
         self.texts: list[str] = []
         self.metadata: list[dict[str, Any]] = []
         self._index: ColumnIndex | None = None  # filter columns, dropped on every write
+        self._order: tuple[list[str], np.ndarray] | None = None  # ids sorted, and their rows (scroll)
 
     @property
     def size(self) -> int:
@@ -84,6 +86,7 @@ class _Table:
 
     def upsert(self, ids: list[str], matrix: np.ndarray, texts: list[str], metadata: list[dict[str, Any]]) -> None:
         self._index = None
+        self._order = None
         rows = np.empty(len(ids), dtype=np.int64)
         self._grow(self.size + len(ids))
         for i, (id_, text, meta) in enumerate(zip(ids, texts, metadata, strict=True)):
@@ -106,6 +109,7 @@ class _Table:
         removed = [i for i in dict.fromkeys(ids) if i in self.row_of]
         if removed:
             self._index = None
+            self._order = None
         for row in sorted((self.row_of[i] for i in removed), reverse=True):
             last = self.size - 1
             del self.row_of[self.ids[row]]
@@ -120,6 +124,30 @@ class _Table:
             self.texts.pop()
             self.metadata.pop()
         return removed
+
+    def set_metadata(self, ids: list[str], metadata: list[dict[str, Any]]) -> None:
+        """Replace the metadata of existing rows (an update: vectors and texts untouched)."""
+        self._index = None
+        for id_, meta in zip(ids, metadata, strict=True):
+            row = self.row_of.get(id_)
+            if row is not None:
+                self.metadata[row] = meta
+
+    def scroll(self, node: Node | None, limit: int, after: str | None) -> tuple[list[int], str | None]:
+        """Up to ``limit`` matching rows in id order after the id ``after``, and the id to resume
+        after (None at the end): a key, so records that stay are seen once whatever else changes."""
+        if self._order is None:
+            ordered = sorted(self.ids)
+            self._order = (ordered, np.array([self.row_of[i] for i in ordered], dtype=np.int64))
+        ordered, rows = self._order
+        start = 0 if after is None else bisect.bisect_right(ordered, after)
+        candidates = rows[start:]
+        mask = self.mask(node)
+        if mask is not None:
+            candidates = candidates[mask[candidates]]
+        taken = candidates[:limit].tolist()
+        following = self.ids[taken[-1]] if len(candidates) > limit else None
+        return taken, following
 
     def mask(self, node: Node | None) -> np.ndarray | None:
         if node is None:
@@ -144,6 +172,8 @@ class _Table:
         for entry, entry_vectors in files.replay(table.info.dimension):
             if entry["op"] == "upsert":
                 table.upsert(entry["ids"], entry_vectors, entry["texts"], entry["metadata"])
+            elif entry["op"] == "update":
+                table.set_metadata(entry["ids"], entry["metadata"])
             else:
                 table.delete_ids(entry["ids"])
         return table
@@ -160,7 +190,7 @@ class MemorySettings:
 class MemoryStore(VectorStore):
     """Exact search over numpy arrays; ``path=None`` keeps everything in this process only."""
 
-    capabilities = StoreCapabilities(exact=True, persistent=True)
+    capabilities = contract_1_1(exact=True, persistent=True, native_update=True)
     settings_class = MemorySettings
     provider = "memory"
 
@@ -360,6 +390,59 @@ class MemoryStore(VectorStore):
                 return len(removed)
 
         return await asyncio.to_thread(remove)
+
+    async def _scroll(
+        self, info: CollectionInfo, node: Node | None, limit: int, after: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]:
+        table = self._require(info)
+
+        def page() -> tuple[list[Record], str | None]:  # runs holding self._lock
+            rows, following = table.scroll(node, limit, after)
+            if with_vectors:
+                return [table.record(r) for r in rows], following
+            return [Record(table.ids[r], (), table.texts[r], table.metadata[r]) for r in rows], following
+
+        return await self._offload.run((info.name, "scroll"), page, self._lock)
+
+    async def _update(
+        self,
+        info: CollectionInfo,
+        ids: list[str] | None,
+        node: Node | None,
+        set: dict[str, Any],  # noqa: A002
+        unset: list[str],
+    ) -> int:
+        """In place, journaled like every write: the new metadata of each matching record."""
+        table = self._require(info)
+
+        def change() -> int:
+            with self._lock:
+                if ids is not None:
+                    rows = [table.row_of[i] for i in ids if i in table.row_of]
+                    if node is not None:
+                        rows = [r for r in rows if evaluate(node, table.metadata[r])]
+                else:
+                    mask = table.mask(node)
+                    rows = list(range(table.size)) if mask is None else np.flatnonzero(mask).tolist()
+                if not rows:
+                    return 0
+                changed_ids = [table.ids[r] for r in rows]
+                merged = []
+                for r in rows:
+                    meta = {k: v for k, v in table.metadata[r].items() if k not in unset}
+                    meta.update(set)
+                    merged.append(meta)
+                batch = self.check_records(
+                    [Record(table.ids[r], table.vectors[r], table.texts[r], m) for r, m in zip(rows, merged, strict=True)],
+                    info.dimension,
+                )  # the merged records within every bound, before anything is written
+                del batch
+                files = self._journal(table, {"op": "update", "ids": changed_ids, "metadata": merged})
+                table.set_metadata(changed_ids, merged)
+                self._compact(table, files)
+                return len(rows)
+
+        return await asyncio.to_thread(change)
 
     async def _count(self, info: CollectionInfo, node: Node | None) -> int:
         table = self._require(info)

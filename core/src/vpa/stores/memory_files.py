@@ -39,6 +39,7 @@ snapshot document and journal frame, for encryption at rest.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import errno
 import fcntl
 import json
@@ -56,6 +57,7 @@ import numpy as np
 
 from vpa.errors import DataCorrupted, DataFolderLocked, StorageFull, StoreError
 from vpa.files import PRIVATE_FILE, PRIVATE_FOLDER, open_private
+from vpa.typedjson import DATE_KEY, decode_value, encode_value
 
 SNAPSHOT_SUFFIX = ".vpa.npz"
 JOURNAL_SUFFIX = ".vpa.log"
@@ -187,14 +189,25 @@ class FolderLock:
             self.release()
 
 
+def _typed(value: Any) -> Any:
+    """Metadata datetimes as typed JSON (`vpa.typedjson`); json calls this for nothing else."""
+    if isinstance(value, datetime.datetime):
+        return encode_value(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _untyped(obj: dict[str, Any]) -> Any:
+    return decode_value(obj) if len(obj) == 1 and DATE_KEY in obj else obj
+
+
 def _pack(document: dict[str, Any], vectors: np.ndarray) -> bytes:
-    head = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    head = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=_typed).encode("utf-8")
     return _JSON_LEN.pack(len(head)) + head + np.ascontiguousarray(vectors, dtype=np.float32).tobytes()
 
 
 def _unpack(payload: bytes, dimension: int | None = None) -> tuple[dict[str, Any], np.ndarray]:
     (length,) = _JSON_LEN.unpack_from(payload)
-    document = json.loads(payload[_JSON_LEN.size : _JSON_LEN.size + length].decode("utf-8"))
+    document = json.loads(payload[_JSON_LEN.size : _JSON_LEN.size + length].decode("utf-8"), object_hook=_untyped)
     dim = dimension if dimension is not None else document["dimension"]
     vectors = np.frombuffer(payload[_JSON_LEN.size + length :], dtype=np.float32).reshape(-1, dim)
     return document, vectors

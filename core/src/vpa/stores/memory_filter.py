@@ -12,6 +12,7 @@ column, dict keys for list items), never as numpy 'U' strings, which silently dr
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from vpa.filters import And, Comparison, Node, Not, Or
 from vpa.models import FilterOp
+from vpa.typedjson import to_micros
 
 
 class _Column:
@@ -27,14 +29,19 @@ class _Column:
     def __init__(self, field: str, metadata: Sequence[dict[str, Any]]) -> None:
         n = len(metadata)
         self.numbers = np.full(n, np.nan)
+        self.dates = np.full(n, np.nan)  # microseconds since the epoch: exact in a float64
         self.bools = np.full(n, -1, dtype=np.int8)
         self.strings = np.full(n, None, dtype=object)
+        self.present = np.zeros(n, dtype=bool)
         self.list_rows: dict[str, list[int]] = {}
         for row, meta in enumerate(metadata):
             value = meta.get(field)
             if value is None:
                 continue
-            if isinstance(value, bool):
+            self.present[row] = True
+            if isinstance(value, dt.datetime):
+                self.dates[row] = to_micros(value)
+            elif isinstance(value, bool):
                 self.bools[row] = value
             elif isinstance(value, int | float):
                 self.numbers[row] = value
@@ -45,6 +52,8 @@ class _Column:
                     self.list_rows.setdefault(item, []).append(row)
 
     def equals(self, value: Any) -> np.ndarray:
+        if isinstance(value, dt.datetime):
+            return self.dates == to_micros(value)
         if isinstance(value, bool):
             return self.bools == int(value)
         if isinstance(value, int | float):
@@ -59,15 +68,19 @@ class _Column:
             mask[rows] = True
         return mask
 
-    def ordered(self, op: FilterOp, value: float) -> np.ndarray:
+    def ordered(self, op: FilterOp, value: float | dt.datetime) -> np.ndarray:
+        if isinstance(value, dt.datetime):
+            column, bound = self.dates, float(to_micros(value))
+        else:
+            column, bound = self.numbers, float(value)
         with np.errstate(invalid="ignore"):
             if op is FilterOp.GT:
-                return self.numbers > value
+                return column > bound
             if op is FilterOp.GTE:
-                return self.numbers >= value
+                return column >= bound
             if op is FilterOp.LT:
-                return self.numbers < value
-            return self.numbers <= value
+                return column < bound
+            return column <= bound
 
 
 class ColumnIndex:
@@ -97,6 +110,8 @@ class ColumnIndex:
     def _compare(self, node: Comparison) -> np.ndarray:
         column = self._column(node.field)
         op = node.op
+        if op is FilterOp.EXISTS:
+            return column.present.copy() if node.value else ~column.present
         if op in (FilterOp.EQ, FilterOp.NE):
             mask = column.equals(node.value)
             return ~mask if op is FilterOp.NE else mask
@@ -105,4 +120,4 @@ class ColumnIndex:
             for value in node.value:  # type: ignore[union-attr]
                 mask |= column.equals(value)
             return ~mask if op is FilterOp.NIN else mask
-        return column.ordered(op, float(node.value))  # type: ignore[arg-type]
+        return column.ordered(op, node.value)  # type: ignore[arg-type]

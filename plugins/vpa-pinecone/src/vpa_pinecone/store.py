@@ -42,7 +42,7 @@ from pinecone import Pinecone, RetryConfig
 from pinecone.errors.exceptions import ConflictError, NotFoundError
 from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection, StoreError, StoreTimeout
 from vpa.filters import Node
-from vpa.models import ALL_FILTER_OPS, ALL_METADATA_TYPES, CollectionInfo, Hit, Record, StoreCapabilities
+from vpa.models import FILTER_OPS_1_0, METADATA_TYPES_1_0, CollectionInfo, Hit, Record, StoreCapabilities
 from vpa.stores.base import VectorStore
 
 from vpa_pinecone import codec, errors
@@ -119,8 +119,8 @@ class PineconeStore(VectorStore):
     """VPA's store contract on Pinecone serverless, through the official ``pinecone`` SDK."""
 
     capabilities = StoreCapabilities(
-        filter_operators=ALL_FILTER_OPS,
-        metadata_types=ALL_METADATA_TYPES,
+        filter_operators=FILTER_OPS_1_0,
+        metadata_types=METADATA_TYPES_1_0,
         exact=False,  # serverless search is approximate (the stand-in is exact)
         min_recall=0.9,
         max_batch_size=MAX_UPSERT_VECTORS,

@@ -15,7 +15,7 @@ import attrs
 from qdrant_client import models
 from vpa.errors import CollectionNotFound, ConfigError, StoreError
 from vpa.filters import Node
-from vpa.models import ALL_FILTER_OPS, ALL_METADATA_TYPES, CollectionInfo, Hit, Record, StoreCapabilities
+from vpa.models import FILTER_OPS_1_0, METADATA_TYPES_1_0, CollectionInfo, Hit, Record, StoreCapabilities
 from vpa.stores.base import VectorStore
 from vpa.validation import record_bytes_bound
 
@@ -33,8 +33,8 @@ PAGE_SIZE = 1000
 #: (Rust, indexed payloads) takes the default 1,024 filter terms and 32 levels (a level is two JSON
 #: levels of a nested ``Filter``: 64 of serde's 128).
 SERVER_CAPABILITIES = StoreCapabilities(
-    filter_operators=ALL_FILTER_OPS,
-    metadata_types=ALL_METADATA_TYPES,
+    filter_operators=FILTER_OPS_1_0,
+    metadata_types=METADATA_TYPES_1_0,
     exact=False,
     min_recall=0.9,
     max_batch_size=256,
