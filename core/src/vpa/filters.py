@@ -426,6 +426,7 @@ def _compare(node: Comparison, metadata: Mapping[str, Any]) -> bool:
     op = node.op
     if op is FilterOp.EXISTS:
         return (stored is not _MISSING) is node.value
+    if op is FilterOp.EQ:
         return _equals(stored, node.value)  # type: ignore[arg-type]
     if op is FilterOp.NE:
         return not _equals(stored, node.value)  # type: ignore[arg-type]
