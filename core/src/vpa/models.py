@@ -171,14 +171,18 @@ class StoreCapabilities:
     sleeping. ``heterogeneous_fields`` is False where one metadata key must keep one type across
     records (a typed schema, as in Weaviate); such a store raises `UnsupportedMetadata` on a
     conflicting write. ``max_record_bytes`` bounds text plus metadata (as UTF-8 JSON) per record.
+
+    The defaults are contract 1.0's, so a store written for 1.0 keeps declaring exactly what it
+    did. A 1.1 store declares ``contract_version="1.1"`` (see `contract_1_1`): ``scroll`` and
+    ``update``, ``$exists``, datetimes and the wider metadata keys of `vpa.validation`.
     """
 
-    contract_version: str = CONTRACT_VERSION
+    contract_version: str = "1.0"
     filter_operators: frozenset[FilterOp] = attrs.field(
-        default=ALL_FILTER_OPS, converter=lambda ops: frozenset(FilterOp(o) for o in ops)
+        default=FILTER_OPS_1_0, converter=lambda ops: frozenset(FilterOp(o) for o in ops)
     )
     metadata_types: frozenset[MetadataType] = attrs.field(
-        default=ALL_METADATA_TYPES, converter=lambda ts: frozenset(MetadataType(t) for t in ts)
+        default=METADATA_TYPES_1_0, converter=lambda ts: frozenset(MetadataType(t) for t in ts)
     )
     exact: bool = True
     min_recall: float = 1.0
