@@ -162,7 +162,7 @@ def test_health_openapi_and_unknown_routes(server):
         (
             "post",
             "/documents",
-            {"id": "a", "content": "c", "metadata": {"bad key": 1}},
+            {"id": "a", "content": "c", "metadata": {"$bad": 1}},
             422,
             "invalid_input",
             "metadata",
@@ -218,7 +218,7 @@ def test_health_openapi_and_unknown_routes(server):
             "filters",
         ),
         ("post", "/search", {"query": "x", "filters": []}, 422, "invalid_input", "filters"),
-        ("put", "/documents/a", {"metadata": {"x": None}}, 422, "invalid_input", "metadata"),
+        ("put", "/documents/a", {"metadata": {"x": [1, 2]}}, 422, "invalid_input", "metadata"),
         ("get", "/search/history?limit=0", None, 422, "invalid_input", "limit"),
     ],
 )
