@@ -11,7 +11,9 @@ Each use is bound to its own associated data, so a ciphertext cannot be moved be
 - `EncryptedTextStore` wraps a store that does not encrypt on its own (a remote one) for the RAG
   layer: each record's text and its title (the reserved ``vpa_title`` metadata value) are sealed,
   bound to the record id (a ciphertext copied onto another record — another tenant's — fails to
-  open), and stored as ``vpa-enc:v1:<base64>``; hits and records read back are opened again.
+  open), and stored as ``vpa-enc:v1:<base64>``; hits, records and scroll pages read back are
+  opened again. ``update`` (contract 1.1) never touches the sealed text; a new title is sealed
+  for each record it is written to.
   Ids, vectors and the other metadata stay in clear, because the store must look up, search and
   filter them; the text and title are therefore no longer searchable or filterable by the store.
 
@@ -37,7 +39,7 @@ import contextlib
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -59,10 +61,11 @@ from vpa.models import (
     HealthStatus,
     Hit,
     Metric,
+    Page,
     Record,
     StoreCapabilities,
 )
-from vpa.stores.base import VectorStore
+from vpa.stores.base import DEFAULT_PAGE_SIZE, VectorStore
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -306,6 +309,27 @@ class _StoreView(VectorStore):
     async def _count(self, info: CollectionInfo, node: Node | None) -> int:
         return await self.inner.count(info.name, node)
 
+    async def _scroll(
+        self, info: CollectionInfo, node: Node | None, limit: int, after: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]:
+        """One page of the inner store's own scroll; its cursor is the position (the view's base
+        class binds it again to this collection and filter)."""
+        page = await self.inner.scroll_page(
+            info.name, node, batch_size=limit, cursor=after, with_vectors=with_vectors
+        )
+        return page.records, page.cursor
+
+    async def _update(
+        self,
+        info: CollectionInfo,
+        ids: list[str] | None,
+        node: Node | None,
+        set: dict[str, Any],  # the contract's name
+        unset: list[str],
+    ) -> int:
+        """The inner store's own update (native or its read-modify-write)."""
+        return await self.inner.update(info.name, ids, _every(ids, node), set=set, unset=unset)
+
     async def health(self) -> HealthStatus:
         return await self.inner.health()
 
@@ -315,6 +339,12 @@ class _StoreView(VectorStore):
     async def close(self) -> None:
         self._collections.clear()
         await self.inner.close()
+
+
+def _every(ids: list[str] | None, node: Node | None) -> Node | dict[str, Any] | None:
+    """The filter to pass on: ``{}`` (every record) where the caller gave no ids and an empty
+    filter, since an update or scroll with neither is refused."""
+    return {} if ids is None and node is None else node
 
 
 async def _maybe_offload(items: Sequence[Any], work: Callable[[], T]) -> T:
@@ -430,6 +460,42 @@ class EncryptedTextStore(_StoreView):
         records = await self.inner.get(info.name, ids)
         return await _maybe_offload(records, lambda: [self._open_record(r) for r in records])
 
+    async def _scroll(
+        self, info: CollectionInfo, node: Node | None, limit: int, after: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]:
+        records, following = await super()._scroll(info, node, limit, after, with_vectors)
+        opened = await _maybe_offload(records, lambda: [self._open_record(r) for r in records])
+        return opened, following
+
+    async def _update(
+        self,
+        info: CollectionInfo,
+        ids: list[str] | None,
+        node: Node | None,
+        set: dict[str, Any],  # the contract's name
+        unset: list[str],
+    ) -> int:
+        """The inner store's update: text is never touched (it stays sealed as it was). A new
+        title is sealed like every title, bound to its record's id, so it is written record by
+        record (the matching ids first, by the inner store's scroll without vectors)."""
+        title = set.get(TITLE_KEY)
+        if not isinstance(title, str):
+            return await super()._update(info, ids, node, set, unset)
+        targets = ids if ids is not None else await self._matching_ids(info, node)
+        changed = 0
+        for record_id in targets:
+            sealed = {**set, TITLE_KEY: self._title.seal(record_id, title)}
+            changed += await self.inner.update(info.name, [record_id], node, set=sealed, unset=unset)
+        return changed
+
+    async def _matching_ids(self, info: CollectionInfo, node: Node | None) -> list[str]:
+        ids: list[str] = []
+        batch = self.inner.capabilities.max_page_size
+        pages = self.inner.scroll(info.name, _every(None, node), batch_size=batch, with_vectors=False)
+        async for page in pages:
+            ids.extend(r.id for r in page.records)
+        return ids
+
 
 class SealedDataGuard(_StoreView):
     """The RAG layer's view of a store when encryption at rest is off: everything is the inner
@@ -521,6 +587,42 @@ class SealedDataGuard(_StoreView):
     async def count(self, collection: str, filter: FilterLike = None) -> int:
         await self._open(collection)
         return await self.inner.count(collection, filter)
+
+    async def scroll_page(
+        self,
+        collection: str,
+        filter: FilterLike = None,
+        *,
+        batch_size: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+        with_vectors: bool = True,
+    ) -> Page:
+        """The inner store's page (and cursor); ciphertext in it is refused. (`scroll` pages
+        through this method.)"""
+        await self._open(collection)
+        page = await self.inner.scroll_page(
+            collection, filter, batch_size=batch_size, cursor=cursor, with_vectors=with_vectors
+        )
+        self._refuse_ciphertext(collection, page.records)
+        return page
+
+    async def update(
+        self,
+        collection: str,
+        ids: Sequence[str] | None = None,
+        filter: FilterLike = None,
+        *,
+        set: Mapping[str, Any] | None = None,  # the contract's name
+        unset: Sequence[str] | None = None,
+    ) -> int:
+        """The inner store's update; a title that would read back as ciphertext is refused."""
+        await self._open(collection)
+        if isinstance(set, Mapping) and is_sealed(set.get(TITLE_KEY)):
+            raise ValidationError(
+                f"{TITLE_KEY} starts with {TEXT_PREFIX!r}, the marker of encrypted text: "
+                "it cannot be stored in clear"
+            )
+        return await self.inner.update(collection, ids, filter, set=set, unset=unset)
 
     def prepare_filter(self, spec: FilterLike) -> Node | None:
         return self.inner.prepare_filter(spec)
