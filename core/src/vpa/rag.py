@@ -14,6 +14,10 @@ exactly from its chunks by any process, on any provider.
   whatever filter the caller adds; search history and figures are kept per tenant.
 - Query embeddings are cached per embedder fingerprint; results per collection, invalidated by
   every write through this system.
+- On a store of contract 1.1, documents are listed a page at a time (`RAGSystem.list_documents`:
+  the heads, by the store's scroll, with a resumable cursor) and their metadata is changed in
+  place on every chunk (`RAGSystem.update_document_metadata`), without re-embedding. A 1.0 store
+  refuses both with `UnsupportedOperation`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -40,8 +44,10 @@ from vpa.errors import (
     DocumentNotFound,
     DocumentTooLarge,
     IncompleteDocument,
+    InvalidCursor,
     InvalidMetadata,
     LimitExceeded,
+    UnsupportedOperation,
     ValidationError,
 )
 from vpa.filters import And, Comparison, FilterLike, Node, canonical_json, parse_filter
@@ -73,6 +79,7 @@ from vpa.models import CollectionInfo, Document, FilterOp, Hit, Record, SearchRe
 from vpa.plugins import Registry, get_registry
 from vpa.stores.base import VectorStore
 from vpa.telemetry import ALL, SearchHistoryEntry, SearchTelemetry
+from vpa.typedjson import encode_metadata, has_datetimes
 from vpa.validation import check_id, check_metadata, is_encodable, metadata_bytes
 
 log = get_logger("vpa.rag")
@@ -86,6 +93,12 @@ HEAD_CACHE_SIZE = 100_000
 INGEST_GROUP = 256
 #: Rounds of a search that re-asks for more hits when chunks of unfinished versions were dropped.
 REFILL_ROUNDS = 3
+#: The most documents one `RAGSystem.list_documents` page may ask for (``page_size``), and its default.
+MAX_LIST_PAGE_SIZE = 1000
+DEFAULT_LIST_PAGE_SIZE = 100
+#: Store pages one `RAGSystem.list_documents` call reads at most to fill its page (a store's page
+#: may hold fewer records than asked for before the end).
+LIST_ROUNDS = 16
 
 
 @attrs.frozen
@@ -95,6 +108,43 @@ class IngestResult:
     document_id: str
     chunks: int
     unchanged: bool = False
+
+
+@attrs.frozen
+class DocumentSummary:
+    """One document of a `DocumentPage`: its id, title, metadata (without VPA's own ``vpa_*``
+    keys) and how many chunks it is stored as."""
+
+    document_id: str
+    title: str
+    metadata: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    chunks: int = 1
+
+
+@attrs.frozen
+class DocumentPage:
+    """A page of `RAGSystem.list_documents`: its documents and the cursor of the next page
+    (None after the last). The cursor is opaque, valid in another process, and only for the same
+    filter and tenant."""
+
+    documents: list[DocumentSummary]
+    cursor: str | None = None
+
+
+@attrs.frozen
+class MetadataUpdate:
+    """What `RAGSystem.update_document_metadata` changed: how many documents, and their chunks."""
+
+    documents: int
+    chunks: int
+
+
+def _summary(head: Record) -> DocumentSummary:
+    meta = head.metadata
+    return DocumentSummary(
+        document_id=str(meta[DOC_ID]), title=str(meta.get(TITLE, "")), metadata=user_metadata(meta),
+        chunks=_chunk_count(head),
+    )
 
 
 #: What a search returns a result for: a document (its best chunk), or each chunk.
@@ -130,6 +180,18 @@ def _group(hits: list[Hit], top_k: int, passages: bool) -> list[SearchResult]:
             result = attrs.evolve(result, passages=tuple(_result(h) for h in others))
         out.append(result)
     return out
+
+
+def _hashable(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Metadata as the content hash reads it: datetimes as typed JSON (anything else as it is,
+    so that documents without datetimes keep the hash they were stored with)."""
+    return encode_metadata(metadata) if has_datetimes(metadata) else metadata
+
+
+def _drifted(p: _Prepared) -> bool:
+    """Whether an unchanged document's stored metadata differs from the one given: the content
+    hash covers the metadata it was written with, which an in-place update changes since."""
+    return p.old_head is not None and user_metadata(p.old_head.metadata) != p.document.metadata
 
 
 def _chunk_count(head: Record | None) -> int:
@@ -213,8 +275,8 @@ class RAGSystem:
         """The version of a document: a digest of everything that shapes its chunks. Under
         encryption at rest it is keyed (HMAC), so the stored digest cannot confirm a guessed text."""
         payload = json.dumps(
-            [LAYOUT_VERSION, document.title, document.content, document.metadata, tenant, self.chunker.name,
-             self.chunker.chunk_size, self.chunker.chunk_overlap],
+            [LAYOUT_VERSION, document.title, document.content, _hashable(document.metadata), tenant,
+             self.chunker.name, self.chunker.chunk_size, self.chunker.chunk_overlap],
             sort_keys=True, ensure_ascii=False,
         ).encode("utf-8")
         if self._hash_key is not None:
@@ -236,7 +298,9 @@ class RAGSystem:
             raise DocumentTooLarge(
                 f"document {document.id!r} is {size} bytes; the limit is {self.config.max_document_bytes}"
             )
-        check_metadata(document.metadata)
+        caps = self.store.capabilities
+        # the store's own rules, before anything is chunked or embedded: a 1.0 store's keys and types
+        check_metadata(document.metadata, caps.metadata_types, legacy_keys=not caps.contract_1_1)
         reserved = [k for k in document.metadata if k.startswith(RESERVED_PREFIX)]
         if reserved:
             raise InvalidMetadata(f"metadata keys starting with {RESERVED_PREFIX!r} are reserved: {reserved}")
@@ -304,18 +368,21 @@ class RAGSystem:
             for start in range(0, len(prepared), INGEST_GROUP):  # any number, in bounded groups
                 group = prepared[start : start + INGEST_GROUP]
                 todo = await self._changed(info, group, tenant)
+                rewritten = {id(p) for p in todo}
+                drifted = [p for p in group if self._in_place and id(p) not in rewritten and _drifted(p)]
                 try:
                     chunks += await self._write(info, todo)
+                    await self._restore_metadata(info, drifted)
                 finally:
-                    if todo:  # also after a failure: some versions may have been completed
+                    if todo or drifted:  # also after a failure: some versions may have been completed
                         self.cache.invalidate(self._results_namespace())
                 await self._remove_stale_chunks(info, todo)
-                changed += len(todo)
-                rewritten = {id(p) for p in todo}
+                changed += len(todo) + len(drifted)
+                restored = {id(p) for p in drifted}
                 for p in group:
                     done = id(p) in rewritten
                     results.append(IngestResult(p.document.id, len(p.records) if done else _chunk_count(p.old_head),
-                                                not done))
+                                                not done and id(p) not in restored))
             log.info("rag.documents_added", documents=len(prepared), changed=changed, chunks=chunks,
                      ms=round((time.perf_counter() - started) * 1000, 1))
             return results
@@ -390,6 +457,15 @@ class RAGSystem:
         for p in todo:
             self._heads[head_id(p.document.id, p.tenant)] = p.content_hash
         return len(bodies) + len(heads)
+
+    async def _restore_metadata(self, info: CollectionInfo, drifted: list[_Prepared]) -> None:
+        """Documents whose stored version is the one given but whose metadata was changed since
+        (`update_document_metadata`): their chunks get the given metadata back, in place."""
+        for p in drifted:
+            assert p.old_head is not None
+            given = p.document.metadata
+            gone = [k for k in user_metadata(p.old_head.metadata) if k not in given]
+            await self._update_chunks(info, [p.document.id], p.tenant, given, gone)
 
     async def _traced_upsert(self, info: CollectionInfo, records: list[Record]) -> int:
         with tracing.span("vpa.store.upsert", provider=self.config.provider, collection=info.name,
@@ -470,23 +546,262 @@ class RAGSystem:
             return document
         raise AssertionError("unreachable")
 
-    def _scope(self, spec: FilterLike, tenant: str | None) -> Node | None:
-        """The caller's filter within the tenant. With a tenant the store gets one more term and
-        (unless the filter is a conjunction already) one more level, so the caller's filter is
-        held to the store's bounds less those: a refusal names the caller's own filter."""
+    def _scope(
+        self, spec: FilterLike, tenant: str | None, *, owner: bool = False, extra: Sequence[Node] = ()
+    ) -> Node | None:
+        """The caller's filter within the tenant (and ``extra`` terms). With a tenant — or with
+        ``owner``, which selects the untenanted documents for tenant None, as get and delete do —
+        the store gets one more term, and (unless the filter is a conjunction already) one more
+        level, so the caller's filter is held to the store's bounds less those: a refusal names
+        the caller's own filter."""
         caps = self.store.capabilities
-        scoped = tenant is not None
-        node = parse_filter(spec, max_terms=caps.max_filter_terms - scoped, max_depth=caps.max_filter_depth - scoped,
-                            what="filters")
-        if tenant is None:
+        scoped = tenant is not None or owner
+        terms: list[Node] = [Comparison(TENANT, FilterOp.EQ, tenant or "")] if scoped else []
+        terms.extend(extra)
+        added = len(terms)
+        node = parse_filter(spec, max_terms=caps.max_filter_terms - added,
+                            max_depth=caps.max_filter_depth - (added > 0), what="filters")
+        if not terms:
             return node
-        tenant_node = Comparison(TENANT, FilterOp.EQ, tenant)
         if node is None:
-            return tenant_node
-        return And((tenant_node, *node.children)) if isinstance(node, And) else And((tenant_node, node))
+            return terms[0] if added == 1 else And(tuple(terms))
+        return And((*terms, *(node.children if isinstance(node, And) else (node,))))
 
-    def _results_namespace(self) -> str:
-        return f"results:{self.config.provider}:{self.collection}"
+    @property
+    def _in_place(self) -> bool:
+        """Whether the store meets contract 1.1 (scroll and in-place update)."""
+        return self.store.capabilities.contract_1_1
+
+    def _require_1_1(self, what: str) -> None:
+        caps = self.store.capabilities
+        if not caps.contract_1_1:
+            raise UnsupportedOperation(
+                f"{what} needs a store that declares contract 1.1; the {self.config.provider!r} store "
+                f"declares {caps.contract_version}"
+            )
+
+    # --- listing and metadata updates (contract 1.1) -------------------------------------------
+
+    async def _collection(self, collection: str | None) -> CollectionInfo:
+        """This system's collection (opened or created by `initialize`), or another one of the
+        store, which must exist (`CollectionNotFound`): listing and metadata updates embed
+        nothing, so any collection the RAG layer filled can be read with any embedder."""
+        if collection is None or collection == self.collection:
+            return await self.initialize()
+        return await self.store.open_collection(collection)
+
+    def _check_page_size(self, page_size: Any) -> int:
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValidationError(f"page_size must be a positive integer, got {page_size!r}")
+        if page_size > MAX_LIST_PAGE_SIZE:
+            raise LimitExceeded("max_list_page_size", page_size, MAX_LIST_PAGE_SIZE, what="list page_size")
+        return page_size
+
+    async def _head_pages(
+        self, info: CollectionInfo, node: Node | None, page_size: int, cursor: str | None
+    ) -> tuple[list[Record], str | None]:
+        """Up to ``page_size`` document heads matching ``node`` (which selects chunk 0 already),
+        from ``cursor`` on: the store's scroll without vectors, several of its pages if one holds
+        fewer (at most `LIST_ROUNDS`); and the cursor after them (None at the end)."""
+        batch = min(page_size, self.store.capabilities.max_page_size)
+        heads: list[Record] = []
+        position = cursor
+        for _ in range(LIST_ROUNDS):
+            with tracing.span("vpa.store.scroll", provider=self.config.provider, collection=info.name,
+                              batch_size=batch):
+                page = await self.store.scroll_page(
+                    info.name, node, batch_size=min(batch, page_size - len(heads)), cursor=position,
+                    with_vectors=False,
+                )
+            heads.extend(r for r in page.records if is_head(r.id, r.metadata))
+            position = page.cursor
+            if position is None or len(heads) >= page_size:
+                break
+        return heads, position
+
+    def _heads_scope(self, spec: FilterLike, tenant: str | None) -> Node | None:
+        """The heads of the tenant's documents (the untenanted ones for None) matching ``spec``."""
+        return self._scope(spec, tenant, owner=True, extra=(Comparison(CHUNK_INDEX, FilterOp.EQ, 0),))
+
+    async def list_documents(
+        self,
+        collection: str | None = None,
+        filter: FilterLike = None,  # the name every filter takes in VPA
+        *,
+        page_size: int = DEFAULT_LIST_PAGE_SIZE,
+        cursor: str | None = None,
+        tenant: str | None = None,
+    ) -> DocumentPage:
+        """One page of the documents of ``collection`` (default: this system's) that belong to
+        ``tenant`` (the untenanted ones for None, as `get_document` reads them) and match
+        ``filter``: at most ``page_size`` (up to `MAX_LIST_PAGE_SIZE`) `DocumentSummary` — id,
+        title, metadata and chunk count, never text or vectors — and the cursor of the next page
+        (None after the last; pass it back as ``cursor``).
+
+        Only complete documents are listed, each once: the store's scroll reads the document heads
+        (the completion markers, see `vpa.layout`), filtered by the store itself (the filter, the
+        tenant and the head marker), without vectors. Following the cursors from the first page
+        lists every document that exists for the whole listing exactly once, in another process
+        too. A page may hold fewer than ``page_size`` documents before the last.
+
+        Needs a store of contract 1.1 (else `UnsupportedOperation`); a cursor handed out for
+        another collection, filter or tenant is `InvalidCursor`."""
+        check_tenant(tenant)
+        page_size = self._check_page_size(page_size)
+        if cursor is not None and (not isinstance(cursor, str) or not cursor):
+            raise InvalidCursor(f"cursor must be a non-empty string, got {type(cursor).__name__}")
+        self._require_1_1("listing documents")
+        node = self._heads_scope(filter, tenant)
+        info = await self._collection(collection)
+        heads, following = await self._head_pages(info, node, page_size, cursor)
+        return DocumentPage([_summary(h) for h in heads], following)
+
+    async def iter_documents(
+        self,
+        collection: str | None = None,
+        filter: FilterLike = None,
+        *,
+        page_size: int = DEFAULT_LIST_PAGE_SIZE,
+        tenant: str | None = None,
+    ) -> AsyncIterator[DocumentSummary]:
+        """Every document `list_documents` lists, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_documents(
+                collection, filter, page_size=page_size, cursor=cursor, tenant=tenant
+            )
+            for summary in page.documents:
+                yield summary
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def list_collections(self) -> list[str]:
+        """The names of the store's collections (the RAG layer fills this system's,
+        ``config.collection``; `list_documents` reads any of them)."""
+        return await self.store.list_collections()
+
+    def _check_changes(
+        self, set: Mapping[str, Any] | None, unset: Sequence[str] | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """An update's ``set`` and ``unset`` by the store's rules (`VectorStore.check_update`),
+        without VPA's own keys."""
+        changes, removed = self.store.check_update(set, unset)
+        reserved = sorted(k for k in (*changes, *removed) if k.startswith(RESERVED_PREFIX))
+        if reserved:
+            raise InvalidMetadata(f"metadata keys starting with {RESERVED_PREFIX!r} are reserved: {reserved}")
+        return changes, removed
+
+    def _check_merged(self, head: Record, changes: dict[str, Any], removed: list[str]) -> None:
+        """The document's metadata once changed, held to the store's bounds less VPA's keys."""
+        merged = {k: v for k, v in user_metadata(head.metadata).items() if k not in removed}
+        merged.update(changes)
+        self._check_metadata_bounds(
+            Document(id=str(head.metadata[DOC_ID]), content="-", title=str(head.metadata.get(TITLE, "")),
+                     metadata=merged)
+        )
+
+    async def update_document_metadata(
+        self,
+        document_id: str | None = None,
+        *,
+        filter: FilterLike = None,  # the name every filter takes in VPA
+        set: Mapping[str, Any] | None = None,  # the store contract's name
+        unset: Sequence[str] | None = None,
+        tenant: str | None = None,
+        collection: str | None = None,
+    ) -> MetadataUpdate:
+        """Change the metadata of one document (``document_id``) or of every document that
+        matches ``filter`` (``{}``: all of the tenant's), in place on every chunk, without
+        re-embedding anything: ``set`` adds or replaces keys (a ``None`` value removes one),
+        ``unset`` removes keys. Returns how many documents and chunks were changed; the search
+        cache is invalidated. Only the tenant's documents are reached (the untenanted ones for
+        None), as `list_documents` lists them.
+
+        Refused before anything is written: keys starting with ``vpa_`` (`InvalidMetadata`),
+        metadata the store cannot hold, and a result over its bounds (with VPA's own keys) — for
+        a filter, every matching document is checked first when ``set`` is given. An unknown
+        document (or another tenant's) is `DocumentNotFound`; a filter matching nothing changes
+        nothing. Needs a store of contract 1.1 (else `UnsupportedOperation`).
+
+        A document's chunks are changed by one store call (a filter on its id and tenant; by
+        filter, up to a page of documents a call). On a store without a native update
+        (``native_update`` False) that is the store's read-modify-write, so a concurrent write of
+        the same document may be overwritten. The content hash is not changed: adding the
+        document again with the metadata it was added with restores that metadata in place."""
+        check_tenant(tenant)
+        if (document_id is None) == (filter is None):
+            raise ValidationError("update_document_metadata needs a document id or a filter (not both)")
+        if document_id is not None:
+            check_id(document_id)
+        self._require_1_1("updating metadata")
+        changes, removed = self._check_changes(set, unset)
+        node = self._heads_scope(filter, tenant) if document_id is None else None
+        info = await self._collection(collection)
+        namespace = self._results_namespace(info.name)
+        if document_id is not None:
+            found = await self.store.get(info.name, [head_id(document_id, tenant)])
+            head = found[0] if found else None
+            if not belongs(head, tenant):
+                raise DocumentNotFound(document_id)
+            assert head is not None
+            self._check_merged(head, changes, removed)
+            try:
+                chunks = await self._update_chunks(info, [document_id], tenant, changes, removed)
+            finally:  # also after a failure: some chunks may have been changed
+                self.cache.invalidate(namespace)
+            if not chunks:  # deleted meanwhile
+                raise DocumentNotFound(document_id)
+            log.info("rag.metadata_updated", documents=1, chunks=chunks)
+            return MetadataUpdate(1, chunks)
+        if changes:  # every result within the bounds, before anything is written
+            cursor: str | None = None
+            while True:
+                heads, cursor = await self._head_pages(info, node, MAX_LIST_PAGE_SIZE, cursor)
+                for head in heads:
+                    self._check_merged(head, changes, removed)
+                if cursor is None:
+                    break
+        documents = chunks = 0
+        cursor = None
+        try:
+            while True:
+                heads, cursor = await self._head_pages(info, node, MAX_LIST_PAGE_SIZE, cursor)
+                ids = [str(h.metadata[DOC_ID]) for h in heads]
+                if ids:
+                    chunks += await self._update_chunks(info, ids, tenant, changes, removed)
+                    documents += len(ids)
+                if cursor is None:
+                    break
+        finally:
+            if documents:
+                self.cache.invalidate(namespace)
+        log.info("rag.metadata_updated", documents=documents, chunks=chunks)
+        return MetadataUpdate(documents, chunks)
+
+    async def _update_chunks(
+        self, info: CollectionInfo, document_ids: list[str], tenant: str | None, changes: dict[str, Any],
+        removed: list[str],
+    ) -> int:
+        """Every chunk of the tenant's documents ``document_ids``, by filter (on the tenant and the
+        document id: all versions' chunks, so a version being replaced stays consistent), as
+        many ids a store call as its filter bounds take. Returns the chunks changed."""
+        owner = Comparison(TENANT, FilterOp.EQ, tenant or "")
+        per_call = max(1, self.store.capabilities.max_filter_terms - 1)
+        chunks = 0
+        for start in range(0, len(document_ids), per_call):
+            part = document_ids[start : start + per_call]
+            which = (Comparison(DOC_ID, FilterOp.EQ, part[0]) if len(part) == 1
+                     else Comparison(DOC_ID, FilterOp.IN, tuple(part)))
+            with tracing.span("vpa.store.update", provider=self.config.provider, collection=info.name,
+                              documents=len(part)):
+                chunks += await self.store.update(
+                    info.name, filter=And((owner, which)), set=changes or None, unset=removed or None
+                )
+        return chunks
+
+    def _results_namespace(self, collection: str | None = None) -> str:
+        return f"results:{self.config.provider}:{collection or self.collection}"
 
     async def _embed_query(self, query: str) -> np.ndarray:
         namespace = f"embedding:{self.embedder.fingerprint.describe()}"
@@ -602,11 +917,8 @@ class RAGSystem:
         tenant that matches. A document's chunks carry the same metadata, so its head stands for it."""
         info = await self.initialize()
         check_tenant(tenant)
-        node = self._scope(filters, tenant)
-        if documents:
-            head = Comparison(CHUNK_INDEX, FilterOp.EQ, 0)
-            node = head if node is None else And((head, *(node.children if isinstance(node, And) else (node,))))
-        return await self.store.count(info.name, node)
+        head = (Comparison(CHUNK_INDEX, FilterOp.EQ, 0),) if documents else ()
+        return await self.store.count(info.name, self._scope(filters, tenant, extra=head))
 
     def get_search_history(
         self, user_id: str, limit: int | None = None, *, tenant: str | None = None
