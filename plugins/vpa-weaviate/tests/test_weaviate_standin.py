@@ -5,6 +5,7 @@ Weaviate, see README.)"""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 
@@ -117,6 +118,124 @@ def test_filter_semantics(client: weaviate.WeaviateClient, class_name: str) -> N
     for where, message in failures:
         with pytest.raises(WeaviateQueryError, match=message):
             count(where)
+    client.collections.delete(class_name)
+
+
+def test_null_state_counts_missing_empty_arrays_and_empty_strings_as_null(
+    client: weaviate.WeaviateClient, class_name: str
+) -> None:
+    handle = client.collections.create(
+        class_name,
+        vector_config=Configure.Vectors.self_provided(),
+        inverted_index_config=Configure.inverted_index(index_null_state=True),
+        properties=[
+            Property(name="s", data_type=DataType.TEXT, tokenization=Tokenization.FIELD),
+            Property(name="l", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD),
+        ],
+    )
+    handle.data.insert_many(
+        [
+            DataObject(properties={"s": "a", "l": ["x"]}, vector=[1.0, 0.0]),
+            DataObject(properties={"s": "", "l": []}, vector=[1.0, 0.0]),
+            DataObject(properties={}, vector=[1.0, 0.0]),
+        ]
+    )
+
+    def count(where: object) -> int:
+        return int(handle.aggregate.over_all(total_count=True, filters=where).total_count)
+
+    assert count(Filter.by_property("s").is_none(True)) == 2
+    assert count(Filter.by_property("l").is_none(True)) == 2
+    assert count(Filter.by_property("l").is_none(False)) == 1
+    client.collections.delete(class_name)
+
+
+def test_dates_are_instants_kept_to_the_nanosecond(client: weaviate.WeaviateClient, class_name: str) -> None:
+    """A date is parsed as Go parses RFC 3339, filtered as an instant (whatever offset the operand
+    has), returned as RFC3339Nano (the client keeps microseconds); an unparsable one is refused."""
+    handle = client.collections.create(
+        class_name,
+        vector_config=Configure.Vectors.self_provided(),
+        properties=[Property(name="d", data_type=DataType.DATE)],
+    )
+    result = handle.data.insert_many(
+        [
+            DataObject(properties={"d": "2024-05-01T14:00:00.123456789+02:00"}, vector=[1.0, 0.0]),
+            DataObject(properties={"d": dt.datetime(1700, 1, 1, tzinfo=dt.UTC)}, vector=[1.0, 0.0]),
+            DataObject(properties={"d": "2024-05-01"}, vector=[1.0, 0.0]),
+        ]
+    )
+    assert list(result.errors) == [2] and "RFC3339 formatted date" in result.errors[2].message
+    noon = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
+    got = sorted(o.properties["d"] for o in handle.query.fetch_objects().objects)
+    assert got == [dt.datetime(1700, 1, 1, tzinfo=dt.UTC), noon]
+    assert got[1].utcoffset() == dt.timedelta(hours=2)  # the offset written
+
+    def count(where: object) -> int:
+        return int(handle.aggregate.over_all(total_count=True, filters=where).total_count)
+
+    assert count(Filter.by_property("d").greater_than(noon)) == 1  # ...123456789 > ...123456
+    assert count(Filter.by_property("d").equal(noon)) == 0
+    assert count(Filter.by_property("d").less_than(dt.datetime(1800, 1, 1, tzinfo=dt.UTC))) == 1
+    assert (
+        count(Filter.by_property("d").greater_or_equal(noon.astimezone(dt.timezone(-dt.timedelta(hours=5)))))
+        == 1
+    )
+    with pytest.raises(WeaviateQueryError, match="RFC3339"):
+        count(Filter.by_property("d").equal("yesterday"))
+    client.collections.delete(class_name)
+
+
+def test_cursor_api_lists_in_uuid_order_and_takes_no_filter(
+    client: weaviate.WeaviateClient, class_name: str
+) -> None:
+    handle = client.collections.create(class_name, vector_config=Configure.Vectors.self_provided())
+    ids = [uuid.uuid4() for _ in range(25)]
+    handle.data.insert_many(
+        [DataObject(properties={"n": i}, uuid=u, vector=[1.0, 0.0]) for i, u in enumerate(ids)]
+    )
+    seen: list[uuid.UUID] = []
+    after = None
+    while True:
+        page = handle.query.fetch_objects(limit=7, after=after).objects
+        if not page:
+            break
+        seen.extend(o.uuid for o in page)
+        after = page[-1].uuid
+    assert seen == sorted(ids, key=str)
+    assert [o.uuid for o in handle.query.fetch_objects(limit=25).objects] == seen  # a listing, too
+    with pytest.raises(WeaviateQueryError, match="where cannot be set with after and limit"):
+        handle.query.fetch_objects(limit=5, after=ids[0], filters=Filter.by_property("n").equal(1))
+    with pytest.raises(WeaviateQueryError, match="offset cannot be set with after and limit"):
+        handle.query.fetch_objects(limit=5, after=ids[0], offset=2)
+    client.collections.delete(class_name)
+
+
+def test_patch_merges_properties_and_keeps_the_vector(
+    client: weaviate.WeaviateClient, class_name: str
+) -> None:
+    handle = client.collections.create(
+        class_name,
+        vector_config=Configure.Vectors.self_provided(name="default"),
+        properties=[Property(name="a", data_type=DataType.INT), Property(name="b", data_type=DataType.TEXT)],
+    )
+    key = uuid.uuid4()
+    handle.data.insert_many(
+        [DataObject(properties={"a": 1, "b": "x"}, uuid=key, vector={"default": [0.5, 2.0]})]
+    )
+    handle.data.update(key, properties={"a": 2, "c": True})  # c: auto-schema
+    obj = handle.query.fetch_object_by_id(key, include_vector=True)
+    assert obj is not None and obj.properties == {"a": 2, "b": "x", "c": True}
+    assert obj.vector["default"] == [0.5, 2.0]
+    handle.data.update(key, properties={"b": None})  # a merge-patch null deletes the property
+    obj = handle.query.fetch_object_by_id(key)
+    assert obj is not None and obj.properties.get("b") is None
+    with pytest.raises(UnexpectedStatusCodeError) as caught:
+        handle.data.update(key, properties={"a": "two"})
+    assert caught.value.status_code == 422
+    with pytest.raises(UnexpectedStatusCodeError) as caught:
+        handle.data.update(uuid.uuid4(), properties={"a": 3})
+    assert caught.value.status_code == 404
     client.collections.delete(class_name)
 
 

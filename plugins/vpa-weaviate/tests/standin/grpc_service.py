@@ -1,7 +1,8 @@
-"""The stand-in's gRPC side: ``weaviate.v1.Weaviate`` (Search, BatchObjects, BatchDelete, Aggregate,
-TenantsGet) and ``grpc.health.v1.Health/Check``, built from the protobuf modules the official
-client ships (``weaviate.proto.v1``). Errors are answered the way Weaviate answers them: status
-UNKNOWN with Weaviate's message, UNAUTHENTICATED for a missing or wrong API key."""
+"""The stand-in's gRPC side: ``weaviate.v1.Weaviate`` (Search — with the cursor API's ``after``,
+BatchObjects, BatchDelete, Aggregate, TenantsGet) and ``grpc.health.v1.Health/Check``, built from
+the protobuf modules the official client ships (``weaviate.proto.v1``). Errors are answered the
+way Weaviate answers them: status UNKNOWN with Weaviate's message, UNAUTHENTICATED for a missing or
+wrong API key."""
 
 from __future__ import annotations
 
@@ -131,7 +132,15 @@ def decode_object(pb: batch_pb2.BatchObject) -> dict[str, Any]:
 
 
 def to_value(data_type: str, value: Any) -> properties_pb2.Value:
-    if data_type in ("text", "date", "uuid"):
+    if data_type == "date":  # Weaviate's NewDateValue: the RFC3339Nano string
+        return properties_pb2.Value(date_value=value.rfc3339nano())
+    if data_type == "date[]":
+        return properties_pb2.Value(
+            list_value=properties_pb2.ListValue(
+                date_values=properties_pb2.DateValues(values=[v.rfc3339nano() for v in value])
+            )
+        )
+    if data_type in ("text", "uuid"):
         return properties_pb2.Value(text_value=value)
     if data_type == "int":
         return properties_pb2.Value(int_value=int(value))
@@ -139,7 +148,7 @@ def to_value(data_type: str, value: Any) -> properties_pb2.Value:
         return properties_pb2.Value(number_value=float(value))
     if data_type == "boolean":
         return properties_pb2.Value(bool_value=bool(value))
-    if data_type in ("text[]", "date[]", "uuid[]"):
+    if data_type in ("text[]", "uuid[]"):
         return properties_pb2.Value(
             list_value=properties_pb2.ListValue(text_values=properties_pb2.TextValues(values=value))
         )
@@ -310,8 +319,8 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
             ):
                 if request.HasField(unsupported):
                     raise StandInError(f"the stand-in does not implement {unsupported}")
-            if len(request.sort_by) or request.after:
-                raise StandInError("the stand-in does not implement sort or cursor search")
+            if len(request.sort_by):
+                raise StandInError("the stand-in does not implement sort")
             near = self._near(request)
             max_distance = (
                 request.near_vector.distance
@@ -321,7 +330,14 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
             where = parse_filter(request.filters) if request.HasField("filters") else None
             limit = request.limit or 10  # QUERY_DEFAULTS_LIMIT
             cls, found = self.model.search(
-                request.collection, request.tenant, where, limit, request.offset, near, max_distance
+                request.collection,
+                request.tenant,
+                where,
+                limit,
+                request.offset,
+                near,
+                max_distance,
+                after=request.after,
             )
             return search_get_pb2.SearchReply(
                 took=time.monotonic() - started,

@@ -15,6 +15,18 @@ deliberately reproduces the behaviours a client can trip over:
   ``IsNull`` needs ``indexNullState``, range operators compare numbers by Weaviate's
   lexicographic float encoding (so ``-0.0 < 0.0``), filters on a property that does not exist,
   is not filterable, or with an operand of the wrong type are errors;
+- ``date`` properties hold RFC 3339 timestamps, parsed as Go's ``time.Parse(time.RFC3339)`` does
+  (any number of fraction digits, kept to the nanosecond, the offset remembered), compared as
+  instants in filters (the operand is an RFC 3339 ``valueText``) and returned as RFC3339Nano
+  strings; auto-schema types a string that parses as one as ``date``;
+- ``IsNull`` counts a missing property, an empty array and an empty string as null (Weaviate's
+  documented rule) and needs ``indexNullState``;
+- the cursor API (``after`` + ``limit``): objects in UUID order strictly after ``after``, refused
+  with a filter, a sort, an offset or a search; an unfiltered listing is in UUID order too (the
+  objects bucket), a filtered one in insertion (doc id) order;
+- ``PATCH /v1/objects/{class}/{id}`` merges properties into the stored object (validated and
+  typed as on insert; a ``null`` value deletes the property, as Weaviate's merge does) and keeps
+  its vectors unless new ones are given; a missing object is 404;
 - a named vector's dimension is fixed by the first vector written; another length is refused;
 - multi-tenant classes need a tenant on every data request and refuse one otherwise;
 - a search, fetch or delete touches at most ``query_maximum_results`` objects.
@@ -22,6 +34,7 @@ deliberately reproduces the behaviours a client can trip over:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import struct
 import threading
@@ -260,6 +273,59 @@ def float_key(value: float) -> int:
     return bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | (1 << 63)
 
 
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})")
+
+
+@dataclass(frozen=True)
+class StoredDate:
+    """A date property's value as Weaviate keeps it (a Go ``time.Time``): an instant in
+    nanoseconds since the epoch, and the offset it was written with (seconds east of UTC)."""
+
+    nanos: int
+    offset: int
+
+    def rfc3339nano(self) -> str:
+        """Go's ``time.RFC3339Nano``: the fraction without trailing zeros (none if zero), ``Z``
+        for a zero offset."""
+        local = self.nanos + self.offset * 1_000_000_000
+        seconds, fraction = divmod(local, 1_000_000_000)
+        moment = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        if moment.year < 1000:
+            text = f"{moment.year:04d}{text[len(str(moment.year)) :]}"
+        if fraction:
+            text += "." + f"{fraction:09d}".rstrip("0")
+        if self.offset == 0:
+            return text + "Z"
+        sign = "+" if self.offset > 0 else "-"
+        hours, minutes = divmod(abs(self.offset) // 60, 60)
+        return f"{text}{sign}{hours:02d}:{minutes:02d}"
+
+
+def parse_date(text: Any) -> StoredDate | None:
+    """``time.Parse(time.RFC3339, text)``, or None where Go refuses it."""
+    if not isinstance(text, str):
+        return None
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    try:
+        moment = dt.datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+    digits = m.group(7) or ""
+    fraction = int((digits + "0" * 9)[:9]) if digits else 0
+    zone = m.group(8)
+    offset = (
+        0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    )
+    if zone != "Z" and (int(zone[1:3]) > 23 or int(zone[4:6]) > 59):
+        return None
+    seconds = (moment - dt.datetime(1970, 1, 1)) // dt.timedelta(seconds=1) - offset
+    return StoredDate(seconds * 1_000_000_000 + fraction, offset)
+
+
 @dataclass
 class StoredObject:
     uuid: str
@@ -473,7 +539,7 @@ class Model:
         elif isinstance(value, int | float):
             data_type = "number"  # Weaviate's AUTOSCHEMA_DEFAULT_NUMBER
         elif isinstance(value, str):
-            data_type = "text"
+            data_type = "date" if parse_date(value) is not None else "text"  # auto-schema's dates
         elif isinstance(value, list) and value:
             first = value[0]
             data_type = (
@@ -481,6 +547,8 @@ class Model:
                 if isinstance(first, bool)
                 else "number[]"
                 if isinstance(first, int | float)
+                else "date[]"
+                if parse_date(first) is not None
                 else "text[]"
             )
         else:
@@ -499,7 +567,15 @@ class Model:
                 f"not a {kind}, but {type(value).__name__}"
             )
 
-        if data_type in ("text", "uuid", "date"):
+        if data_type == "date":
+            parsed = parse_date(value)
+            if parsed is None:
+                raise StandInError(
+                    f"invalid date property '{name}' on class '{cls.name}': "
+                    f"requires a string with a RFC3339 formatted date, but the given value is '{value}'"
+                )
+            return parsed
+        if data_type in ("text", "uuid"):
             if not isinstance(value, str):
                 raise refuse("string")
             return value
@@ -604,6 +680,8 @@ class Model:
     def _ordered_key(kind: str) -> Callable[[Any], Any]:
         if kind == "number":
             return lambda v: float_key(float(v))
+        if kind == "date":
+            return lambda v: (v if isinstance(v, StoredDate) else parse_date(v)).nanos  # type: ignore[union-attr]
         if kind in ("int", "boolean"):
             return int
         return lambda v: str(v).encode()
@@ -643,12 +721,15 @@ class Model:
 
             def is_null(o: StoredObject) -> bool:
                 stored = get(o)
-                null = stored is MISSING or stored is None or (isinstance(stored, list) and not stored)
+                # "zero-length arrays and empty strings are equivalent to a null value"
+                null = stored is MISSING or stored is None or (isinstance(stored, list | str) and not stored)
                 return null == want_null
 
             return is_null
         kind = f.value_kind or "text"
         op = f.operator
+        if prop is not None and prop["dataType"][0] in ("date", "date[]"):
+            kind = "date"  # the RFC 3339 valueText compares as an instant
 
         def items(o: StoredObject) -> list[Any] | None:
             stored = get(o)
@@ -801,11 +882,24 @@ class Model:
             )
         if f.operator in ("ContainsAny", "ContainsAll", "ContainsNone") and not isinstance(f.value, list):
             raise StandInError(f"operator {f.operator} requires an array value")
+        if f.prop != "_id" and self._is_date(cls, f.prop):
+            for v in f.value if isinstance(f.value, list) else [f.value]:
+                if parse_date(v) is None:
+                    raise StandInError(
+                        f'invalid \'where\' filter: parsing time "{v}" as "2006-01-02T15:04:05Z07:00": '
+                        "cannot parse as a RFC3339 date"
+                    )
+
         if (
             f.operator in ("GreaterThan", "GreaterThanEqual", "LessThan", "LessThanEqual")
             and expected == "boolean"
         ):
             raise StandInError(f"operator {f.operator} is not supported for data type boolean")
+
+    @staticmethod
+    def _is_date(cls: ClassState, name: str | None) -> bool:
+        prop = cls.prop(name or "")
+        return prop is not None and prop["dataType"][0] in ("date", "date[]")
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -822,9 +916,12 @@ class Model:
         offset: int,
         near: tuple[str, np.ndarray] | None,
         max_distance: float | None,
+        after: str = "",
     ) -> tuple[ClassState, list[tuple[StoredObject, float | None]]]:
         with self.lock:
             cls, shard = self._objects(class_name, tenant)
+            if after:
+                return cls, [(o, None) for o in self._cursor(shard, after, limit, f, offset, near)]
             if offset + limit > self.query_maximum_results:
                 raise StandInError(
                     f"query maximum results exceeded: offset {offset} + limit {limit} "
@@ -832,7 +929,10 @@ class Model:
                 )
             self.validate(f, cls)
             match = self.compile(f, cls)
-            candidates = sorted((o for o in shard.values() if match(o)), key=lambda o: o.seq)
+            if f is None and near is None:  # a listing reads the objects bucket: UUID order
+                candidates = sorted(shard.values(), key=lambda o: o.uuid)
+            else:  # the inverted index's allow list: doc id (insertion) order
+                candidates = sorted((o for o in shard.values() if match(o)), key=lambda o: o.seq)
             if near is None:
                 return cls, [(o, None) for o in candidates[offset : offset + limit]]
             vector_name, query = near
@@ -867,6 +967,91 @@ class Model:
                 scored.append((o, distance))
             scored.sort(key=lambda pair: pair[1])  # stable: ties keep insertion order
             return cls, list(scored[offset : offset + limit])  # type: ignore[arg-type]
+
+    @staticmethod
+    def _cursor(
+        shard: dict[str, StoredObject],
+        after: str,
+        limit: int,
+        f: Filter | None,
+        offset: int,
+        near: tuple[str, np.ndarray] | None,
+    ) -> list[StoredObject]:
+        """The cursor API: ``limit`` objects in UUID order after ``after``; nothing else may be
+        combined with it (Weaviate's ``ValidateCursor`` and the explorer's check)."""
+        if near is not None:
+            raise StandInError(
+                "cursor api: invalid 'after' parameter: other params cannot be set with after and "
+                "limit parameters"
+            )
+        refused = [name for name, given in (("offset", offset > 0), ("where", f is not None)) if given]
+        if refused:
+            raise StandInError(
+                f"cursor api: invalid 'after' parameter: {','.join(refused)} cannot be set with after and "
+                "limit parameters"
+            )
+        try:
+            start = str(uuid_lib.UUID(after))
+        except ValueError:
+            raise StandInError(
+                f"cursor api: invalid 'after' parameter: after parameter '{after}' is not a valid uuid"
+            ) from None
+        return sorted((o for o in shard.values() if o.uuid > start), key=lambda o: o.uuid)[:limit]
+
+    # --- partial updates -------------------------------------------------------------------------
+
+    def patch_object(
+        self,
+        class_name: str,
+        object_id: str,
+        tenant: str,
+        properties: Mapping[str, Any] | None,
+        vectors: Mapping[str, Any] | None,
+    ) -> None:
+        """``PATCH /v1/objects/{class}/{id}``: Weaviate's MergeObject. The given properties are
+        validated and typed as on insert (auto-schema included) and merged into the stored ones;
+        a ``null`` deletes its property; vectors not given are kept."""
+        with self.lock:
+            cls = self._class(class_name)
+            shard = self._shard(cls, tenant)
+            try:
+                key = str(uuid_lib.UUID(object_id))
+            except ValueError:
+                raise StandInError(f"invalid UUID {object_id!r}", 400) from None
+            stored = shard.get(key)
+            if stored is None:
+                raise StandInError("not found", 404)
+            merged = dict(stored.properties)
+            for name, value in (properties or {}).items():
+                lowered = name[:1].lower() + name[1:]
+                if value is None:
+                    merged.pop(lowered, None)
+                    continue
+                prop = cls.prop(lowered)
+                if prop is None:
+                    if not self.autoschema:
+                        raise StandInError(
+                            f"invalid object: no such prop with name '{lowered}' found in class "
+                            f"'{cls.name}' in the schema. Check your schema files for which properties in "
+                            "this class are available"
+                        )
+                    prop = self._infer(cls, lowered, value)
+                    if prop is None:
+                        continue
+                merged[lowered] = self._convert(cls, prop, value)
+            new_vectors = dict(stored.vectors)
+            for vector_name, vector in (vectors or {}).items():
+                array = np.asarray(vector, dtype=np.float32)
+                expected = cls.dimensions.get(vector_name)
+                if expected is not None and expected != array.shape[0]:
+                    raise StandInError(
+                        f"new node has a vector with length {array.shape[0]}. "
+                        f"Existing nodes have vectors with length {expected}"
+                    )
+                new_vectors[vector_name] = array
+            stored.properties = merged
+            stored.vectors = new_vectors
+            stored.updated = int(time.time() * 1000)
 
     def delete_where(
         self, class_name: str, tenant: str, f: Filter | None, dry_run: bool

@@ -1,6 +1,7 @@
-"""The stand-in's REST side: the ``/v1`` endpoints the v4 client uses for meta, readiness, schema and
-tenants. Anything else answers 501 and names itself, so a client call the stand-in does not
-cover fails loudly instead of pretending."""
+"""The stand-in's REST side: the ``/v1`` endpoints the v4 client uses for meta, readiness, schema,
+tenants and the partial update of one object (``PATCH /v1/objects/{class}/{id}``). Anything else
+answers 501 and names itself, so a client call the stand-in does not cover fails loudly instead of
+pretending."""
 
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/") or "/"
         if not path.startswith("/_standin/"):
             route = re.sub(r"/schema/[^/]+", "/schema/{class}", path)
+            route = re.sub(r"^/v1/objects/[^/]+/[^/]+$", "/v1/objects/{class}/{id}", route)
             self.model.count_request(f"rest:{self.command} {route}")
         try:
             body = self._body()
@@ -97,6 +99,15 @@ class Handler(BaseHTTPRequestHandler):
                     raise StandInError("class definition must be a JSON object")
                 return 200, m.create_class(body)
         parts = [unquote(p) for p in path.split("/")[1:]]  # v1, schema, {class}, ...
+        if len(parts) == 4 and parts[:2] == ["v1", "objects"] and method == "PATCH":
+            if not isinstance(body, dict):
+                raise StandInError("object must be a JSON object", 400)
+            if body.get("class") and str(body["class"]).lower() != parts[2].lower():
+                raise StandInError("invalid update: field 'class' is immutable", 422)
+            m.patch_object(
+                parts[2], parts[3], body.get("tenant") or "", body.get("properties"), body.get("vectors")
+            )
+            return 204, None
         if len(parts) >= 3 and parts[:2] == ["v1", "schema"]:
             class_name = parts[2]
             rest = parts[3:]
