@@ -1,7 +1,8 @@
 """How a VPA record is stored as a Pinecone vector, and read back unchanged.
 
-Pinecone metadata holds strings, float64 numbers, booleans and lists of strings; IDs are 1-512
-ASCII characters; a vector has the index's fixed dimension. A VPA record is encoded as:
+Pinecone metadata holds strings, float64 numbers, booleans and lists of strings; keys are strings
+that must not start with ``$``; IDs are 1-512 ASCII characters; a vector has the index's fixed
+dimension. A VPA record is encoded as:
 
 - **id**: the VPA id itself when it is ASCII (and does not start with ``vpa~``); otherwise
   ``vpa~`` + the SHA-256 of its UTF-8 bytes. The original id is always kept in metadata under
@@ -10,14 +11,22 @@ ASCII characters; a vector has the index's fixed dimension. A VPA record is enco
   dimension up to its own; zero padding changes neither dot products nor norms, so cosine
   similarity is exactly that of the unpadded vectors). Reads cut the padding off again.
 - **text**: under ``vpa-text``.
-- **metadata**: every key as is, except empty lists, which Pinecone would treat inconsistently:
-  they are left out (a missing field and an empty list match exactly the same VPA filters) and
-  listed in ``vpa-empty``. Every number also gets a shadow key ``vpa-n-<key>`` holding ``"i"``
-  (int) or ``"f"`` (float): Pinecone stores numbers as float64 and gives ``3`` back as ``3.0``, so
-  the shadow restores ints and floats exactly, and its presence says "this field is a number",
-  which the filter translation needs to negate ordering comparisons exactly.
-
-Reserved keys all contain ``-``, which portable VPA metadata keys cannot, so nothing collides.
+- **keys**: every VPA key as is (contract 1.1 keys such as ``source-url``, ``og:title``,
+  ``page.number`` or ``Größe`` are plain JSON object keys to Pinecone), except a key that itself
+  starts with ``vpa-``, the prefix of the reserved keys: it is stored as ``vpa-u-<key>``. So no
+  VPA key can collide with a reserved one (`stored_key`, `vpa_key`).
+- **values**: strings, booleans and non-empty lists of strings as they are. Empty lists are left
+  out and their (stored) keys listed in ``vpa-empty``. Every number and datetime also gets a type
+  tag ``vpa-n-<stored key>``: ``"i"`` (int), ``"f"`` (float) or ``"d"`` (a datetime, stored as
+  its whole microseconds since the Unix epoch: Pinecone numbers are float64, exact within the
+  ±2**53 µs VPA allows). Pinecone gives ``3`` back as ``3.0``; the tag restores ints, floats and
+  datetimes exactly, and lets a filter tell a number from a datetime (a datetime never equals a
+  number) and a number from anything else (to negate an ordering exactly).
+- **in-place updates** (`encode_set`, Pinecone's ``update`` with ``setMetadata``, which merges
+  keys and can remove none) write the tag of every key they set, ``"x"`` for a value that is not
+  a number or a datetime, so a tag is never stale. A key that was an empty list keeps its entry
+  in ``vpa-empty`` after it is set natively: a stored value wins over the entry when reading, and
+  the filters never read the entry when the value is there.
 
 A collection's definition is a record of the catalog namespace whose id is the collection name:
 its metadata holds `vpa.stores.definition.dump_definition` under ``vpa_definition`` (0.1 wrote
@@ -26,6 +35,7 @@ the fields one by one; `decode_definition` still reads those).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 from collections.abc import Iterator, Mapping
@@ -38,13 +48,21 @@ from vpa.errors import RecordTooLarge, StoreError
 from vpa.models import CollectionInfo, EmbedderFingerprint, Hit, Metric, Record
 from vpa.stores.base import batched
 from vpa.stores.definition import DEFINITION_KEY, dump_definition, load_definition
+from vpa.typedjson import from_micros, to_micros
 from vpa.validation import record_bytes_bound
 
 ID_KEY = "vpa-id"
 TEXT_KEY = "vpa-text"
 EMPTY_KEY = "vpa-empty"
+#: Every reserved key starts with this; a VPA key that does is stored under `USER_PREFIX`.
+RESERVED_PREFIX = "vpa-"
+USER_PREFIX = "vpa-u-"
 NUMBER_PREFIX = "vpa-n-"
 HASHED_ID_PREFIX = "vpa~"
+
+#: The type tags (the value of ``vpa-n-<key>``).
+INT, FLOAT, DATE, OTHER = "i", "f", "d", "x"
+NUMBER_TAGS = (INT, FLOAT)
 
 #: Pinecone's limit on metadata per vector (40 KB).
 PINECONE_METADATA_BYTES = 40 * 1024
@@ -56,9 +74,23 @@ PAD_JSON_BYTES = 4
 FETCH_URL_BUDGET = 6000
 
 
-def number_key(field: str) -> str:
-    """The shadow key that exists exactly when ``field`` holds a number."""
-    return NUMBER_PREFIX + field
+def stored_key(key: str) -> str:
+    """The Pinecone metadata key of VPA key ``key``."""
+    return USER_PREFIX + key if key.startswith(RESERVED_PREFIX) else key
+
+
+def vpa_key(stored: str) -> str | None:
+    """The VPA key stored under ``stored``; None for a reserved key."""
+    if stored.startswith(USER_PREFIX):
+        return stored[len(USER_PREFIX) :]
+    if stored.startswith(RESERVED_PREFIX):
+        return None
+    return stored
+
+
+def tag_key(key: str) -> str:
+    """The key of VPA key ``key``'s type tag (present for numbers and datetimes)."""
+    return NUMBER_PREFIX + stored_key(key)
 
 
 def pinecone_id(record_id: str) -> str:
@@ -67,22 +99,52 @@ def pinecone_id(record_id: str) -> str:
     return HASHED_ID_PREFIX + hashlib.sha256(record_id.encode("utf-8")).hexdigest()
 
 
-def encode_metadata(record: Record) -> dict[str, Any]:
-    out: dict[str, Any] = {ID_KEY: record.id, TEXT_KEY: record.text}
+def encode_scalar(value: Any) -> Any:
+    """A filter or metadata value as Pinecone holds it (a datetime: its microseconds)."""
+    return to_micros(value) if isinstance(value, dt.datetime) else value
+
+
+def _tag(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return DATE
+    if isinstance(value, bool | str | list):
+        return OTHER
+    return FLOAT if isinstance(value, float) else INT
+
+
+def _encode_fields(metadata: Mapping[str, Any], out: dict[str, Any], *, tag_all: bool) -> list[str]:
+    """Add ``metadata``'s encoded fields to ``out``; return the stored keys of its empty lists."""
     empty: list[str] = []
-    for key, value in record.metadata.items():
+    for key, value in metadata.items():
+        name = stored_key(key)
         if isinstance(value, list):
             if not value:
-                empty.append(key)
+                empty.append(name)
                 continue
-            out[key] = list(value)
-        elif isinstance(value, (bool, str)):
-            out[key] = value
-        else:  # int or float (validated by the core before any I/O)
-            out[key] = value
-            out[number_key(key)] = "f" if isinstance(value, float) else "i"
+            out[name] = list(value)
+        else:
+            out[name] = encode_scalar(value)
+        tag = _tag(value)
+        if tag != OTHER or tag_all:
+            out[NUMBER_PREFIX + name] = tag
+    return empty
+
+
+def encode_metadata(record: Record) -> dict[str, Any]:
+    out: dict[str, Any] = {ID_KEY: record.id, TEXT_KEY: record.text}
+    empty = _encode_fields(record.metadata, out, tag_all=False)
     if empty:
         out[EMPTY_KEY] = empty
+    return out
+
+
+def encode_set(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``setMetadata`` for an in-place update that sets ``changes`` (no empty list: Pinecone
+    cannot remove the key an empty list needs gone). Every key's tag is written, so none is stale."""
+    out: dict[str, Any] = {}
+    empty = _encode_fields(changes, out, tag_all=True)
+    if empty:
+        raise ValueError(f"an in-place update cannot set empty lists ({empty})")
     return out
 
 
@@ -96,6 +158,8 @@ def metadata_bytes_bound(record: Record) -> int:
     bound of text and metadata, plus the original id, the type tags and the reserved keys."""
     size = record_bytes_bound(record) + 6 * len(record.id) + 64
     for key, value in record.metadata.items():
+        if key.startswith(RESERVED_PREFIX):
+            size += 2 * len(USER_PREFIX)  # the escape, in the key and in its tag or empty entry
         if isinstance(value, list):
             if not value:
                 size += 6 * len(key) + 4  # listed in vpa-empty
@@ -146,28 +210,39 @@ def decode_metadata(stored: Mapping[str, Any] | None) -> tuple[str | None, str, 
     record_id = stored.pop(ID_KEY, None)
     text = stored.pop(TEXT_KEY, "")
     empty = stored.pop(EMPTY_KEY, [])
-    kinds = {
-        k[len(NUMBER_PREFIX) :]: stored.pop(k) for k in [k for k in stored if k.startswith(NUMBER_PREFIX)]
-    }
+    tags: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    for name, value in stored.items():
+        if name.startswith(NUMBER_PREFIX):
+            tags[name[len(NUMBER_PREFIX) :]] = value
+        elif vpa_key(name) is not None:
+            fields[name] = value
     metadata: dict[str, Any] = {}
-    for key, value in stored.items():
-        kind = kinds.get(key)
-        if kind == "i" and isinstance(value, int | float) and not isinstance(value, bool):
-            metadata[key] = int(value)
-        elif kind == "f" and isinstance(value, int | float) and not isinstance(value, bool):
-            metadata[key] = float(value)
+    for name, value in fields.items():
+        key = vpa_key(name)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        tag = tags.get(name)
+        if number and tag == INT:
+            metadata[key] = int(value)  # type: ignore[index]
+        elif number and tag == FLOAT:
+            metadata[key] = float(value)  # type: ignore[index]
+        elif number and tag == DATE:
+            metadata[key] = from_micros(int(value))  # type: ignore[index]
         elif isinstance(value, list):
-            metadata[key] = list(value)
+            metadata[key] = list(value)  # type: ignore[index]
         else:
-            metadata[key] = value
-    for key in empty:
-        metadata[key] = []
+            metadata[key] = value  # type: ignore[index]
+    for name in empty if isinstance(empty, list) else []:
+        key = vpa_key(name)
+        if key is not None and name not in fields:  # a value set in place since wins
+            metadata[key] = []
     return record_id, text if isinstance(text, str) else str(text), metadata
 
 
 def decode_record(
     vector_id: str, values: list[float], stored: Mapping[str, Any] | None, dimension: int
 ) -> Record:
+    """The VPA record of a fetched vector (``values`` empty: a record without its vector)."""
     record_id, text, metadata = decode_metadata(stored)
     return Record(record_id if record_id is not None else vector_id, values[:dimension], text, metadata)
 
