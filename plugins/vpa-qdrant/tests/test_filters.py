@@ -1,12 +1,16 @@
 """The filter translation, checked against the real engine and VPA's reference evaluator.
 
-Every operator, on every metadata type, on missing fields, lists and empty lists, with negation:
-the ids Qdrant returns for a native filter must be exactly those `vpa.filters.evaluate` accepts.
+Every operator, on every metadata type (datetimes included), on missing fields, lists and empty
+lists, ``$exists``, loader-style keys, with negation: the ids Qdrant returns for a native filter
+must be exactly those `vpa.filters.evaluate` accepts. Payloads are written by the codec, as the
+store writes them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import re
 import uuid
 
 import numpy as np
@@ -16,7 +20,41 @@ from hypothesis import strategies as st
 from qdrant_client import models
 from vpa.filters import evaluate, parse_filter
 from vpa.models import Record
+from vpa.typedjson import to_micros
+from vpa.validation import key_problem
+from vpa_qdrant.codec import decode_key, encode_key, encode_metadata, key_path
 from vpa_qdrant.filters import to_native
+
+UTC = dt.UTC
+D0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+D1 = D0 + dt.timedelta(microseconds=1)
+D2 = dt.datetime(2024, 5, 1, 14, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))  # D1 as an instant
+EARLY = dt.datetime(1700, 1, 1, tzinfo=UTC)
+LATE = dt.datetime(2250, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+SERVER_SEGMENT = re.compile(r'[A-Za-z0-9_-]+|"[^"\\]*"')
+#: Keys Qdrant would read as JSON paths, quoted keys, or VPA's own encoded form.
+WIDE_KEYS = [
+    "page.number",
+    "og:title",
+    "source-url",
+    "a[0]",
+    "a[]",
+    '"q"',
+    'x"y',
+    "back\\slash",
+    "Größe",
+    "sp ace",
+    "b64-eA",
+    "b64-",
+    "🙂",
+    "m.n",
+    ".",
+    "[",
+    "]",
+    "x.y[0]",
+    '"',
+    "n.m",
+]
 
 METADATA = [
     {},
@@ -43,28 +81,52 @@ METADATA = [
     {"n": 1, "s": "a", "b": True, "tags": ["a", "b"]},
     {"n": 7.25, "s": "b", "b": False, "tags": []},
     {"s": "a", "tags": ["c"]},
+    # datetimes: never equal to a number (their microseconds) or a string (their RFC 3339 form)
+    {"n": D0},
+    {"n": D1},
+    {"n": EARLY},
+    {"n": LATE},
+    {"n": to_micros(D0)},
+    {"n": float(to_micros(D1))},
+    {"n": "2024-05-01T12:00:00Z"},
+    {"n": D0, "tags": []},
+    # loader-style keys, each its own field (no nesting, no aliasing between them)
+    {"page.number": 1, "og:title": "x", "a[0]": "v", '"q"': True, "Größe": 2.5},
+    {"a[]": ["x"], 'x"y': D0, "sp ace": "", "b64-eA": 1, "🙂": [], "m.n": "n", "back\\slash": "v"},
+    {"page": 3, "a": "v", "q": True, "b64-": "x", "n.m": 1, "source-url": "x", ".": 1, '"': []},
+    {"x": 1, "[": ["v"], "]": D1, "x.y[0]": "v", "source": "x", "og": True},
 ]
 
 VALUES = [1, 1.0, 2, 2.5, -3, 0, -0.0, 2**53, 0.5, True, False, "1", "", "x", "X", "ü√", "y", "a"]
+DATES = [D0, D1, D2, EARLY, LATE, D0 - dt.timedelta(days=1)]
 SCALAR_OPS = ["$eq", "$ne"]
 ORDER_OPS = ["$gt", "$gte", "$lt", "$lte"]
 
 
 def _kind(v):
+    if isinstance(v, dt.datetime):
+        return "datetime"
     return "bool" if isinstance(v, bool) else "str" if isinstance(v, str) else "number"
 
 
 def leaf_filters() -> list[dict]:
     filters: list[dict] = []
+    for field in ("n", "missing", "tags", *WIDE_KEYS):
+        filters.append({field: {"$exists": True}})
+        filters.append({field: None})
+        filters.append({field: {"$ne": None}})
+    for field in WIDE_KEYS:
+        filters.extend({field: v} for v in (1, 2.5, "v", "x", True, D0))
+        filters.extend({field: {op: 1}} for op in ORDER_OPS)
     for field in ("n", "missing"):
-        for value in VALUES:
+        for value in VALUES + DATES:
             for op in SCALAR_OPS:
                 filters.append({field: {op: value}})
-            if _kind(value) == "number":
+            if _kind(value) in ("number", "datetime"):
                 for op in ORDER_OPS:
                     filters.append({field: {op: value}})
         by_kind: dict[str, list] = {}
-        for value in VALUES:
+        for value in VALUES + DATES:
             by_kind.setdefault(_kind(value), []).append(value)
         for values in by_kind.values():
             for size in (1, 2, 3):
@@ -101,7 +163,9 @@ def engine(tmp_path_factory):
     client = QdrantClient(path=str(tmp_path_factory.mktemp("filters")))
     client.create_collection("f", vectors_config=models.VectorParams(size=2, distance=models.Distance.COSINE))
     points = [
-        models.PointStruct(id=str(uuid.UUID(int=i + 1)), vector=[1.0, float(i)], payload={"i": i, "m": md})
+        models.PointStruct(
+            id=str(uuid.UUID(int=i + 1)), vector=[1.0, float(i)], payload={"i": i, "m": encode_metadata(md)}
+        )
         for i, md in enumerate(METADATA)
     ]
     client.upsert("f", points=points, wait=True)
@@ -130,7 +194,7 @@ def test_native_filter_equals_reference(engine, group):
             if got != want:
                 mismatches.append((candidate, sorted(got - want), sorted(want - got)))
     assert not mismatches, mismatches[:10]
-    assert len(filters) > (100 if group == "leaves" else 20)
+    assert len(filters) > (300 if group == "leaves" else 20)
 
 
 def test_every_record_matches_exactly_one_of_f_and_not_f(engine):
@@ -161,6 +225,49 @@ def test_strings_in_use_match_any_and_numbers_use_should():
 
 def test_no_filter_is_none():
     assert to_native(None) is None
+
+
+def test_exists_is_is_empty_and_its_complement():
+    absent = to_native(parse_filter({"k": None}))
+    assert absent.must[0] == models.IsEmptyCondition(is_empty=models.PayloadField(key="m.k"))
+    present = to_native(parse_filter({"k": {"$exists": True}}))
+    assert present.must_not[0].is_empty.key == "m.k"
+
+
+def test_datetimes_match_their_exact_microseconds_under_a_tag():
+    (cond,) = to_native(parse_filter({"d": D1})).must
+    assert cond.key == "m.d._vpa_datetime_us" and cond.match == models.MatchValue(value=to_micros(D1))
+    (cond,) = to_native(parse_filter({"d": {"$in": [D1, D2, D0]}})).must
+    assert cond.match == models.MatchAny(any=[to_micros(D1), to_micros(D0)])  # D2 is D1
+    (cond,) = to_native(parse_filter({"d": {"$lt": LATE}})).must
+    assert cond.range == models.Range(lt=float(to_micros(LATE))) and float(to_micros(LATE)) == to_micros(LATE)
+
+
+def test_wide_keys_are_one_path_segment():
+    for key in WIDE_KEYS:
+        (cond,) = to_native(parse_filter({key: "v"})).must
+        segment = cond.key.removeprefix("m.")
+        stored = encode_key(key)
+        assert decode_key(stored) == key
+        assert segment == f'"{stored}"' and segment.count('"') == 2 and "\\" not in segment, key
+    assert encode_key("og:title") == "og:title" and encode_key("Größe") == "Größe"  # stored as they are
+    assert encode_key('x"y').startswith("b64-") and encode_key("b64-eA").startswith("b64-")
+    assert to_native(parse_filter({"plain_key1": 1})).must[0].key == "m.plain_key1"
+    assert to_native(parse_filter({"page.number": 1})).must[0].key == 'm."page.number"'
+
+
+@given(st.text(min_size=1, max_size=40).filter(lambda k: key_problem(k) is None))
+@settings(max_examples=300, deadline=None)
+def test_every_key_round_trips_and_parses_as_one_segment(key):
+    from qdrant_client.local.json_path_parser import parse_json_path
+
+    stored = encode_key(key)
+    assert decode_key(stored) == key
+    items = parse_json_path(key_path(key))  # local mode's parser
+    assert [i.key for i in items] == ["m", stored]
+    # the server's grammar (lib/segment/src/json_path/parse.rs): a bare segment is letters,
+    # digits, "_" and "-"; a quoted one anything but '"' and a backslash
+    assert SERVER_SEGMENT.fullmatch(key_path(key).removeprefix("m.")), key
 
 
 async def test_store_query_count_delete_use_the_filter(local_store):

@@ -7,7 +7,21 @@
 - Point ids are ``uuid5(VPA_NAMESPACE, record id)`` (`point_id`: Qdrant ids must be UUIDs or
   integers); the VPA id itself is kept in the payload.
 - Payload ``{"_vpa_id": id, "_vpa_text": text, "_vpa_norm": norm, "m": {user metadata}}``: user
-  keys live under ``m`` so they never collide with ours, and filters address ``m.<field>``.
+  keys live under ``m`` so they never collide with ours, and filters address ``m.<stored key>``.
+- Keys (`encode_key`, `key_path`): Qdrant reads a filter's key as a JSON path (``a.b`` nested,
+  ``a[0]``/``a[]`` arrays, ``"..."`` a quoted segment, which ends at the next ``"`` and cannot
+  hold a ``\\``). A metadata key is stored under ``m`` as it is, and addressed as one segment:
+  bare if it is a plain identifier (``[A-Za-z_][A-Za-z0-9_]*``), else quoted (``m."og:title"``,
+  ``m."page.number"``, ``m."a[0]"``). A key that holds ``"`` or ``\\``, or starts with ``b64-``,
+  is stored as ``b64-`` + its UTF-8 in unpadded URL-safe base64 (letters, digits, ``-``, ``_``),
+  so a stored key starting with ``b64-`` is always an encoded one and `decode_key` gives back the
+  exact key. No key can address another key, a nested value or an array element.
+- Values (`encode_value`): str, int, float, bool and non-empty lists of str as they are; a
+  datetime as ``{"_vpa_datetime_us": <int µs since the epoch>}`` (exact, ordered by ``Range``,
+  matched exactly by ``MatchValue`` on ``m.<key>._vpa_datetime_us``, never equal to a number or a
+  string); an empty list as ``{"_vpa_empty_list": true}``, because Qdrant's ``IsEmpty`` is true
+  for ``[]`` as for a missing key and VPA's ``$exists`` is true for a present empty list. No
+  metadata value is an object, so the tags are unambiguous. A ``null`` reads as absent.
 - The collection's definition (`vpa.stores.definition`: dimension, metric, embedder fingerprint)
   is kept in the collection's own metadata under ``vpa_definition`` (Qdrant ≥ 1.16), so a new
   process describes the collection without any side table. Collections made by vpa-qdrant 0.1
@@ -16,6 +30,9 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,6 +42,7 @@ from qdrant_client import models
 from vpa.errors import InvalidCollection
 from vpa.models import CollectionInfo, Hit, Record
 from vpa.stores.definition import DEFINITION_KEY, dump_definition, load_definition
+from vpa.typedjson import from_micros, to_micros
 
 from vpa_qdrant.settings import QdrantSettings
 
@@ -37,6 +55,63 @@ NORM_KEY = "_vpa_norm"
 METADATA_KEY = "m"
 #: Where vpa-qdrant 0.1 kept the collection's definition.
 LEGACY_KEY = "vpa"
+#: A key addressed in a filter as a bare path segment; any other is quoted or encoded.
+PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Stored keys that start with this are `encode_key`'s base64 form.
+ENCODED_PREFIX = "b64-"
+#: The tagged objects that stand for a datetime and for an empty list.
+DATETIME_TAG = "_vpa_datetime_us"
+EMPTY_LIST_TAG = "_vpa_empty_list"
+
+
+def encode_key(key: str) -> str:
+    """The payload key (under ``m``) of a metadata key: the key itself, unless it holds ``"`` or
+    ``\\`` (which a quoted JSON path segment cannot) or starts with `ENCODED_PREFIX`."""
+    if '"' in key or "\\" in key or key.startswith(ENCODED_PREFIX):
+        return ENCODED_PREFIX + base64.urlsafe_b64encode(key.encode("utf-8")).decode("ascii").rstrip("=")
+    return key
+
+
+def decode_key(stored: str) -> str:
+    """The metadata key a payload key under ``m`` stands for (`encode_key` reversed)."""
+    if not stored.startswith(ENCODED_PREFIX):
+        return stored
+    text = stored[len(ENCODED_PREFIX) :]
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+
+
+def key_path(key: str) -> str:
+    """The JSON path of a metadata key's value in the payload: ``m.<segment>``, one segment."""
+    stored = encode_key(key)
+    return f"{METADATA_KEY}.{stored}" if PLAIN_KEY.fullmatch(stored) else f'{METADATA_KEY}."{stored}"'
+
+
+def encode_value(value: Any) -> Any:
+    """A metadata value as a payload value (datetimes and empty lists tagged, see above)."""
+    if isinstance(value, dt.datetime):
+        return {DATETIME_TAG: to_micros(value)}
+    if isinstance(value, list | tuple):
+        return list(value) if value else {EMPTY_LIST_TAG: True}
+    return value
+
+
+def decode_value(value: Any) -> Any:
+    """A payload value as a metadata value (`encode_value` reversed; a 0.2 ``[]`` is ``[]``)."""
+    if isinstance(value, Mapping):
+        if DATETIME_TAG in value:
+            return from_micros(int(value[DATETIME_TAG]))
+        if EMPTY_LIST_TAG in value:
+            return []
+    return value
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    return {encode_key(k): encode_value(v) for k, v in metadata.items()}
+
+
+def decode_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The user's metadata from the payload's ``m`` (a null value is an absent key)."""
+    return {decode_key(k): decode_value(v) for k, v in (stored or {}).items() if v is not None}
 
 
 def point_id(record_id: str) -> str:
@@ -66,7 +141,7 @@ def to_points(records: Sequence[Record]) -> list[models.PointStruct]:
                 ID_KEY: record.id,
                 TEXT_KEY: record.text,
                 NORM_KEY: float(norms[i]),
-                METADATA_KEY: dict(record.metadata),
+                METADATA_KEY: encode_metadata(record.metadata),
             },
         )
         for i, record in enumerate(records)
@@ -78,20 +153,30 @@ def query_vector(vector: Any) -> list[float]:
 
 
 def to_record(point: Any) -> Record:
+    """A point read with its payload; without its vector (``with_vectors=False``) the record's
+    vector is empty."""
     payload = point.payload or {}
+    metadata = decode_metadata(payload.get(METADATA_KEY))
+    if point.vector is None:
+        return Record(payload[ID_KEY], (), payload.get(TEXT_KEY, ""), metadata)
     vector = np.asarray(point.vector, dtype=np.float64)
     norm = payload.get(NORM_KEY)
     if norm is not None:
         vector = vector * float(norm)
-    return Record(
-        payload[ID_KEY], vector.astype(np.float32), payload.get(TEXT_KEY, ""), payload.get(METADATA_KEY, {})
-    )
+    return Record(payload[ID_KEY], vector.astype(np.float32), payload.get(TEXT_KEY, ""), metadata)
 
 
 def to_hit(point: Any) -> Hit:
     payload = point.payload or {}
     score = min(1.0, max(-1.0, float(point.score)))
-    return Hit(payload[ID_KEY], score, payload.get(TEXT_KEY, ""), payload.get(METADATA_KEY, {}))
+    return Hit(payload[ID_KEY], score, payload.get(TEXT_KEY, ""), decode_metadata(payload.get(METADATA_KEY)))
+
+
+def metadata_changes(set: Mapping[str, Any], unset: Sequence[str]) -> dict[str, Any]:
+    """An update as the payload merged into ``m`` by ``set_payload(key="m")``: set keys with their
+    values, unset keys with ``null`` — Qdrant's payload merge removes a key set to ``null`` (and a
+    ``null`` left behind would read as absent anyway)."""
+    return {**encode_metadata(set), **{encode_key(k): None for k in unset}}
 
 
 # --- the collection ------------------------------------------------------------------------------
