@@ -1,9 +1,12 @@
-"""The ``vpa`` command: plugins, ingest, search, get, delete, stats, config, serve, keys — and
-whatever installed plugins add (``vpa conformance`` from vpa-conformance).
+"""The ``vpa`` command: plugins, ingest, search, get, list, update, delete, collections, stats,
+config, serve, keys — and whatever installed plugins add (``vpa conformance`` from vpa-conformance).
 
 Every command takes ``--provider`` and ``--collection`` (default from ``VPA_*`` variables). Bad
 input — a malformed filter, an unknown provider, an unreadable file — exits with status 2 and one
 line on stderr that names the problem.
+
+Metadata is typed JSON (`vpa.typedjson`) wherever the command reads or prints JSON: a datetime is
+``{"$date": "2024-05-01T12:00:00Z"}`` in ``--filter``, ``--set``, ``--meta`` and in ``--json`` output.
 """
 
 from __future__ import annotations
@@ -36,7 +39,61 @@ def _parse_meta(values: tuple[str, ...]) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
             out[key] = raw
-    return out
+    from vpa.typedjson import decode_metadata
+
+    return decode_metadata(out)
+
+
+def _typed(value: Any) -> Any:
+    """``json.dumps``'s ``default``: a datetime as typed JSON (``{"$date": ...}``)."""
+    import datetime as dt
+
+    from vpa.typedjson import encode_value
+
+    if isinstance(value, dt.datetime):
+        return encode_value(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    """JSON as the command prints it: UTF-8 as is, datetimes as ``{"$date": ...}``."""
+    return json.dumps(value, ensure_ascii=False, default=_typed, **options)
+
+
+def _shown(value: Any) -> str:
+    """A metadata value in a human-readable line (a datetime in RFC 3339, UTC)."""
+    import datetime as dt
+
+    from vpa.typedjson import format_datetime
+
+    return format_datetime(value) if isinstance(value, dt.datetime) else str(value)
+
+
+def _json_option(text: str, option: str, error: type[Exception]) -> Any:
+    """The JSON of an option; malformed JSON is ``error`` naming the option."""
+    from vpa.errors import LimitExceeded
+    from vpa.filters import MAX_FILTER_DEPTH
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{option} is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:  # JSON nested beyond what the reader takes: far past the ceiling
+        raise LimitExceeded(
+            "max_filter_depth", MAX_FILTER_DEPTH + 1, MAX_FILTER_DEPTH, what=f"{option} (too deep to read)"
+        ) from None
+
+
+def _filter_option(text: str | None) -> Any:
+    """``--filter`` JSON, parsed and bounded before any model or store is loaded."""
+    from vpa.errors import InvalidFilter
+    from vpa.filters import parse_filter
+
+    if not text:
+        return None
+    spec = _json_option(text, "--filter", InvalidFilter)
+    parse_filter(spec)  # ceilings included
+    return spec
 
 
 def _config(ctx: click.Context, **overrides: Any) -> Any:
@@ -66,13 +123,16 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
-async def _with_system(options: dict[str, Any], action: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
+async def _with_system(
+    options: dict[str, Any], action: Callable[[Any], Coroutine[Any, Any, Any]], *, initialize: bool = True
+) -> Any:
     from vpa.rag import create_enhanced_rag_system
 
     config = _config(click.get_current_context(), **options)
     system = create_enhanced_rag_system(config)
     try:
-        await system.initialize()
+        if initialize:
+            await system.initialize()
         return await action(system)
     finally:
         await system.shutdown()
@@ -222,21 +282,9 @@ def ingest(paths: tuple[str, ...], meta: tuple[str, ...], tenant: str | None, st
 def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, user: str, group_by: str,
            as_json: bool, **options: Any) -> None:
     """Search the collection."""
-    from vpa.errors import InvalidFilter, LimitExceeded
-    from vpa.filters import MAX_FILTER_DEPTH, parse_filter
     from vpa.rag import flatten
 
-    filters = None
-    if filter_json:
-        try:
-            filters = json.loads(filter_json)
-        except json.JSONDecodeError as exc:
-            raise InvalidFilter(f"--filter is not valid JSON: {exc.msg} at column {exc.colno}") from None
-        except RecursionError:  # JSON nested beyond what the reader takes: far past the ceiling
-            raise LimitExceeded(
-                "max_filter_depth", MAX_FILTER_DEPTH + 1, MAX_FILTER_DEPTH, what="--filter (too deep to read)"
-            ) from None
-        parse_filter(filters)  # fail before any model or store is loaded (ceilings included)
+    filters = _filter_option(filter_json)
 
     results = _run(_with_system(
         _component_options(**options),
@@ -244,7 +292,7 @@ def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, 
                                                 group_by=group_by),
     ))
     if as_json:
-        click.echo(json.dumps(flatten(results), indent=2, ensure_ascii=False))
+        click.echo(_dumps(flatten(results), indent=2))
         return
     if not results:
         click.echo("no results")
@@ -253,7 +301,7 @@ def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, 
         click.echo(f"{rank}. [{result.similarity:.3f}] {result.title or result.document_id}  ({result.document_id})")
         click.echo(textwrap.indent(textwrap.fill(snippet[:300] + ("…" if len(snippet) > 300 else ""), 96), "   "))
         if result.metadata:
-            click.echo("   " + ", ".join(f"{k}={v}" for k, v in sorted(result.metadata.items())))
+            click.echo("   " + ", ".join(f"{k}={_shown(v)}" for k, v in sorted(result.metadata.items())))
 
 
 @main.command()
@@ -269,9 +317,167 @@ def get(document_id: str, tenant: str | None, as_json: bool, **options: Any) -> 
     if document is None:
         raise DocumentNotFound(document_id)
     if as_json:
-        click.echo(json.dumps(attrs.asdict(document), indent=2, ensure_ascii=False))
+        click.echo(_dumps(attrs.asdict(document), indent=2))
     else:
-        click.echo(f"# {document.title}\n{json.dumps(document.metadata, ensure_ascii=False)}\n\n{document.content}")
+        click.echo(f"# {document.title}\n{_dumps(document.metadata)}\n\n{document.content}")
+
+
+# --- listing and metadata updates (store contract 1.1) ---------------------------------------
+
+
+def _summary_row(summary: Any) -> dict[str, Any]:
+    """A listed document as ``--json`` prints it (the REST listing's fields)."""
+    return {"id": summary.document_id, "title": summary.title, "metadata": summary.metadata,
+            "chunks": summary.chunks}
+
+
+@main.command("list")
+@click.argument("collection_name", metavar="[COLLECTION]", required=False)
+@click.option("--filter", "filter_json", help='metadata filter as JSON, e.g. \'{"year": {"$gte": 2020}}\'')
+@click.option("--tenant", help="list only this tenant's documents (default: the untenanted ones)")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="print at most N documents, then the cursor to resume")
+@click.option("--cursor", help="resume after the listing that printed this cursor (same filter and tenant)")
+@click.option("--json", "as_json", is_flag=True, help='print JSON: {"documents": [...], "next_cursor": ...}')
+@common_options
+def list_documents(collection_name: str | None, filter_json: str | None, tenant: str | None,
+                   limit: int | None, cursor: str | None, as_json: bool, **options: Any) -> None:
+    """List the documents of COLLECTION (default: --collection / VPA_COLLECTION): id, chunks,
+    title and metadata, never their text. Every document is listed once, page by page, by the
+    store's scroll (a store of contract 1.1). With --limit, the cursor of the rest is printed
+    (on stderr unless --json) for --cursor."""
+    from vpa.rag import MAX_LIST_PAGE_SIZE
+
+    spec = _filter_option(filter_json)
+    collection = _named_collection(collection_name, options)
+
+    async def action(system: Any) -> None:
+        position = cursor
+        shown = 0
+        first = True
+        while True:
+            size = MAX_LIST_PAGE_SIZE if limit is None else min(MAX_LIST_PAGE_SIZE, limit - shown)
+            page = await system.list_documents(collection, spec, page_size=size, cursor=position,
+                                               tenant=tenant)
+            if as_json and first:  # only once the first page came: a refusal prints no JSON at all
+                click.echo('{"documents": [', nl=False)
+            first = False
+            for summary in page.documents:
+                if as_json:
+                    click.echo(("" if shown == 0 else ", ") + _dumps(_summary_row(summary)), nl=False)
+                else:
+                    if shown == 0:
+                        click.echo(f"{'DOCUMENT ID':<40} {'CHUNKS':>6}  TITLE")
+                    click.echo(f"{summary.document_id:<40} {summary.chunks:>6}  {summary.title}")
+                    if summary.metadata:
+                        pairs = sorted(summary.metadata.items())
+                        click.echo("    " + ", ".join(f"{k}={_shown(v)}" for k, v in pairs))
+                shown += 1
+            position = page.cursor
+            if position is None or (limit is not None and shown >= limit):
+                break
+        if as_json:
+            click.echo(f'], "next_cursor": {_dumps(position)}}}')
+            return
+        if not shown:
+            click.echo("no documents")
+        if position is not None:
+            click.echo(f"more documents: vpa list --cursor {position}", err=True)
+
+    _run(_with_system(_component_options(**options), action, initialize=False))
+
+
+def _named_collection(collection_name: str | None, options: dict[str, Any]) -> str | None:
+    """COLLECTION, or --collection (the system's own) when it is not given; not both unless equal."""
+    given = options.get("collection")
+    if collection_name is not None and given is not None and collection_name != given:
+        raise click.UsageError(f"COLLECTION {collection_name!r} and --collection {given!r} disagree")
+    return collection_name
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@common_options
+def collections(as_json: bool, **options: Any) -> None:
+    """List the store's collections: name, dimension, embedder and documents."""
+    from vpa.errors import VPAError
+    from vpa.layout import CHUNK_INDEX
+
+    async def action(system: Any) -> list[dict[str, Any]]:
+        rows = []
+        for name in await system.list_collections():
+            try:
+                info = await system.store.open_collection(name)
+                documents = await system.store.count(name, {CHUNK_INDEX: 0})
+            except VPAError as exc:  # an encrypted collection without its key, say: named, not fatal
+                rows.append({"name": name, "error": exc.code})
+                continue
+            rows.append({"name": name, "dimension": info.dimension,
+                         "embedder": info.fingerprint.describe() if info.fingerprint else None,
+                         "documents": documents})
+        return rows
+
+    rows = _run(_with_system(_component_options(**options), action, initialize=False))
+    if as_json:
+        click.echo(_dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no collections")
+        return
+    click.echo(f"{'NAME':<24} {'DIMENSION':>9} {'DOCUMENTS':>9}  EMBEDDER")
+    for row in rows:
+        if "error" in row:
+            click.echo(f"{row['name']:<24} {'-':>9} {'-':>9}  ({row['error']})")
+        else:
+            click.echo(f"{row['name']:<24} {row['dimension']:>9} {row['documents']:>9}  "
+                       f"{row['embedder'] or '-'}")
+
+
+@main.command()
+@click.argument("document_id", required=False)
+@click.option("--filter", "filter_json", help="update every document that matches this filter (JSON) instead")
+@click.option("--set", "set_json", help='metadata to add or replace, as JSON: \'{"status": "done"}\' '
+              '(null removes a key; a datetime is {"$date": "2024-05-01T12:00:00Z"})')
+@click.option("--unset", multiple=True, help="a metadata key to remove (repeatable)")
+@click.option("--tenant", help="the tenant whose documents are changed (default: the untenanted ones)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@common_options
+def update(document_id: str | None, filter_json: str | None, set_json: str | None, unset: tuple[str, ...],
+           tenant: str | None, as_json: bool, **options: Any) -> None:
+    """Change the metadata of DOCUMENT_ID, or of every document matching --filter, in place on
+    every chunk, without re-embedding (a store of contract 1.1). VPA's own vpa_* keys cannot be
+    changed."""
+    from vpa.errors import InvalidMetadata
+    from vpa.typedjson import DateError, decode_metadata
+
+    if (document_id is None) == (filter_json is None):
+        raise click.UsageError("give DOCUMENT_ID or --filter (one of them)")
+    if set_json is None and not unset:
+        raise click.UsageError("give --set or --unset")
+    spec = _filter_option(filter_json)
+    changes = None
+    if set_json is not None:
+        raw = _json_option(set_json, "--set", InvalidMetadata)
+        if not isinstance(raw, dict):
+            raise InvalidMetadata("--set must be a JSON object of metadata")
+        try:
+            changes = decode_metadata(raw)
+        except DateError as exc:
+            raise InvalidMetadata(f"--set: {exc}") from None
+
+    result = _run(_with_system(
+        _component_options(**options),
+        lambda system: system.update_document_metadata(
+            document_id, filter=spec, set=changes, unset=list(unset) or None, tenant=tenant
+        ),
+        initialize=False,
+    ))
+    if as_json:
+        click.echo(_dumps({"documents": result.documents, "chunks": result.chunks}, indent=2))
+        return
+    documents = f"{result.documents} document" + ("" if result.documents == 1 else "s")
+    chunks = f"{result.chunks} chunk" + ("" if result.chunks == 1 else "s")
+    click.echo(f"updated {documents} ({chunks})")
 
 
 @main.command()
