@@ -540,6 +540,12 @@ async def test_server_mode_calls_fit_the_async_client():
     assert [(h.id, round(h.score, 6)) for h in hits] == [("a", 1.0), ("b", 0.0)]
     (b,) = await store.get("t_server", ["b"])
     np.testing.assert_allclose(b.vector, [0, 2], rtol=1e-6)
+    first = await store.scroll_page("t_server", {"k": {"$gte": 1}}, batch_size=1)
+    rest = await store.scroll_page("t_server", {"k": {"$gte": 1}}, batch_size=1, cursor=first.cursor)
+    assert sorted(r.id for r in first.records + rest.records) == ["a", "b"] and rest.cursor is None
+    assert await store.update("t_server", ids=["a", "b"], filter={"k": 1}, set={"og:title": "x"}) == 1
+    assert await store.update("t_server", filter={"og:title": "x"}, unset=["og:title"]) == 1
+    assert [r.metadata for r in await store.get("t_server", ["a", "b"])] == [{"k": 1}, {"k": 2}]
     assert await store.delete("t_server", ids=["a", "b"], filter={"k": 1}) == 1
     assert await store.delete("t_server", filter={"k": 2}) == 1
     assert await store.count("t_server") == 0

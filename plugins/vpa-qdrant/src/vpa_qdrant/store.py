@@ -3,19 +3,27 @@
 How records and collections are laid out is `vpa_qdrant.codec`; filters are `vpa_qdrant.filters`;
 which client runs a call is `vpa_qdrant.backend`. Every write waits for Qdrant to apply it
 (``wait=True``), so reads see it at once.
+
+Contract 1.1: `_scroll` is Qdrant's own ``scroll``, keyset by point id (the position is the id of
+the next point, a UUID string: it resumes in any process, and a deleted point still marks where
+to resume); `_update` is one native ``set_payload`` merged into ``m`` per request, selected by a
+filter (ids as a ``HasId`` condition), after a ``count`` of the same selector. Qdrant's merge is
+shallow and removes a key set to ``null`` (the server's ``merge_map``, local mode's
+``merge_payload``), so a set value replaces the old one whole and an unset key leaves nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from typing import Any
 
 import attrs
 from qdrant_client import models
-from vpa.errors import CollectionNotFound, ConfigError, StoreError
+from vpa.errors import CollectionNotFound, ConfigError, InvalidCursor, StoreError
 from vpa.filters import Node
-from vpa.models import FILTER_OPS_1_0, METADATA_TYPES_1_0, CollectionInfo, Hit, Record, StoreCapabilities
+from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities, contract_1_1
 from vpa.stores.base import VectorStore
 from vpa.validation import record_bytes_bound
 
@@ -32,9 +40,8 @@ PAGE_SIZE = 1000
 #: estimated JSON (`QdrantStore.request_bytes`); 4 MiB of text plus metadata a record. The server
 #: (Rust, indexed payloads) takes the default 1,024 filter terms and 32 levels (a level is two JSON
 #: levels of a nested ``Filter``: 64 of serde's 128).
-SERVER_CAPABILITIES = StoreCapabilities(
-    filter_operators=FILTER_OPS_1_0,
-    metadata_types=METADATA_TYPES_1_0,
+#: Contract 1.1: every operator and type; ``update`` is Qdrant's own ``set_payload``.
+SERVER_CAPABILITIES = contract_1_1(
     exact=False,
     min_recall=0.9,
     max_batch_size=256,
@@ -43,6 +50,8 @@ SERVER_CAPABILITIES = StoreCapabilities(
     heterogeneous_fields=True,
     max_record_bytes=4 * 1024 * 1024,
     max_request_bytes=16 * 1024 * 1024,
+    max_page_size=PAGE_SIZE,
+    native_update=True,
 )
 
 #: Local mode, the default: brute force, so exact. It evaluates a filter in Python, condition by
@@ -109,7 +118,7 @@ class QdrantStore(VectorStore):
                 )
             if settings.write_ordering is not None:
                 self._write["ordering"] = models.WriteOrdering(settings.write_ordering)
-        self._delete_locks: dict[str, asyncio.Lock] = {}
+        self._counted_locks: dict[str, asyncio.Lock] = {}
 
     @classmethod
     def from_config(cls, config: Any) -> QdrantStore:
@@ -146,8 +155,11 @@ class QdrantStore(VectorStore):
         return f"QdrantStore(mode={self.mode!r}, location={self.location!r})"
 
     def request_bytes(self, info: CollectionInfo, record: Record) -> int:
-        """A point as JSON: up to 24 bytes a float, the id twice (point id and payload), the rest."""
-        return record_bytes_bound(record) + 24 * info.dimension + 6 * len(record.id) + 200
+        """A point as JSON: up to 24 bytes a float, the id twice (point id and payload), the rest,
+        and 32 bytes a key for the codec's tags (an empty list's ``{"_vpa_empty_list": true}`` is
+        22 bytes more than the core's bound counts; a datetime's tag and a base64 key fit in it)."""
+        tags = 32 * len(record.metadata)
+        return record_bytes_bound(record) + 24 * info.dimension + 6 * len(record.id) + 200 + tags
 
     async def _client_call(self, method: str, collection: str | None = None, **kwargs: Any) -> Any:
         """``client.<method>(collection, **kwargs)`` as the backend runs it (local mode through
@@ -155,8 +167,9 @@ class QdrantStore(VectorStore):
         with self.vendor_errors(method, collection):
             return await self._backend.call(method, *(() if collection is None else (collection,)), **kwargs)
 
-    def _delete_lock(self, name: str) -> asyncio.Lock:
-        return self._delete_locks.setdefault(name, asyncio.Lock())
+    def _counted_lock(self, name: str) -> asyncio.Lock:
+        """Held by a delete or update from its look-up or count to its write (one collection)."""
+        return self._counted_locks.setdefault(name, asyncio.Lock())
 
     # --- collections -----------------------------------------------------------------------------
 
@@ -186,7 +199,7 @@ class QdrantStore(VectorStore):
         return [c.name for c in response.collections]
 
     async def _drop_collection(self, name: str) -> bool:
-        self._delete_locks.pop(name, None)
+        self._counted_locks.pop(name, None)
         if not await self._client_call("collection_exists", name):
             return False
         try:
@@ -271,7 +284,7 @@ class QdrantStore(VectorStore):
 
     async def _delete(self, info: CollectionInfo, ids: list[str] | None, node: Node | None) -> int:
         native = to_native(node)
-        async with self._delete_lock(info.name):
+        async with self._counted_lock(info.name):
             found = list(dict.fromkeys(await self._matching_point_ids(info, ids, native)))
             for start in range(0, len(found), PAGE_SIZE):
                 chunk = found[start : start + PAGE_SIZE]
@@ -286,8 +299,73 @@ class QdrantStore(VectorStore):
             return len(found)
 
     async def _count(self, info: CollectionInfo, node: Node | None) -> int:
-        result = await self._client_call("count", info.name, count_filter=to_native(node), exact=True)
+        return await self._count_native(info, to_native(node))
+
+    async def _count_native(self, info: CollectionInfo, native: models.Filter | None) -> int:
+        result = await self._client_call("count", info.name, count_filter=native, exact=True)
         return int(result.count)
+
+    # --- contract 1.1 ----------------------------------------------------------------------------
+
+    async def _scroll(
+        self, info: CollectionInfo, node: Node | None, limit: int, after: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]:
+        """Qdrant's scroll in point-id order from the point id ``after`` (inclusive: it is the
+        first id of the page, as Qdrant's ``next_page_offset``). Points are ordered by id, so a
+        point upserted or deleted elsewhere moves no other point: every point that exists for the
+        whole scroll comes back once; a resumed position whose point was deleted resumes at the
+        next id."""
+        points, following = await self._client_call(
+            "scroll",
+            info.name,
+            scroll_filter=to_native(node),
+            limit=limit,
+            offset=None if after is None else _point_position(after),
+            with_payload=True,
+            with_vectors=with_vectors,
+            **self._read,
+        )
+        return [codec.to_record(p) for p in points], None if following is None else str(following)
+
+    async def _update(
+        self,
+        info: CollectionInfo,
+        ids: list[str] | None,
+        node: Node | None,
+        set: dict[str, Any],
+        unset: list[str],
+    ) -> int:
+        """One ``set_payload`` into ``m`` (set keys, and unset keys as ``null``, which Qdrant's
+        payload merge removes) per selector: the records with one of ``ids`` (a ``HasId``
+        condition, which unlike a list of ids tolerates ids that do not exist) that match the
+        filter. Each point is changed whole by one request, its filter evaluated once, and its
+        vector and text are not touched. The count is Qdrant's ``count`` of the same selector just
+        before, under this store's per-collection lock."""
+        native = to_native(node)
+        payload = codec.metadata_changes(set, unset)
+        selectors = (
+            [native or models.Filter()]
+            if ids is None
+            else [
+                with_ids(native, [codec.point_id(i) for i in ids[start : start + PAGE_SIZE]])
+                for start in range(0, len(ids), PAGE_SIZE)
+            ]
+        )
+        changed = 0
+        async with self._counted_lock(info.name):
+            for selector in selectors:
+                matched = await self._count_native(info, selector)
+                if matched:
+                    await self._client_call(
+                        "set_payload",
+                        info.name,
+                        payload=payload,
+                        points=models.FilterSelector(filter=selector),
+                        key=codec.METADATA_KEY,
+                        **self._write,
+                    )
+                changed += matched
+        return changed
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -295,5 +373,13 @@ class QdrantStore(VectorStore):
         return f"{self.mode} mode, {len(await self._list_collections())} collection(s)"
 
     async def _close(self) -> None:
-        self._delete_locks.clear()
+        self._counted_locks.clear()
         await self._backend.close()
+
+
+def _point_position(after: str) -> str:
+    """The point id a scroll position names; `InvalidCursor` if it is not a point id."""
+    try:
+        return str(uuid.UUID(after))
+    except ValueError:
+        raise InvalidCursor("cursor is not one that scroll handed out (no Qdrant point id)") from None
