@@ -7,6 +7,7 @@ delete must be exactly those the reference evaluator selects.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import uuid
 
@@ -17,9 +18,12 @@ from hypothesis import strategies as st
 from vpa.filters import And, Comparison, Not, Or, evaluate, parse_filter
 from vpa.models import FilterOp, Record
 from vpa_chroma.codec import (
-    EMPTY_LIST_KEY,
+    EMPTY_LIST,
+    FLOAT,
     FLOAT_PREFIX,
-    NUMERIC_KEY,
+    INT,
+    SEQ_KEY,
+    TYPE_PREFIX,
     decode_metadata,
     encode_metadata,
     float_key,
@@ -58,11 +62,24 @@ VALUES: dict[str, object] = {
     "list_1": ["1"],
     "list_empty_str": [""],
     "list_empty": [],
+    "date": dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC),
+    "date_micro": dt.datetime(2024, 5, 1, 12, 0, 0, 1, tzinfo=dt.UTC),
+    "date_before_epoch": dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+    "date_early": dt.datetime(1700, 1, 1, tzinfo=dt.UTC),
+    "date_epoch": dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
 }
+#: Keys a loader writes (and keys that look like this plugin's or Chroma's own names).
+WIDE_KEYS = [
+    "source-url", "og:title", "page.number", "Größe", "q\"[x]'", "#id", "chroma:x", "~t:v", "~~", "~f:v",
+    "vpa:numeric", "vpa:float:v", "vpa_seq", "~seq", " ",
+]
 RECORDS = {f"r_{name}": {"v": value, "w": i} for i, (name, value) in enumerate(VALUES.items())}
 RECORDS["r_missing"] = {"w": 100}
 RECORDS["r_nothing"] = {}
 RECORDS["r_other_types"] = {"v": 1, "u": "x"}
+for i, key in enumerate(WIDE_KEYS):  # each wide key on two records, of different types
+    RECORDS[f"r_wide{i}"] = {key: "x", "w": 200 + i}
+    RECORDS[f"r_wide{i}b"] = {key: 1.5, "v": "x", "w": 300 + i}
 
 OPERANDS = [
     1,
@@ -122,6 +139,16 @@ LISTS = [
     [2.0000000000000004, 5e-324],
     [-0.0],
     [1e300, 2**53],
+    [dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC), dt.datetime(1700, 1, 1, tzinfo=dt.UTC)],
+    [dt.datetime(2024, 5, 1, 14, tzinfo=dt.timezone(dt.timedelta(hours=2)))],
+]
+DATES = [
+    dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC),
+    dt.datetime(2024, 5, 1, 14, tzinfo=dt.timezone(dt.timedelta(hours=2))),  # the same instant
+    dt.datetime(2024, 5, 1, 12, 0, 0, 1, tzinfo=dt.UTC),
+    dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+    dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+    dt.datetime(1800, 6, 1, tzinfo=dt.UTC),
 ]
 
 
@@ -137,6 +164,17 @@ def _comparisons() -> list[Comparison]:
         ]
     for op in (FilterOp.IN, FilterOp.NIN):
         out += [Comparison("v", op, tuple(values)) for values in LISTS]
+    for op in (FilterOp.EQ, FilterOp.NE, FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE):
+        out += [Comparison("v", op, value) for value in DATES]
+    for field in ("v", "u", "w", "absent", *WIDE_KEYS):
+        out += [Comparison(field, FilterOp.EXISTS, True), Comparison(field, FilterOp.EXISTS, False)]
+    for field in WIDE_KEYS:
+        out += [
+            Comparison(field, FilterOp.EQ, "x"),
+            Comparison(field, FilterOp.EQ, 1.5),
+            Comparison(field, FilterOp.GT, 1),
+            Comparison(field, FilterOp.IN, ("x", "y")),
+        ]
     return out
 
 
@@ -151,6 +189,9 @@ COMPOUND = [
     And((Comparison("u", FilterOp.EQ, "x"),)),
     Or((Comparison("v", FilterOp.EQ, True),)),
     Not(Comparison("u", FilterOp.NE, "x")),
+    Or((Comparison("v", FilterOp.EXISTS, False), Comparison("v", FilterOp.GT, DATES[3]))),
+    Not(And((Comparison("v", FilterOp.EXISTS, True), Not(Comparison("u", FilterOp.EXISTS, False))))),
+    And((Comparison("og:title", FilterOp.EXISTS, True), Comparison("v", FilterOp.EQ, "x"))),
 ]
 ALL = COMPARISONS + [Not(c) for c in COMPARISONS] + COMPOUND
 
@@ -172,6 +213,12 @@ def test_translation_shape(node) -> None:  # type: ignore[no-untyped-def]
     _check_shape(to_native(node))
 
 
+def test_null_is_exists() -> None:
+    """The parser turns None into $exists; the translation of both is the same."""
+    assert to_native(parse_filter({"v": None})) == to_native(Comparison("v", FilterOp.EXISTS, False))
+    assert to_native(parse_filter({"v": {"$ne": None}})) == to_native(Comparison("v", FilterOp.EXISTS, True))
+
+
 def test_no_filter_is_no_where() -> None:
     assert to_native(None) is None
     assert to_native(parse_filter({})) is None
@@ -179,15 +226,15 @@ def test_no_filter_is_no_where() -> None:
 
 def test_metadata_encoding_round_trip() -> None:
     metadata = {"a": 1, "b": 1.0, "c": True, "d": "", "e": [], "f": ["x"], "g": "é"}
-    encoded = encode_metadata(metadata, frozenset({"old", "a", "b"}))
-    assert encoded is not None
+    encoded = encode_metadata(metadata, 7, frozenset({"old", "a", "b"}))
     assert encoded["old"] is None and encoded["b"] is None and "e" not in encoded
     assert encoded[FLOAT_PREFIX + "b"] == float_key(1.0) and isinstance(encoded[FLOAT_PREFIX + "b"], int)
-    assert encoded[NUMERIC_KEY] == ["a", "b"] and encoded[EMPTY_LIST_KEY] == ["e"]
+    assert encoded[TYPE_PREFIX + "a"] == INT and encoded[TYPE_PREFIX + "b"] == FLOAT
+    assert encoded[TYPE_PREFIX + "e"] == EMPTY_LIST and encoded[SEQ_KEY] == 7
     stored = {k: v for k, v in encoded.items() if v is not None}
     assert decode_metadata(stored) == metadata
-    assert encode_metadata({}) is None
-    assert decode_metadata(None) == {}
+    assert encode_metadata({}, 1) == {SEQ_KEY: 1}
+    assert decode_metadata(None) == {} and decode_metadata({SEQ_KEY: 1}) == {}
 
 
 FINITE = st.floats(allow_nan=False, allow_infinity=False)

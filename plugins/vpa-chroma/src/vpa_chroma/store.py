@@ -15,6 +15,7 @@ them. Scores are ``1 - cosine distance``.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,14 +27,15 @@ import chromadb
 from chromadb import errors as chroma_errors
 from chromadb.config import Settings
 from vpa.config import not_applicable
-from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection
+from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection, LimitExceeded
 from vpa.filters import Node
-from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities
+from vpa.models import CollectionInfo, Hit, Record, contract_1_1
 from vpa.stores.base import VectorStore
+from vpa.validation import metadata_bytes
 
 from vpa_chroma import codec
 from vpa_chroma.errors import translate_error
-from vpa_chroma.filters import to_native
+from vpa_chroma.filters import scroll_where, to_native
 from vpa_chroma.settings import ChromaSettings
 
 T = TypeVar("T")
@@ -51,12 +53,17 @@ FIRST_WRITE_CALL = 128
 #: vectors; 200 gives about 0.98 (clustered, realistic data: 1.0 either way). Set at creation.
 HNSW_DEFAULTS = {"ef_search": 200}
 
+#: Scroll keys (`codec.SEQ_KEY`) are microseconds since this instant (2024-01-01 UTC) times 1024,
+#: plus a random 0-1023: increasing in write order, 2**63 reached in the year 2309.
+SEQ_EPOCH_MICROS = 1_704_067_200_000_000
+SEQ_SPREAD = 1024
+
 
 class ChromaStore(VectorStore):
     """VPA's store contract on Chroma, embedded (``path``) or client/server (``host``)."""
 
     #: Both modes alike (one Rust executor over SQLite), measured through this plugin.
-    capabilities = StoreCapabilities(
+    capabilities = contract_1_1(
         exact=False,  # HNSW is approximate; see the README for the recall measured
         min_recall=0.9,
         max_batch_size=CHROMA_MAX_BATCH,
@@ -77,6 +84,10 @@ class ChromaStore(VectorStore):
         # bookkeeping) stay under 2/3 of it.
         max_metadata_keys=256,
         max_metadata_bytes=12 * 1024,
+        # scroll pages with one ``get`` of up to max_page_size + 1 records (see `_scroll`)
+        max_page_size=1000,
+        # update is Chroma's own metadata merge (``collection.update``), see `_update`
+        native_update=True,
     )
     settings_class = ChromaSettings
     provider = "chroma"
@@ -109,6 +120,8 @@ class ChromaStore(VectorStore):
         self._handles: dict[str, Any] = {}
         self._write_locks: dict[str, threading.Lock] = {}
         self._pace = FIRST_WRITE_CALL
+        self._seq = 0
+        self._upgraded: set[str] = set()
 
     def __repr__(self) -> str:  # never shows the API key
         s = self.settings
@@ -270,6 +283,52 @@ class ChromaStore(VectorStore):
         with self._client_lock:
             return self._write_locks.setdefault(name, threading.Lock())
 
+    def _new_seqs(self, count: int) -> range:
+        """``count`` new scroll keys, each larger than every key this instance gave before and
+        about the time of writing (so in the engine's own order, records' first writes)."""
+        now = (time.time_ns() // 1000 - SEQ_EPOCH_MICROS) * SEQ_SPREAD + random.randrange(SEQ_SPREAD)
+        with self._client_lock:
+            first = max(self._seq + 1, now)
+            self._seq = first + count - 1
+        return range(first, first + count)
+
+    def _rewrite_legacy(self, collection: Any, found: dict[str, Any]) -> int:
+        """Rewrite the 0.2 (format 2) records among ``found`` (id → stored metadata) in format 3,
+        in place (Chroma's update: vector and text untouched). Returns how many."""
+        legacy = [(i, m) for i, m in found.items() if codec.seq_of(m) is None]
+        if not legacy:
+            return 0
+        seqs = self._new_seqs(len(legacy))
+        metadatas = [
+            codec.encode_metadata(codec.decode_legacy_metadata(m), seq, m)
+            for (_, m), seq in zip(legacy, seqs, strict=True)
+        ]
+        rows = list(zip([i for i, _ in legacy], metadatas, strict=True))
+        self._paced(
+            rows, lambda chunk: collection.update(ids=[i for i, _ in chunk], metadatas=[m for _, m in chunk])
+        )
+        return len(rows)
+
+    def _upgrade(self, name: str, handle: Any) -> None:
+        """A collection written by vpa-chroma 0.2 gets every record in format 3 (a scroll key, type
+        tags), then the format mark; a pass repeats until it finds nothing left to rewrite."""
+        if name in self._upgraded or (handle.metadata or {}).get(codec.FORMAT_KEY) == codec.FORMAT:
+            self._upgraded.add(name)
+            return
+        with self._write_lock(name):
+            while True:
+                rewritten = offset = 0
+                while True:
+                    page = handle.get(limit=self._batch(), offset=offset, include=["metadatas"])
+                    if not page["ids"]:
+                        break
+                    rewritten += self._rewrite_legacy(handle, codec.stored_metadata(page))
+                    offset += len(page["ids"])
+                if not rewritten:
+                    break
+            handle.modify(metadata={**(handle.metadata or {}), codec.FORMAT_KEY: codec.FORMAT})
+        self._upgraded.add(name)
+
     # --- collections ---------------------------------------------------------------------------
 
     async def _describe_collection(self, name: str) -> CollectionInfo | None:
@@ -279,7 +338,9 @@ class ChromaStore(VectorStore):
                 handle = self._handle(name)
             except CollectionNotFound:
                 return None
-            return codec.definition_from(name, handle.metadata)
+            info = codec.definition_from(name, handle.metadata)
+            self._upgrade(name, handle)
+            return info
 
         return await self._vendor("describe collection", describe)
 
@@ -303,6 +364,7 @@ class ChromaStore(VectorStore):
                 self._check_compatible(existing, info.dimension, info.fingerprint)
                 return
             self._handles[info.name] = handle
+            self._upgraded.add(info.name)
 
         await self._vendor("create collection", create)
 
@@ -350,9 +412,17 @@ class ChromaStore(VectorStore):
 
         def write(collection: Any) -> None:
             # Chroma's upsert merges metadata into an existing record: read the keys it has now
-            # and delete those the new metadata lacks, so the write replaces.
-            previous = codec.stored_keys(collection.get(ids=[r.id for r in records], include=["metadatas"]))
-            rows = [(r, codec.encode_metadata(r.metadata, previous.get(r.id, frozenset()))) for r in records]
+            # and delete those the new metadata lacks, so the write replaces; a record keeps its
+            # scroll key, a new one gets the next.
+            ids = [r.id for r in records]
+            previous = codec.stored_metadata(collection.get(ids=ids, include=["metadatas"]))
+            fresh = iter(self._new_seqs(sum(codec.seq_of(previous.get(i)) is None for i in ids)))
+            rows = []
+            for r in records:
+                stored = previous.get(r.id, {})
+                seq = codec.seq_of(stored)
+                seq = next(fresh) if seq is None else seq
+                rows.append((r, codec.encode_metadata(r.metadata, seq, stored)))
             self._paced(rows, lambda chunk: collection.upsert(**codec.upsert_columns(chunk)))
             new = {r.id: m for r, m in rows if r.id not in previous}
             if new:  # chroma#7594: shed list metadata a new record inherited from a dropped collection
@@ -422,6 +492,119 @@ class ChromaStore(VectorStore):
             return len(collection.get(where=where, include=[])["ids"])
 
         return await self._vendor("count", lambda: self._on_collection(info.name, count), info.name)
+
+    # --- contract 1.1 --------------------------------------------------------------------------
+
+    async def _scroll(
+        self, info: CollectionInfo, node: Node | None, limit: int, after: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]:
+        """One page by scroll key (`codec.SEQ_KEY`): the ``limit`` matching records with the
+        smallest keys past the position, read with the filter and a key range in the ``where``.
+
+        Chroma's ``get`` returns a ``where``'s records in its own order (first-insertion order) and
+        cuts it at ``limit``; scroll keys follow that order nearly always (they are given at first
+        write), but nothing relies on it: a page is only handed out once a second read of its
+        key range finds exactly its records, so every record that exists for the whole scroll
+        comes back exactly once whatever is written or deleted meanwhile. Usually two reads a
+        page (the second of ids only); a range that turns out fuller is narrowed and read again.
+        """
+        where = to_native(node)
+        lower, tie = codec.load_position(after)
+        include = ["documents", "metadatas", *(["embeddings"] if with_vectors else [])]
+
+        def page(collection: Any) -> tuple[list[Record], str | None]:
+            def read(clause: Any, count: int | None = None) -> list[tuple[int, str, Record]]:
+                result = collection.get(where=clause, limit=count, include=include)
+                return codec.scroll_rows(result, with_vectors)
+
+            done: list[tuple[int, str, Record]] = []
+            if tie is not None:  # the rest of a group of records sharing one key (see below)
+                group = [row for row in read(scroll_where(where, at=lower)) if row[1] > tie]
+                if len(group) >= limit:
+                    return [r for *_, r in group[:limit]], codec.dump_position(lower, group[limit - 1][1])
+                done = group
+            need = limit - len(done)
+            upto: int | None = None  # the range is (lower, upto]; None: no upper end
+            rows = read(scroll_where(where, above=lower), need + 1)
+            while True:
+                if len(rows) <= need:  # the whole range
+                    following = None if upto is None else codec.dump_position(upto)
+                    return [r for *_, r in done + rows], following
+                last = rows[need - 1][0]
+                if rows[need][0] > last:
+                    # (lower, last] holds these `need` records, and maybe others Chroma has not
+                    # returned: a read of that range's ids says which
+                    clause = scroll_where(where, above=lower, upto=last)
+                    ids = collection.get(where=clause, limit=need + 1, include=[])["ids"]
+                    if sorted(ids) == sorted(row[1] for row in rows[:need]):
+                        return [r for *_, r in done + rows[:need]], codec.dump_position(last)
+                    upto = last
+                    rows = read(scroll_where(where, above=lower, upto=upto), need + 1)
+                    continue
+                # Records sharing the key `last` straddle the page's end (keys given by two
+                # processes at the same microsecond): the range below it, then the group by id.
+                below = []
+                if last - 1 > lower:
+                    below = read(scroll_where(where, above=lower, upto=last - 1), need + 1)
+                if len(below) > need:
+                    upto, rows = last - 1, below
+                    continue
+                group = read(scroll_where(where, at=last))
+                chosen = group[: need - len(below)]
+                records = [r for *_, r in done + below + chosen]
+                if len(chosen) == len(group):
+                    return records, codec.dump_position(last)
+                if chosen:
+                    return records, codec.dump_position(last, chosen[-1][1])
+                return records, codec.dump_position(last - 1)
+
+        return await self._vendor("scroll", lambda: self._on_collection(info.name, page), info.name)
+
+    async def _update(
+        self,
+        info: CollectionInfo,
+        ids: list[str] | None,
+        node: Node | None,
+        set: dict[str, Any],
+        unset: list[str],
+    ) -> int:
+        """Chroma's own ``collection.update``: the engine merges one metadata delta (`codec.update_delta`:
+        the new values and tags, None for removed keys) into each record, leaving vector, text
+        and every other key as they are. The records are the ``get`` of the ids and the filter
+        (the engine evaluates it); their metadata is read only to refuse, before anything is
+        written, an update that would take a record past the declared bounds."""
+        where = to_native(node)
+        delta = codec.update_delta(set, unset)
+        caps = self.capabilities
+
+        def change(collection: Any) -> int:
+            with self._write_lock(info.name):
+                found: dict[str, Any] = {}
+                if ids is None:
+                    found.update(codec.stored_metadata(collection.get(where=where, include=["metadatas"])))
+                else:
+                    size = self._batch()
+                    for start in range(0, len(ids), size):
+                        part = ids[start : start + size]
+                        result = collection.get(ids=part, where=where, include=["metadatas"])
+                        found.update(codec.stored_metadata(result))
+                for record_id, stored in found.items():
+                    merged = {k: v for k, v in codec.decode_metadata(stored).items() if k not in unset}
+                    merged.update(set)
+                    what = f"metadata of record {record_id!r} after update"
+                    keys, most = len(merged), caps.max_metadata_keys
+                    if keys > most:
+                        raise LimitExceeded("max_metadata_keys", keys, most, what=what)
+                    if (size := metadata_bytes(merged)) > caps.max_metadata_bytes:
+                        raise LimitExceeded("max_metadata_bytes", size, caps.max_metadata_bytes, what=what)
+                self._rewrite_legacy(collection, found)  # a 0.2 record first gets its scroll key
+                targets = list(found)
+                self._paced(
+                    targets, lambda chunk: collection.update(ids=list(chunk), metadatas=[delta] * len(chunk))
+                )
+                return len(targets)
+
+        return await self._vendor("update", lambda: self._on_collection(info.name, change), info.name)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
