@@ -11,10 +11,19 @@ Limits and error texts follow Pinecone's documentation ("Limits", "Understanding
 ``top_k`` up to 10,000 (1,000 when values or metadata are included), 1,000 ids per fetch or
 delete request, IDs of 1-512 ASCII characters. Metadata numbers are stored as float64, so an
 integer comes back as a float; ``null`` metadata values are stripped on write.
+
+Paging ("List record IDs", "Fetch by metadata"): ``list`` returns ids in sorted order, at most
+100 a page, and a token naming the last id returned (``skip_past``, as Pinecone's tokens do), so
+the next page starts after it whatever was written or deleted meanwhile; ``fetch_by_metadata``
+pages the same way (its token's form is not documented: keyset by id is the stand-in's
+assumption). Updates ("Update records"): by id, or by metadata filter (at most 100,000 records a
+request, ``dryRun`` only counts); ``setMetadata`` adds or replaces keys and never removes one;
+the merged metadata must still fit in 40 KB.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
@@ -37,6 +46,7 @@ MAX_ID_LENGTH = 512
 MAX_DIMENSION = 20_000
 MAX_LIST_LIMIT = 100
 MAX_FETCH_BY_METADATA_LIMIT = 10_000
+MAX_UPDATE_RECORDS = 100_000
 DEFAULT_NAMESPACE = "__default__"
 
 
@@ -303,6 +313,58 @@ class IndexState:
             self._read(namespace, strict=True)
             return self._commit(namespace, apply)
 
+    def update(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """``POST /vectors/update``: one record by ``id`` (values and/or metadata), or every record
+        matching ``filter`` (metadata only). ``setMetadata`` is merged into the stored metadata:
+        the keys it names are added or replaced, every other key stays — no key can be removed.
+        A by-filter update is matched against the visible records when it arrives (its
+        ``matchedRecords``; at most `MAX_UPDATE_RECORDS`) and applied to them, in log order, when
+        it becomes visible; ``dryRun`` only counts. A by-id update of an id that does not exist
+        changes nothing and is not an error; it reports no count."""
+        namespace = _namespace_of(body)
+        vector_id, spec = body.get("id"), body.get("filter")
+        if (vector_id is None) == (spec is None):
+            raise bad_request("Exactly one of id or filter must be provided")
+        values = body.get("values")
+        if body.get("sparseValues") is not None:
+            raise bad_request("Sparse values are not supported by a dense index with the cosine metric")
+        set_metadata = body.get("setMetadata")
+        if spec is not None:
+            if not spec:
+                raise bad_request("Update with empty metadata filter is not allowed")
+            if values is not None:
+                raise bad_request("Vector values cannot be updated by metadata filter")
+            predicate = _filter(spec)
+        else:
+            check_vector_id(vector_id)
+        if set_metadata is None and values is None:
+            raise bad_request("Must specify values or setMetadata to update")
+        changes = normalise_metadata(vector_id or "update", set_metadata)
+        array = self.check_values(values, f"vector {vector_id!r}") if values is not None else None
+        with self.lock:
+            ns = self._read(namespace)
+            records = ns.records if ns is not None else {}
+            if spec is not None:
+                targets = [i for i, r in sorted(records.items()) if predicate(r.metadata)]
+                targets = targets[:MAX_UPDATE_RECORDS]
+            else:
+                targets = [vector_id]
+            for target in targets:  # the merged metadata must fit, as on upsert (all or nothing)
+                if target in records:
+                    normalise_metadata(target, {**records[target].metadata, **changes})
+            response: dict[str, Any] = {} if spec is None else {"matchedRecords": len(targets)}
+            if body.get("dryRun") and spec is not None:
+                return response, None
+
+            def apply(ns: Namespace) -> None:
+                for target in targets:
+                    old = ns.records.get(target)
+                    if old is not None:
+                        values = array if array is not None else old.values
+                        ns.records[target] = Stored(values, {**old.metadata, **changes}, old.seq)
+
+            return response, self._commit(namespace, apply)
+
     def delete_namespace(self, namespace: str) -> None:
         with self.lock:
             self._read(namespace, strict=True)
@@ -394,7 +456,7 @@ class IndexState:
             or not 1 <= limit <= MAX_FETCH_BY_METADATA_LIMIT
         ):
             raise bad_request(f"limit must be between 1 and {MAX_FETCH_BY_METADATA_LIMIT}")
-        after = _decode_token(body.get("paginationToken"))
+        after = _decode_token(body.get("paginationToken"), None)
         with self.lock:
             ns = self._read(namespace, strict=self.strict_namespaces)
             ids = sorted(
@@ -405,13 +467,13 @@ class IndexState:
             vectors = {i: ns.records[i].as_json(i) for i in page} if ns is not None else {}
         out: dict[str, Any] = {"vectors": vectors, "namespace": namespace, "usage": {"readUnits": 1}}
         if len(ids) > limit:
-            out["pagination"] = {"next": _encode_token(page[-1])}
+            out["pagination"] = {"next": _encode_token(page[-1], None)}
         return out
 
     def list_ids(self, namespace: str, prefix: str, limit: int, token: str | None) -> dict[str, Any]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise bad_request(f"limit must be between 1 and {MAX_LIST_LIMIT}")
-        after = _decode_token(token)
+        after = _decode_token(token, prefix)
         with self.lock:
             ns = self._read(namespace, strict=self.strict_namespaces)
             ids = sorted(i for i in (ns.records if ns is not None else ()) if i.startswith(prefix))
@@ -423,7 +485,7 @@ class IndexState:
             "usage": {"readUnits": 1},
         }
         if len(ids) > limit:
-            out["pagination"] = {"next": _encode_token(page[-1])}
+            out["pagination"] = {"next": _encode_token(page[-1], prefix)}
         return out
 
     def stats(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -456,18 +518,24 @@ def _namespace_of(body: Mapping[str, Any]) -> str:
     return namespace
 
 
-def _encode_token(last_id: str) -> str:
-    import base64
+def _encode_token(last_id: str, prefix: str | None) -> str:
+    """A pagination token as Pinecone's ``list`` hands them out: base64 of a JSON object naming
+    the last id returned (``skip_past``) and, for ``list``, the prefix. The next page is every
+    id after ``skip_past`` in sorted order, whatever was written or deleted in between."""
+    body: dict[str, Any] = {"skip_past": last_id}
+    if prefix is not None:
+        body["prefix"] = prefix
+    return base64.b64encode(json.dumps(body, separators=(",", ":")).encode("ascii")).decode("ascii")
 
-    return base64.urlsafe_b64encode(last_id.encode("ascii")).decode("ascii")
 
-
-def _decode_token(token: Any) -> str | None:
-    import base64
-
+def _decode_token(token: Any, prefix: str | None) -> str | None:
     if token is None:
         return None
     try:
-        return base64.urlsafe_b64decode(str(token).encode("ascii")).decode("ascii")
+        body = json.loads(base64.b64decode(str(token).encode("ascii"), validate=True))
+        after = body["skip_past"]
+        if not isinstance(after, str) or body.get("prefix") != prefix:
+            raise ValueError("not this listing's token")
     except Exception:
         raise bad_request("Invalid pagination token") from None
+    return after

@@ -10,13 +10,15 @@ the SDK's source and Pinecone's documentation describe, backed by the in-memory 
   ``managed`` (serverless) deployment with cloud and region.
 - Every index gets its own **data plane** host (another loopback port, returned as ``host`` by
   describe, as Pinecone returns a per-index host): ``/vectors/upsert``, ``/query``,
-  ``/vectors/fetch``, ``/vectors/fetch_by_metadata``, ``/vectors/delete``, ``/vectors/list``,
-  ``/describe_index_stats``, ``DELETE /namespaces/{ns}``.
+  ``/vectors/fetch``, ``/vectors/fetch_by_metadata``, ``/vectors/update`` (by id, or by metadata
+  filter with ``setMetadata`` merged in), ``/vectors/delete``, ``/vectors/list`` (ids in sorted
+  order, paginated by a ``skip_past`` token), ``/describe_index_stats``, ``DELETE /namespaces/{ns}``.
 - A namespace exists only while it holds records: ``/vectors/delete`` in one that does not
   answers 404 (as Pinecone does), and with ``strict_namespaces`` so do the reads.
 - Every request must carry the project's key in ``Api-Key`` (else 401) and an
-  ``X-Pinecone-Api-Version`` header (else 400). Writes answer with ``x-pinecone-request-lsn``,
-  queries with ``x-pinecone-max-indexed-lsn``; writes become visible ``lag`` seconds after commit.
+  ``X-Pinecone-Api-Version`` header (else 400). Writes (upsert, update, delete) answer with
+  ``x-pinecone-request-lsn``, queries with ``x-pinecone-max-indexed-lsn``; writes become visible
+  ``lag`` seconds after commit.
 
 Use it as a context manager or call `start` / `stop`; the tests start one per session.
 """
@@ -328,6 +330,9 @@ class PineconeStandIn:
             return 200, index.fetch(namespace, query.get("ids", [])), {}
         if method == "POST" and path == "/vectors/fetch_by_metadata":
             return 200, index.fetch_by_metadata(body), {}
+        if method == "POST" and path == "/vectors/update":
+            response, lsn = index.update(body)
+            return 200, response, {} if lsn is None else self._lsn("x-pinecone-request-lsn", lsn)
         if method == "POST" and path == "/vectors/delete":
             lsn = index.delete(body.get("namespace") or "", body)
             return 200, {}, self._lsn("x-pinecone-request-lsn", lsn)
