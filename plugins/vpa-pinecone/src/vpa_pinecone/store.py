@@ -38,12 +38,20 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import attrs
+import orjson
 from pinecone import Pinecone, RetryConfig
-from pinecone.errors.exceptions import ConflictError, NotFoundError
-from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection, StoreError, StoreTimeout
-from vpa.filters import Node
-from vpa.models import FILTER_OPS_1_0, METADATA_TYPES_1_0, CollectionInfo, Hit, Record, StoreCapabilities
-from vpa.stores.base import VectorStore
+from pinecone.errors.exceptions import ApiError, ConflictError, NotFoundError
+from vpa.errors import (
+    CollectionNotFound,
+    ConfigError,
+    InvalidCollection,
+    InvalidCursor,
+    StoreError,
+    StoreTimeout,
+)
+from vpa.filters import And, Comparison, Node, Not
+from vpa.models import CollectionInfo, FilterOp, Hit, Record, contract_1_1
+from vpa.stores.base import UPDATE_BATCH, VectorStore, batched
 
 from vpa_pinecone import codec, errors
 from vpa_pinecone.filters import to_native
@@ -68,6 +76,18 @@ MAX_RECORD_BYTES = 38_000
 #: Metadata alone, within that (a record at this bound keeps about 5 kB for its text). Pinecone
 #: documents no key count of its own; the store adds one shadow key per number field.
 MAX_METADATA_BYTES = 32 * 1024
+#: Contract 1.1: records in one scroll page (at most one fetch by id of 1,000), ids per
+#: ``list`` request (Pinecone's maximum), ids in one in-place update's ``vpa-id`` filter.
+MAX_PAGE_SIZE = 1000
+MAX_LIST_LIMIT = 100
+IDS_PER_UPDATE = 1000
+#: Scroll positions: Pinecone's pagination token of ``list`` (unfiltered) or of
+#: ``fetch_by_metadata`` (filtered), after this prefix.
+LISTED, MATCHING = "l:", "m:"
+#: Bytes of ids in the ``vpa-id`` filter of one in-place update (within 2 MB per request).
+MAX_FILTER_ID_BYTES = 1_000_000
+#: The filter an update with the empty filter (every record) sends: every record has its id.
+MATCH_ALL = {codec.ID_KEY: {"$exists": True}}
 
 
 @attrs.define
@@ -86,6 +106,8 @@ class _Pending:
     lsn: int = 0
     written: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     deleted: dict[str, str] = attrs.field(factory=dict)
+    #: In-place updates the server gave no LSN for: filters that match nothing once they landed.
+    updates: list[dict[str, Any]] = attrs.field(factory=list)
     generation: int = 0
     lock: threading.Lock = attrs.field(factory=threading.Lock, eq=False, repr=False)
 
@@ -110,17 +132,25 @@ class _Pending:
                 self.written.pop(pid, None)
                 self.deleted[pid] = record_id
 
+    def updated(self, lsn: int | None, pending_check: dict[str, Any]) -> None:
+        with self.lock:
+            self.generation += 1
+            if lsn is not None:
+                self.lsn = max(self.lsn, lsn)
+            else:
+                self.updates.append(pending_check)
+
     def snapshot(self) -> _Pending:
         with self.lock:
-            return _Pending(self.lsn, dict(self.written), dict(self.deleted), self.generation)
+            return _Pending(
+                self.lsn, dict(self.written), dict(self.deleted), list(self.updates), self.generation
+            )
 
 
 class PineconeStore(VectorStore):
     """VPA's store contract on Pinecone serverless, through the official ``pinecone`` SDK."""
 
-    capabilities = StoreCapabilities(
-        filter_operators=FILTER_OPS_1_0,
-        metadata_types=METADATA_TYPES_1_0,
+    capabilities = contract_1_1(
         exact=False,  # serverless search is approximate (the stand-in is exact)
         min_recall=0.9,
         max_batch_size=MAX_UPSERT_VECTORS,
@@ -133,6 +163,13 @@ class PineconeStore(VectorStore):
         max_metadata_bytes=MAX_METADATA_BYTES,
         # Filters: Pinecone caps an $in/$nin at 10,000 values; VPA's default 1,024 terms and 32
         # levels stay well under it (a negated number comparison becomes three conditions).
+        # Contract 1.1: a scroll page is at most 1,000 records (one fetch by id); a filtered scroll
+        # is Pinecone's fetch by metadata. `update` sets keys with Pinecone's own update (merged
+        # in place), but removing a key (`unset`, an empty list) is a read-modify-write: Pinecone's
+        # update cannot remove metadata keys, so the whole update is declared read-modify-write.
+        max_page_size=MAX_PAGE_SIZE,
+        scroll_filters=True,
+        native_update=False,
     )
     settings_class = PineconeSettings
     provider = "pinecone"
@@ -497,6 +534,183 @@ class PineconeStore(VectorStore):
 
         return await self.run_vendor(f"count {info.name!r}", count, collection=info.name)
 
+    # --- contract 1.1: scroll and update -------------------------------------------------------
+
+    async def _scroll(
+        self, info: CollectionInfo, node: Node | None, limit: int, after: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]:
+        """One page in Pinecone's own order: without a filter, ``list`` (record ids in sorted
+        order, paginated by a token that skips past the last id) and a fetch of those ids; with
+        one, ``fetch_by_metadata`` with the native filter and its pagination token. The position
+        is Pinecone's token (``l:``/``m:`` + token), which any process can resume from."""
+        handle = await self._require_index(info.name)
+        namespace = self._namespace(info.name)
+        native = to_native(node)
+        kind = LISTED if native is None else MATCHING
+        token: str | None = None
+        if after is not None:
+            if not after.startswith(kind) or len(after) == len(kind):
+                raise InvalidCursor("cursor is not a position of this scroll")
+            token = after[len(kind) :]
+        dimension = info.dimension if with_vectors else 0
+
+        def page() -> tuple[list[Record], str | None]:
+            try:
+                if native is None:
+                    return self._listed_page(handle, namespace, limit, token, dimension)
+                return self._matching_page(handle, namespace, native, limit, token, dimension)
+            except ApiError as exc:
+                if token is not None and getattr(exc, "status_code", None) == 400:
+                    raise InvalidCursor(
+                        f"Pinecone refused the cursor's pagination token: {getattr(exc, 'message', exc)}"
+                    ) from exc
+                raise
+
+        records, following = await self.run_vendor(f"scroll {info.name!r}", page, collection=info.name)
+        return records, None if following is None else kind + following
+
+    async def _update(
+        self,
+        info: CollectionInfo,
+        ids: list[str] | None,
+        node: Node | None,
+        set: dict[str, Any],
+        unset: list[str],
+    ) -> int:
+        """Setting keys is Pinecone's own ``update`` by metadata filter (``vpa-id`` in the ids,
+        and the filter), which merges ``setMetadata`` into every matching record and counts
+        them. Removing keys — ``unset``, or setting an empty list (stored as an absent key) — is
+        a read-modify-write: Pinecone's update cannot remove a metadata key, so the matching
+        records are selected natively, fetched, merged and upserted whole."""
+        handle = await self._require_index(info.name)
+        await self._settle(info)  # what we wrote before must be visible to be matched and counted
+        native = to_native(node)
+        if unset or any(value == [] for value in set.values()):
+            return await self._rewrite(info, handle, ids, native, set, unset)
+        targets = self._update_targets(ids, native)
+        namespace = self._namespace(info.name)
+        changes = codec.encode_set(set)
+        pending = self._pending.setdefault(namespace, _Pending())
+        arrived = to_native(Not(And(tuple(_holds(key, value) for key, value in set.items()))))
+
+        def apply() -> int:
+            matched = 0
+            for target in targets:
+                response = self._tolerant(
+                    lambda target=target: handle.index.update(
+                        filter=target, set_metadata=changes, namespace=namespace
+                    ),
+                    None,
+                )
+                if response is None:  # the namespace holds nothing
+                    continue
+                matched += response.matched_records or 0
+                pending.updated(_lsn_committed(response), {"$and": [target, arrived]})
+            return matched
+
+        return await self.run_vendor(f"update {info.name!r}", apply, collection=info.name)
+
+    def _update_targets(self, ids: list[str] | None, native: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The native filters that select what an update changes, one request each."""
+        if ids is None:
+            return [native if native is not None else MATCH_ALL]
+        parts = batched(ids, IDS_PER_UPDATE, MAX_FILTER_ID_BYTES, lambda i: len(orjson.dumps(i)) + 1)
+        chosen = [{codec.ID_KEY: {"$in": part}} for part in parts]
+        return chosen if native is None else [{"$and": [one, native]} for one in chosen]
+
+    async def _rewrite(
+        self,
+        info: CollectionInfo,
+        handle: _Handle,
+        ids: list[str] | None,
+        native: dict[str, Any] | None,
+        set: dict[str, Any],
+        unset: list[str],
+    ) -> int:
+        """The read-modify-write update: the matching ids (selected by Pinecone), then their
+        records fetched, merged and upserted whole, ``UPDATE_BATCH`` at a time. A concurrent
+        write of the same record between the fetch and the upsert is overwritten."""
+        namespace = self._namespace(info.name)
+
+        def select() -> list[str]:
+            if ids is not None and native is None:  # fetched below anyway: nothing to select
+                return [codec.pinecone_id(i) for i in ids]
+            found: dict[str, str] = {}
+            for target in self._update_targets(ids, native):
+                found.update(self._select(handle, namespace, target))
+            return list(found)
+
+        where = f"update {info.name!r}"
+        pids = await self.run_vendor(where, select, collection=info.name)
+        changed = 0
+        for part in batched(pids, UPDATE_BATCH):
+            stored = await self.run_vendor(where, self._fetch, handle, namespace, part, collection=info.name)
+            merged = []
+            for pid, vector in stored.items():
+                record = codec.decode_record(pid, list(vector.values), vector.metadata, info.dimension)
+                metadata = {k: v for k, v in record.metadata.items() if k not in unset}
+                metadata.update(set)
+                merged.append(Record(record.id, record.vector, record.text, metadata))
+            if not merged:
+                continue
+            batch = self._validate(info, merged)
+            for piece in self.split_batch(info, batch):
+                await self._upsert(info, piece)
+            changed += len(batch)
+        return changed
+
+    def _listed_page(
+        self, handle: _Handle, namespace: str, limit: int, token: str | None, dimension: int
+    ) -> tuple[list[Record], str | None]:
+        pids: list[str] = []
+        while len(pids) < limit:
+            listed = self._tolerant(
+                lambda token=token: handle.index.list_paginated(
+                    namespace=namespace,
+                    limit=min(MAX_LIST_LIMIT, limit - len(pids)),
+                    pagination_token=token,
+                ),
+                None,
+            )
+            if listed is None:  # the namespace holds nothing
+                token = None
+                break
+            pids.extend(item.id for item in listed.vectors if item.id)
+            token = listed.pagination.next if listed.pagination else None
+            if not token or not listed.vectors:
+                break
+        stored = self._fetch(handle, namespace, pids) if pids else {}
+        return [_record(pid, stored[pid], dimension) for pid in pids if pid in stored], token or None
+
+    def _matching_page(
+        self,
+        handle: _Handle,
+        namespace: str,
+        native: dict[str, Any],
+        limit: int,
+        token: str | None,
+        dimension: int,
+    ) -> tuple[list[Record], str | None]:
+        records: list[Record] = []
+        while len(records) < limit:
+            found = self._tolerant(
+                lambda token=token: handle.index.fetch_by_metadata(
+                    filter=native,
+                    namespace=namespace,
+                    limit=min(self._metadata_page(handle), limit - len(records)),
+                    pagination_token=token,
+                ),
+                None,
+            )
+            if found is None:
+                token = None
+                break
+            records.extend(_record(pid, vector, dimension) for pid, vector in found.vectors.items())
+            token = found.pagination.next if found.pagination else None
+            if not token or not found.vectors:
+                break
+        return records, token or None
+
     # --- blocking helpers (run in worker threads) ----------------------------------------------
 
     def _index_exists(self) -> bool:
@@ -535,9 +749,14 @@ class PineconeStore(VectorStore):
         for batch in codec.id_batches(pids, MAX_IDS_PER_REQUEST):
             self._tolerant(lambda batch=batch: handle.index.delete(ids=batch, namespace=namespace), None)
 
+    @staticmethod
+    def _metadata_page(handle: _Handle) -> int:
+        """Vectors per ``fetch_by_metadata`` response: their values and metadata within ~4 MB."""
+        return max(10, min(1000, 4_000_000 // (handle.dimension * 20 + 2000)))
+
     def _select(self, handle: _Handle, namespace: str, native: dict[str, Any]) -> dict[str, str]:
         """Every vector matching a native filter, as ``{pinecone id: VPA id}`` (fetch by metadata)."""
-        limit = max(10, min(1000, 4_000_000 // (handle.dimension * 20 + 2000)))
+        limit = self._metadata_page(handle)
         pages = self._pages(
             lambda token: handle.index.fetch_by_metadata(
                 filter=native, namespace=namespace, limit=limit, pagination_token=token
@@ -589,6 +808,10 @@ class PineconeStore(VectorStore):
                 seen = {m.id: m.metadata or {} for m in (response.matches if response else [])}
                 if any(seen.get(pid) != expected[pid] for pid in batch):
                     return False
+        for check in pending.updates:  # in-place updates confirmed by their effect, not an LSN
+            response = self._search(handle, namespace, vector=self._probe(handle), top_k=1, filter=check)
+            if response is not None and response.matches:
+                return False
         for batch in codec.id_batches(list(pending.deleted.values()), IDS_PER_FILTER):
             response = self._search(
                 handle,
@@ -636,6 +859,19 @@ class PineconeStore(VectorStore):
             await self.run_vendor("close the index client", handle.index.close)
         if pc is not None:
             await self.run_vendor("close the Pinecone client", pc.close)
+
+
+def _record(pid: str, vector: Any, dimension: int) -> Record:
+    """A fetched vector as a VPA record (``dimension`` 0: without its vector)."""
+    values = list(vector.values)[:dimension] if dimension else []
+    return codec.decode_record(pid, values, vector.metadata, dimension)
+
+
+def _holds(key: str, value: Any) -> Node:
+    """A filter true once ``key`` holds ``value`` (a list: contains every item)."""
+    if isinstance(value, list):
+        return And(tuple(Comparison(key, FilterOp.EQ, item) for item in value))
+    return Comparison(key, FilterOp.EQ, value)
 
 
 def _lsn_committed(response: Any) -> int | None:
