@@ -12,10 +12,23 @@ with an int literal, a float key with a float literal), treats a missing key as 
 of a comparison on a missing key is NULL, not true, in Milvus Lite), and Python-style engines
 consider ``True == 1``. VPA needs int and float to compare as numbers, bool never to equal a number,
 and negation to be an exact complement. So each metadata value is stored under a key that names its
-type — ``s_`` str, ``i_`` int, ``f_`` float, ``b_`` bool, ``l_`` list of str::
+type — ``s_`` str, ``i_`` int, ``f_`` float, ``b_`` bool, ``l_`` list of str, ``d_`` datetime::
 
     {"year": 2020, "score": 0.5, "lang": "en", "draft": False, "tags": ["a"]}
     -> {"i_year": 2020, "f_score": 0.5, "s_lang": "en", "b_draft": False, "l_tags": ["a"]}
+
+**Datetimes** (contract 1.1; Milvus has no date type in a JSON field) are stored under ``d_`` as the
+exact integer of microseconds since the epoch (`vpa.typedjson.to_micros`): ordered as integers by
+Milvus, never equal to a number (``i_``/``f_``) or a string (``s_``), and read back as a UTC
+datetime equal to the one written.
+
+**Keys.** A key shaped like an identifier (``[A-Za-z_][A-Za-z0-9_]*``, every 1.0 key) is stored as
+it is after its tag, as vpa-milvus 0.1 and 0.2 did. Any other key (contract 1.1: ``og:title``,
+``source-url``, ``Größe``, ``a[0]``, ``"quoted"`` ...) is stored escaped after the tag plus ``x``:
+ASCII letters and digits are kept, ``_`` is doubled, every other character is ``_<hex code
+point>_`` — ``og:title`` → ``sx_og_3a_title``. So a stored key only ever holds ``[A-Za-z0-9_]``:
+nothing a JSON path (``/``, ``.``, ``~``, brackets) or an expression (quotes, backslashes) could
+read as syntax, on any Milvus version; `decode_metadata` gives back the exact user key.
 
 A filter then addresses exactly the typed key(s) a comparison can match, with a literal of that
 key's type, and guards each comparison with ``exists`` so that it is never NULL (see filters.py).
@@ -35,7 +48,10 @@ names of the second kind start with '_', which no VPA name does, so the map is o
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +60,7 @@ import numpy as np
 from vpa.errors import InvalidCollection
 from vpa.models import CollectionInfo, Hit, Record
 from vpa.stores.definition import DEFINITION_KEY, dump_definition, load_definition
+from vpa.typedjson import from_micros, to_micros
 
 ID_FIELD = "id"
 VECTOR_FIELD = "vector"
@@ -57,8 +74,12 @@ TEXT_MAX_BYTES = 65_535
 #: vpa-milvus 0.1 kept the definition in these properties (``vpa.dimension`` marks them).
 LEGACY_DIMENSION, LEGACY_METRIC, LEGACY_FINGERPRINT = "vpa.dimension", "vpa.metric", "vpa.fingerprint"
 
-STR, INT, FLOAT, BOOL, LIST = "s", "i", "f", "b", "l"
-PREFIXES = (STR, INT, FLOAT, BOOL, LIST)
+STR, INT, FLOAT, BOOL, LIST, DATE = "s", "i", "f", "b", "l", "d"
+PREFIXES = (STR, INT, FLOAT, BOOL, LIST, DATE)
+#: After a tag, marks a key stored escaped (`escape_key`): ``sx_og_3a_title``.
+ESCAPED = "x"
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
 def type_tag(value: Any) -> str:
@@ -72,11 +93,69 @@ def type_tag(value: Any) -> str:
         return STR
     if isinstance(value, list | tuple):
         return LIST
+    if isinstance(value, dt.datetime):
+        return DATE
     raise TypeError(f"not a portable metadata value: {type(value).__name__}")
 
 
+def escape_key(key: str) -> str:
+    """``key`` in ``[A-Za-z0-9_]`` only: letters and digits kept, ``_`` doubled, any other
+    character ``_<hex code point>_``. One-to-one; `unescape_key` inverts it."""
+    return "".join(ch if ch in _KEPT else "__" if ch == "_" else f"_{ord(ch):x}_" for ch in key)
+
+
+def unescape_key(text: str) -> str | None:
+    """Invert `escape_key`; None for text it never produces."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch != "_":
+            out.append(ch)
+            i += 1
+        elif text.startswith("__", i):
+            out.append("_")
+            i += 2
+        else:
+            end = text.find("_", i + 1)
+            digits = text[i + 1 : end]
+            if end < 0 or not digits or any(c not in "0123456789abcdef" for c in digits):
+                return None
+            try:
+                out.append(chr(int(digits, 16)))
+            except (ValueError, OverflowError):
+                return None
+            i = end + 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
 def typed_key(tag: str, key: str) -> str:
-    return f"{tag}_{key}"
+    """The stored JSON key of metadata key ``key`` holding a value of type ``tag``."""
+    if _PLAIN_KEY.fullmatch(key):
+        return f"{tag}_{key}"
+    return f"{tag}{ESCAPED}_{escape_key(key)}"
+
+
+def _user_key(name: str) -> tuple[str, str] | None:
+    """(tag, user key) of a stored JSON key; None for one VPA did not write."""
+    tag, sep, rest = name.partition("_")
+    if not sep or not rest:
+        return None
+    if len(tag) == 1:
+        return tag, rest
+    if len(tag) == 2 and tag[1] == ESCAPED:
+        key = unescape_key(rest)
+        return None if key is None else (tag[0], key)
+    return None
+
+
+def encode_value(tag: str, value: Any) -> Any:
+    if tag == LIST:
+        return list(value)
+    if tag == DATE:
+        return to_micros(value)
+    return value
 
 
 def encode_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,17 +163,18 @@ def encode_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in metadata.items():
         tag = type_tag(value)
-        out[typed_key(tag, key)] = list(value) if tag == LIST else value
+        out[typed_key(tag, key)] = encode_value(tag, value)
     return out
 
 
 def decode_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The stored JSON object → VPA metadata with the original Python types."""
+    """The stored JSON object → VPA metadata with the original Python types and keys."""
     out: dict[str, Any] = {}
     for name, value in (stored or {}).items():
-        tag, sep, key = name.partition("_")
-        if not sep or not key:
+        typed = _user_key(name)
+        if typed is None:
             continue  # not written by VPA; ignore rather than guess a type
+        tag, key = typed
         if tag == INT:
             out[key] = int(value)
         elif tag == FLOAT:
@@ -105,6 +185,8 @@ def decode_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any]:
             out[key] = str(value)
         elif tag == LIST:
             out[key] = [str(v) for v in value]
+        elif tag == DATE:
+            out[key] = from_micros(int(value))
     return out
 
 
@@ -113,6 +195,8 @@ def decode_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any]:
 #: What a search returns with each hit; `record_from_row` reads rows of `RECORD_FIELDS`.
 HIT_FIELDS = [TEXT_FIELD, METADATA_FIELD]
 RECORD_FIELDS = [ID_FIELD, VECTOR_FIELD, TEXT_FIELD, METADATA_FIELD]
+#: A record without its vector (``scroll(with_vectors=False)``).
+RECORD_FIELDS_NO_VECTOR = [ID_FIELD, TEXT_FIELD, METADATA_FIELD]
 
 
 def to_row(record: Record) -> dict[str, Any]:
@@ -126,9 +210,12 @@ def to_row(record: Record) -> dict[str, Any]:
 
 
 def record_from_row(row: Mapping[str, Any]) -> Record:
+    """A row of `RECORD_FIELDS` (or `RECORD_FIELDS_NO_VECTOR`: an empty vector) → a record; the
+    vector is the stored float32 values exactly."""
+    vector = row.get(VECTOR_FIELD)
     return Record(
         row[ID_FIELD],
-        np.asarray(row[VECTOR_FIELD], dtype=np.float32),
+        () if vector is None else np.asarray(vector, dtype=np.float32),
         row.get(TEXT_FIELD) or "",
         decode_metadata(row.get(METADATA_FIELD)),
     )

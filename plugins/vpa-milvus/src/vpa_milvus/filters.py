@@ -21,7 +21,15 @@ Then, as `vpa.filters.evaluate` defines them:
             ``f_`` against the float; lists, strings and bools never match
 ``$ne``     ``not ($eq)``; ``$nin`` is ``not ($in)``; ``$not`` is ``not (...)``: exact complements,
             true on records that lack the field
+``$exists`` ``exists`` of any of the key's typed keys (a present empty list included); ``false`` is
+            its ``not``
+datetime    ``d_`` (integer microseconds) against the integer literal of the bound, for ``$eq``,
+            ``$in`` and the orderings; never the number or string keys
 ==========  ====================================================================================
+
+Every key, whatever it holds (contract 1.1 keys such as ``og:title``, ``a"]b``), is addressed
+through `codec.typed_key` — an identifier or an escaped form of only ``[A-Za-z0-9_]`` — and then
+quoted, so no key can add syntax to an expression.
 
 String literals are double-quoted with ``\\``, ``"``, newline, carriage return and tab escaped
 (the escapes both Milvus's grammar and Milvus Lite's accept); every other character, unicode
@@ -30,16 +38,20 @@ included, is written as it is.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 
 from vpa.filters import And, Comparison, Node, Not, Or
 from vpa.models import FilterOp
+from vpa.typedjson import to_micros
 
-from vpa_milvus.codec import BOOL, FLOAT, ID_FIELD, INT, LIST, METADATA_FIELD, STR, typed_key
+from vpa_milvus.codec import BOOL, DATE, FLOAT, ID_FIELD, INT, LIST, METADATA_FIELD, PREFIXES, STR, typed_key
 
 #: Stored ints are within ±2**53 (VPA's portable range): a bound beyond this is as good as infinite.
 _INT_BOUND = 2**53 + 1
+
+_SYMBOLS = {FilterOp.GT: ">", FilterOp.GTE: ">=", FilterOp.LT: "<", FilterOp.LTE: "<="}
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -67,6 +79,15 @@ def bool_literal(value: bool) -> str:
 def id_in(ids: Sequence[str]) -> str:
     """``id in ["a", "b"]``."""
     return f"{ID_FIELD} in [{', '.join(quote(i) for i in ids)}]"
+
+
+def id_after(last: str | None, expression: str) -> str:
+    """``expression`` restricted to ids after ``last`` (the keyset of a scroll): the id bound
+    first, as pymilvus' query iterator puts it; ``expression`` alone for the first page."""
+    if last is None:
+        return expression
+    bound = f"{ID_FIELD} > {quote(last)}"
+    return f"{bound} and ({expression})" if expression else bound
 
 
 def to_native(node: Node | None, field: str = METADATA_FIELD) -> str:
@@ -125,9 +146,17 @@ class _Translator:
             return self.one_of(c.field, c.value)  # type: ignore[arg-type]
         if op is FilterOp.NIN:
             return self.negate(self.one_of(c.field, c.value))  # type: ignore[arg-type]
+        if op is FilterOp.EXISTS:
+            present = self.any_of(f"(exists {self.path(tag, c.field)})" for tag in PREFIXES)
+            return present if c.value else self.negate(present)
+        if isinstance(c.value, dt.datetime):
+            return self.date_ordered(c.field, op, c.value)
         return self.ordered(c.field, op, c.value)  # type: ignore[arg-type]
 
-    def equals(self, key: str, value: str | int | float | bool) -> str:
+    def equals(self, key: str, value: str | int | float | bool | dt.datetime) -> str:
+        if isinstance(value, dt.datetime):
+            micros = int_literal(to_micros(value))
+            return self.guarded(DATE, key, f"{self.path(DATE, key)} == {micros}")
         if isinstance(value, bool):
             return self.guarded(BOOL, key, f"{self.path(BOOL, key)} == {bool_literal(value)}")
         if isinstance(value, str):
@@ -145,16 +174,25 @@ class _Translator:
         parts.append(self.guarded(FLOAT, key, f"{self.path(FLOAT, key)} == {float_literal(value)}"))
         return self.any_of(parts)
 
-    def one_of(self, key: str, values: Sequence[str | int | float | bool]) -> str:
+    def one_of(self, key: str, values: Sequence[str | int | float | bool | dt.datetime]) -> str:
         values = list(dict.fromkeys(values))  # 1 and 1.0 collapse too: they are equal numbers
+        if values and all(isinstance(v, dt.datetime) for v in values):
+            path = self.path(DATE, key)
+            either = self.any_of(f"{path} == {int_literal(to_micros(v))}" for v in values)  # type: ignore[arg-type]
+            return self.guarded(DATE, key, either)
         if values and all(isinstance(v, str) for v in values):
             scalar = self.any_of(f"{self.path(STR, key)} == {quote(v)}" for v in values)  # type: ignore[arg-type]
             listed = f"json_contains_any({self.path(LIST, key)}, [{', '.join(quote(v) for v in values)}])"  # type: ignore[arg-type]
             return self.any_of([self.guarded(STR, key, scalar), self.guarded(LIST, key, listed)])
         return self.any_of(self.equals(key, v) for v in values)
 
+    def date_ordered(self, key: str, op: FilterOp, value: dt.datetime) -> str:
+        """Datetimes are whole microseconds: one exact integer comparison on the ``d_`` key."""
+        condition = f"{self.path(DATE, key)} {_SYMBOLS[op]} {int_literal(to_micros(value))}"
+        return self.guarded(DATE, key, condition)
+
     def ordered(self, key: str, op: FilterOp, value: int | float) -> str:
-        symbol = {FilterOp.GT: ">", FilterOp.GTE: ">=", FilterOp.LT: "<", FilterOp.LTE: "<="}[op]
+        symbol = _SYMBOLS[op]
         # For an int x: x > v ⇔ x > floor(v); x >= v ⇔ x >= ceil(v); x < v ⇔ x < ceil(v);
         # x <= v ⇔ x <= floor(v). Clamping to ±(2**53 + 1) keeps the truth for |x| <= 2**53.
         bound = math.floor(value) if op in (FilterOp.GT, FilterOp.LTE) else math.ceil(value)

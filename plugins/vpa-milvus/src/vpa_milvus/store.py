@@ -21,7 +21,9 @@ instead of pymilvus's minutes of retries.
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +32,12 @@ import numpy as np
 from vpa.config import not_applicable
 from vpa.errors import StoreError
 from vpa.filters import Node
-from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities
-from vpa.stores.base import VectorStore
+from vpa.models import CollectionInfo, Hit, Record, contract_1_1
+from vpa.stores.base import VectorStore, batched
 
 from vpa_milvus import codec, errors, lite
 from vpa_milvus.codec import ID_FIELD, VECTOR_FIELD, milvus_name
-from vpa_milvus.filters import id_in, to_native
+from vpa_milvus.filters import id_after, id_in, to_native
 from vpa_milvus.settings import MilvusSettings, is_lite, redact_uri, store_uri
 
 #: Milvus's limit on ``limit`` (top-k) per search.
@@ -58,13 +60,18 @@ IDS_PER_CALL = 1000
 #: 0.47 s). So in Lite mode the first search after this many written rows flushes first.
 #: Servers seal and index segments on their own.
 LITE_FLUSH_AFTER_ROWS = 512
+#: Records per scroll page (one ``query`` of one row more; Milvus caps offset + limit at 16,384,
+#: and a page of vectors must stay well within the 64 MiB gRPC message).
+MAX_PAGE_SIZE = 1000
+#: Records an update reads and rewrites per request (one ``query`` and one ``upsert``).
+UPDATE_BATCH = 256
 
 
 class MilvusStore(VectorStore):
     """A VPA store on Milvus (Lite or server) through ``pymilvus.MilvusClient``."""
 
-    capabilities = StoreCapabilities(
-        exact=True,  # FLAT index: brute-force cosine, the exact top-k
+    capabilities = contract_1_1(
+        exact=True,  # FLAT index: brute-force cosine, the exact top-k, at any top_k, ties included
         max_batch_size=1000,  # rows per upsert request (further split to max_request_bytes)
         max_request_bytes=REQUEST_BYTES,
         max_top_k=MAX_TOP_K,
@@ -74,6 +81,9 @@ class MilvusStore(VectorStore):
         max_record_bytes=codec.TEXT_MAX_BYTES,  # VARCHAR text and the JSON field are 64 KiB each
         max_filter_terms=MAX_FILTER_TERMS,
         max_metadata_keys=MAX_METADATA_KEYS,
+        max_page_size=MAX_PAGE_SIZE,  # a scroll page is one query: limit well under Milvus's 16,384
+        scroll_filters=True,  # keyset pages by id, the filter in the same native expression
+        native_update=False,  # Milvus updates no JSON field in place: read-modify-write (_update)
     )
     settings_class = MilvusSettings
     provider = "milvus"
@@ -250,18 +260,23 @@ class MilvusStore(VectorStore):
     # --- records ---------------------------------------------------------------------------------
 
     def request_bytes(self, info: CollectionInfo, record: Record) -> int:
-        """The default bound, plus room for the type prefix (``i_``, ``s_``, ...) of each stored key."""
-        return super().request_bytes(info, record) + 12 * len(record.metadata)
+        """The default bound, plus room for each stored key's type prefix (``i_``, ``sx_``, ...) and
+        escapes (`codec.typed_key`; a datetime's integer is no longer than its ``$date`` form)."""
+        extra = sum(12 + len(codec.typed_key(codec.STR, key)) - len(key) for key in record.metadata)
+        return super().request_bytes(info, record) + extra
 
     async def _upsert(self, info: CollectionInfo, records: list[Record]) -> None:
         mname = milvus_name(info.name)
 
-        def write() -> None:
-            self._connected().upsert(mname, [codec.to_row(r) for r in records], timeout=self.timeout)
-            if self.lite:
-                self._unflushed[mname] = self._unflushed.get(mname, 0) + len(records)
+        await self.run_vendor(
+            f"upserting into {info.name!r}", lambda: self._write(mname, records), collection=info.name
+        )
 
-        await self.run_vendor(f"upserting into {info.name!r}", write, collection=info.name)
+    def _write(self, mname: str, records: list[Record]) -> None:
+        """Upsert one batch (worker thread), counting rows to flush in Lite mode."""
+        self._connected().upsert(mname, [codec.to_row(r) for r in records], timeout=self.timeout)
+        if self.lite:
+            self._unflushed[mname] = self._unflushed.get(mname, 0) + len(records)
 
     async def _query(
         self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None
@@ -367,3 +382,109 @@ class MilvusStore(VectorStore):
             return int(rows[0]["count(*)"]) if rows else 0
 
         return await self.run_vendor(f"counting {info.name!r}", count, collection=info.name)
+
+    # --- contract 1.1 ----------------------------------------------------------------------------
+
+    def _rows(
+        self, mname: str, where: str, limit: int, fields: list[str], *, ordered: bool
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` rows matching ``where`` (worker thread). ``ordered``: the *smallest*
+        ``limit`` ids that match, in ascending id order — what the ``iterator`` flag asks for (the
+        flag pymilvus' ``query_iterator`` sends, whose ``pk > last`` cursor relies on the same
+        order: Milvus Lite sorts the matches by primary key before the limit, a server takes them
+        from its primary-key-ordered index and merges segments by key). Without the flag a limited
+        query returns any ``limit`` matches (Milvus Lite: in storage order). A page that comes back
+        out of order is a `StoreError`, never a silently skipped record."""
+        extra = {"iterator": "True"} if ordered else {}
+        rows = self._connected().query(
+            mname,
+            filter=where,
+            output_fields=fields,
+            limit=limit,
+            consistency_level="Strong",
+            timeout=self.timeout,
+            **extra,
+        )
+        if ordered and any(a[ID_FIELD] >= b[ID_FIELD] for a, b in itertools.pairwise(rows)):
+            raise StoreError(
+                "Milvus returned a keyset page out of primary-key order; scroll and update need a "
+                "Milvus whose iterator queries are ordered by primary key (Milvus Lite 3.2+, a server "
+                "with pymilvus' query_iterator support)"
+            )
+        return rows
+
+    async def _scroll(
+        self, info: CollectionInfo, node: Node | None, limit: int, after: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]:
+        """Keyset pagination on the primary key, as pymilvus' ``query_iterator`` does, with a
+        position that is only data (the last id of the page): ``id > "<last id>" and
+        (<filter>)``, the first ``limit`` ids in order, the filter evaluated by Milvus. Each page is
+        one Strong read, so a record that exists for the whole scroll is on exactly one page
+        whatever is written or deleted meanwhile, and the position resumes in any process. A page
+        reads one row more than it returns: the next position is None as soon as nothing matching
+        is left, with no empty last page to ask for."""
+        mname = milvus_name(info.name)
+        where = id_after(after, to_native(node))
+        fields = codec.RECORD_FIELDS if with_vectors else codec.RECORD_FIELDS_NO_VECTOR
+
+        def page() -> tuple[list[Record], str | None]:
+            rows = self._rows(mname, where, limit + 1, fields, ordered=True)
+            following = rows[limit - 1][ID_FIELD] if len(rows) > limit else None
+            return [codec.record_from_row(row) for row in rows[:limit]], following
+
+        return await self.run_vendor(f"scrolling {info.name!r}", page, collection=info.name)
+
+    async def _update(
+        self,
+        info: CollectionInfo,
+        ids: list[str] | None,
+        node: Node | None,
+        set: dict[str, Any],  # the contract's name
+        unset: list[str],
+    ) -> int:
+        """A read-modify-write: Milvus has no in-place update of a JSON field (an upsert, partial
+        or not, replaces the whole field, so ``native_update`` is false). The matching records are
+        read with their vectors — ``id in [...] and (<filter>)`` for ids, keyset pages of the
+        filter otherwise (each page after the last id rewritten, so a rewritten record is never
+        read twice) — ``set``/``unset`` merged into their metadata, the merged records checked
+        against every declared bound as an upsert is, and written back with the vector (the float32
+        values read) and text they had, ``UPDATE_BATCH`` at a time. One read instead of the base
+        class's two (ids, then records); a concurrent upsert of the same record between the read
+        and the write may be overwritten, and a record that a batch would take past a declared
+        bound raises `LimitExceeded` with the batches before it written."""
+        mname = milvus_name(info.name)
+        expression = to_native(node)
+
+        def matching() -> Iterator[list[dict[str, Any]]]:
+            if ids is not None:
+                for part in batched(ids, UPDATE_BATCH):
+                    where = id_in(part) if not expression else f"({id_in(part)}) and ({expression})"
+                    yield self._rows(mname, where, len(part), codec.RECORD_FIELDS, ordered=False)
+                return
+            last: str | None = None
+            while True:
+                where = id_after(last, expression)
+                rows = self._rows(mname, where, UPDATE_BATCH, codec.RECORD_FIELDS, ordered=True)
+                yield rows
+                if len(rows) < UPDATE_BATCH:
+                    return
+                last = rows[-1][ID_FIELD]
+
+        def update() -> int:
+            changed = 0
+            for rows in matching():
+                merged = []
+                for row in rows:
+                    record = codec.record_from_row(row)
+                    metadata = {k: v for k, v in record.metadata.items() if k not in unset}
+                    metadata.update(set)
+                    merged.append(Record(record.id, record.vector, record.text, metadata))
+                if not merged:
+                    continue
+                batch = self._validate(info, merged)  # every declared bound, before the write
+                for piece in self.split_batch(info, batch):
+                    self._write(mname, piece)
+                changed += len(batch)
+            return changed
+
+        return await self.run_vendor(f"updating {info.name!r}", update, collection=info.name)
