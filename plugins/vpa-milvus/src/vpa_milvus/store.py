@@ -391,8 +391,8 @@ class MilvusStore(VectorStore):
         """At most ``limit`` rows matching ``where`` (worker thread). ``ordered``: the *smallest*
         ``limit`` ids that match, in ascending id order — what the ``iterator`` flag asks for (the
         flag pymilvus' ``query_iterator`` sends, whose ``pk > last`` cursor relies on the same
-        order: Milvus Lite sorts the matches by primary key before the limit, a server takes them
-        from its primary-key-ordered index and merges segments by key). Without the flag a limited
+        order: Milvus Lite sorts the matches by primary key before the limit, a server orders each
+        segment's matches by key and merges segments by key). Without the flag a limited
         query returns any ``limit`` matches (Milvus Lite: in storage order). A page that comes back
         out of order is a `StoreError`, never a silently skipped record."""
         extra = {"iterator": "True"} if ordered else {}
