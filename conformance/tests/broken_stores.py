@@ -8,6 +8,7 @@ Each store is the reference memory store with one realistic bug.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 import unicodedata
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import attrs
 import numpy as np
 import pytest
-from vpa.filters import And, Comparison, Node, Not, Or
+from vpa.filters import And, Comparison, Node, Not, Or, evaluate
 from vpa.models import FilterOp, Hit, Record, StoreCapabilities
 from vpa.stores.memory import MemoryStore
 from vpa_conformance import StoreContract
@@ -290,6 +291,84 @@ class BreaksBelowDeclaredLimits(MemoryStore):
         await super()._upsert(info, records)
 
 
+class ScrollDropsLastPage(MemoryStore):
+    """scroll ends one page early: the page before the last says it is the last."""
+
+    async def _scroll(self, info, node, limit, after, with_vectors):
+        records, following = await super()._scroll(info, node, limit, after, with_vectors)
+        if following is not None:
+            _, beyond = await super()._scroll(info, node, limit, following, False)
+            if beyond is None:
+                return records, None
+        return records, following
+
+
+class ScrollByOffset(MemoryStore):
+    """scroll positions are offsets into the current order: a delete before the cursor skips a
+    record, an insert before it repeats one."""
+
+    async def _scroll(self, info, node, limit, after, with_vectors):
+        table = self._require(info)
+        offset = int(after or 0)
+        ordered = sorted(table.ids)
+        matching = [i for i in ordered if node is None or evaluate(node, table.metadata[table.row_of[i]])]
+        chosen = matching[offset : offset + limit]
+        records = [table.record(table.row_of[i]) for i in chosen]
+        following = str(offset + limit) if offset + limit < len(matching) else None
+        return records, following
+
+
+class UpdateTouchesVector(MemoryStore):
+    """update rewrites the records it changes with their vector normalised (a read-modify-write
+    that goes through a normalising read)."""
+
+    async def _update(self, info, ids, node, set, unset):
+        table = self._require(info)
+        changed = await super()._update(info, ids, node, set, unset)
+        with self._lock:
+            for row in range(table.size):
+                norm = float(np.linalg.norm(table.vectors[row]))
+                if norm:
+                    table.vectors[row] = table.vectors[row] / norm
+        return changed
+
+
+class UpdateIgnoresUnset(MemoryStore):
+    """update sets keys but never removes the ones to unset."""
+
+    async def _update(self, info, ids, node, set, unset):
+        if not set:
+            return await super()._count(info, node) if ids is None else len(await super()._get(info, ids))
+        return await super()._update(info, ids, node, set, [])
+
+
+class ExistsMeansNonEmpty(MemoryStore):
+    """count treats a key holding an empty list as missing (a backend's is_empty for $exists)."""
+
+    async def _count(self, info, node):
+        table = self._require(info)
+        return sum(
+            node is None or evaluate(node, {k: v for k, v in table.metadata[r].items() if v != []})
+            for r in range(table.size)
+        )
+
+
+class DatesAsStrings(MemoryStore):
+    """Datetimes come back as their ISO strings (a backend without a date type, untagged)."""
+
+    async def _get(self, info, ids):
+        records = await super()._get(info, ids)
+        return [
+            Record(
+                r.id,
+                r.vector,
+                r.text,
+                {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in r.metadata.items()},
+            )
+            for r in records
+        ]
+
+
 #: broken store → the clauses that must fail for it
 EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
     DropsLastHit: ("test_query", "test_recall"),
@@ -310,6 +389,12 @@ EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
     ForgetsFingerprint: ("test_embedder_fingerprint",),
     IgnoresDeclaredLimits: ("test_filter_limits", "test_metadata_limits"),
     BreaksBelowDeclaredLimits: ("test_filter_limits", "test_metadata_limits"),
+    ScrollDropsLastPage: ("test_scroll",),
+    ScrollByOffset: ("test_scroll_under_writes",),
+    UpdateTouchesVector: ("test_update",),
+    UpdateIgnoresUnset: ("test_update",),
+    ExistsMeansNonEmpty: ("test_filter_semantics",),
+    DatesAsStrings: ("test_metadata_type[datetime]",),
 }
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from vpa.filters import FilterLike
-from vpa.models import CollectionInfo, EmbedderFingerprint, Hit, Record, StoreCapabilities
+from vpa.models import CollectionInfo, EmbedderFingerprint, Hit, Page, Record, StoreCapabilities
 from vpa.stores.base import VectorStore
 
 T = TypeVar("T")
@@ -115,6 +115,48 @@ class StoreHarness:
         self, name: str, vector: Sequence[float], top_k: int = 10, filter: FilterLike = None
     ) -> list[Hit]:
         return self.run(self.store.query(name, vector, top_k=top_k, filter=filter))
+
+    def scroll_page(
+        self,
+        name: str,
+        filter: FilterLike = None,
+        batch_size: int = 256,
+        cursor: str | None = None,
+        with_vectors: bool = True,
+        store: VectorStore | None = None,
+    ) -> Page:
+        return self.run(
+            (store or self.store).scroll_page(
+                name, filter, batch_size=batch_size, cursor=cursor, with_vectors=with_vectors
+            )
+        )
+
+    def scroll(
+        self, name: str, filter: FilterLike = None, batch_size: int = 256, with_vectors: bool = True
+    ) -> list[Page]:
+        """Every page of ``scroll`` (through the public async iterator)."""
+
+        async def pages() -> list[Page]:
+            return [
+                page
+                async for page in self.store.scroll(
+                    name, filter, batch_size=batch_size, with_vectors=with_vectors
+                )
+            ]
+
+        return self.run(pages())
+
+    def update(
+        self,
+        name: str,
+        ids: Sequence[str] | None = None,
+        filter: FilterLike = None,
+        set: Mapping[str, Any] | None = None,  # the contract's name
+        unset: Sequence[str] | None = None,
+    ) -> int:
+        changed = self.run(self.store.update(name, ids, filter, set=set, unset=unset))
+        self.settle(name)
+        return changed
 
     def not_declared(self) -> None:
         """Mark this clause as concerning a capability the store does not declare (the clause

@@ -8,6 +8,7 @@ specification of the filter language.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -40,6 +41,8 @@ def same_value(got: Any, want: Any) -> bool:
         )
     if type(got) is not type(want):
         return False
+    if isinstance(want, dt.datetime):  # the same instant, handed back timezone-aware in UTC
+        return got.utcoffset() == dt.timedelta(0) and got == want
     if isinstance(want, float) and math.isnan(want):
         return isinstance(got, float) and math.isnan(got)
     return bool(got == want)
@@ -79,6 +82,29 @@ class Oracle:
         for i in doomed:
             del self.records[i]
         return len(doomed)
+
+    def update(
+        self,
+        ids: Sequence[str] | None = None,
+        filter: FilterLike = None,
+        set: Mapping[str, Any] | None = None,  # the contract's name
+        unset: Sequence[str] = (),
+    ) -> int:
+        """Contract 1.1's ``update``: the matching records' metadata merged (``set`` keys
+        replaced or added, a ``None`` value or an ``unset`` key removed); vector and text kept.
+        Returns how many records matched."""
+        node = parse_filter(filter)
+        candidates = (
+            list(self.records) if ids is None else [i for i in dict.fromkeys(ids) if i in self.records]
+        )
+        chosen = [i for i in candidates if evaluate(node, self.records[i].metadata)]
+        removed = {*unset, *(k for k, v in (set or {}).items() if v is None)}
+        for i in chosen:
+            old = self.records[i]
+            metadata = {k: v for k, v in old.metadata.items() if k not in removed}
+            metadata.update({k: v for k, v in (set or {}).items() if v is not None})
+            self.records[i] = Record(old.id, old.vector, old.text, metadata)
+        return len(chosen)
 
     def drop(self) -> None:
         self.records.clear()

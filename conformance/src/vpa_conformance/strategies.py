@@ -18,6 +18,7 @@ int and float ranges, empty strings and lists, records that lack a field.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,17 +28,28 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from vpa.filters import COMPARISON_OPS, LIST_OPS, ORDERING_OPS, And, Comparison, Node, Not, Or, filter_size
 from vpa.models import FilterOp, MetadataType, Record, StoreCapabilities
-from vpa.validation import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_SAFE_INT, record_bytes
+from vpa.typedjson import MAX_MICROS, from_micros
+from vpa.validation import (
+    LEGACY_KEY_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_SAFE_INT,
+    key_problem,
+    record_bytes,
+)
 
 __all__ = [
     "ABSENT_FIELD",
+    "LEGACY_MALFORMED_FILTERS",
     "LIMIT_FIELDS",
     "LOGICAL_OPS",
     "MALFORMED_FILTERS",
     "TRICKY_IDS",
     "TRICKY_TEXTS",
+    "WIDE_KEYS",
     "bool_values",
     "comparisons",
+    "datetime_values",
     "deep_filter",
     "empty_list_values",
     "field_values",
@@ -47,6 +59,7 @@ __all__ = [
     "ids",
     "int_values",
     "limit_records",
+    "malformed_filters",
     "metadata_dicts",
     "metadata_keys",
     "metadata_of_bytes",
@@ -148,10 +161,45 @@ RESERVED_LOOKING_KEYS: tuple[str, ...] = (
     "__vpa",
     "_vpa_text",
     "chroma_document",
-    "k" * MAX_KEY_LENGTH,
+    "k" * LEGACY_KEY_LENGTH,
     "Case",
     "case",
 )
+
+#: Contract 1.1's wider keys, as document loaders produce them, and the characters each engine's
+#: paths, property names or expressions give a meaning to (dots, brackets, quotes, operators).
+WIDE_KEYS: tuple[str, ...] = (
+    "source-url",
+    "og:title",
+    "page.number",
+    "a.b.c",
+    "Gr\u00f6\u00dfe",
+    "caf\u00e9",
+    "cafe\u0301",
+    "with space",
+    " ",
+    "1st",
+    "0",
+    "tags[0]",
+    "[]",
+    "a'b",
+    'a"b',
+    "back\\slash",
+    "x/y?z#w&v=u",
+    "json_contains(m, 1)",
+    "m['k']",
+    "-",
+    "__proto__",
+    "constructor",
+    "a$b",
+    "vpa",
+    "\U0001f600",
+    "\u4e2d\u6587",
+    "tab\tkey",
+    "k" * MAX_KEY_LENGTH,
+    "\u00e9" * MAX_KEY_LENGTH,
+)
+WIDE_KEYS = tuple(k for k in WIDE_KEYS if key_problem(k) is None)
 _PLAIN_KEYS = ("a", "b", "c", "lang", "year", "tags", "draft", "rating", "category", "title")
 
 
@@ -165,6 +213,8 @@ def value_kind(value: Any) -> str:
         return "str"
     if isinstance(value, list | tuple):
         return "list"
+    if isinstance(value, dt.datetime):
+        return "datetime"
     return "other"
 
 
@@ -181,12 +231,22 @@ def ids(max_size: int = 40) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(TRICKY_IDS), st.text(_ID_CHARS, min_size=1, max_size=max_size))
 
 
-def metadata_keys() -> st.SearchStrategy[str]:
-    return st.one_of(
+def metadata_keys(capabilities: StoreCapabilities | None = None) -> st.SearchStrategy[str]:
+    """Keys the store's contract allows: identifier-like ones (1.0), and for a 1.1 store also the
+    `WIDE_KEYS` and any text of up to 128 characters that is a key."""
+    caps = capabilities or DEFAULT_CAPABILITIES
+    legacy = st.one_of(
         st.sampled_from(_PLAIN_KEYS),
         st.sampled_from(RESERVED_LOOKING_KEYS),
         st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True),
     )
+    if not caps.contract_1_1:
+        return legacy
+    wide = st.one_of(
+        st.sampled_from(WIDE_KEYS),
+        st.text(_CHARS, min_size=1, max_size=24).filter(lambda k: key_problem(k) is None),
+    )
+    return st.one_of(legacy, wide)
 
 
 def str_values() -> st.SearchStrategy[str]:
@@ -241,6 +301,32 @@ def bool_values() -> st.SearchStrategy[bool]:
     return st.booleans()
 
 
+_TIMEZONES = (
+    dt.UTC,
+    dt.timezone(dt.timedelta(hours=2)),
+    dt.timezone(dt.timedelta(hours=-9, minutes=-30)),
+    dt.timezone(dt.timedelta(hours=14)),
+)
+
+
+@st.composite
+def datetime_values(draw: st.DrawFn) -> dt.datetime:
+    """Timezone-aware datetimes in the portable range (±2**53 microseconds of the epoch), in
+    several offsets, with microseconds, and the edges likely: the epoch, just before it, the ends
+    of the range."""
+    edges = [0, -1, 1, 1_000_000, -1_000_000, MAX_MICROS, -MAX_MICROS, 1_714_564_800_000_000]
+    micros = draw(
+        st.one_of(
+            st.sampled_from(edges),
+            st.integers(-(10**15), 10**15).map(lambda m: m - m % 1_000_000),  # whole seconds
+            st.integers(-MAX_MICROS, MAX_MICROS),
+        )
+    )
+    zone = draw(st.sampled_from(_TIMEZONES))
+    value = from_micros(micros).astimezone(zone)
+    return value
+
+
 def str_list_values() -> st.SearchStrategy[list[str]]:
     return st.lists(str_values(), min_size=1, max_size=4)
 
@@ -256,6 +342,7 @@ VALUE_STRATEGIES = {
     MetadataType.BOOL: bool_values,
     MetadataType.STR_LIST: str_list_values,
     MetadataType.EMPTY_LIST: empty_list_values,
+    MetadataType.DATETIME: datetime_values,
 }
 _TYPE_ORDER = tuple(VALUE_STRATEGIES)
 
@@ -296,7 +383,7 @@ def metadata_schemas(
     declared = _declared_types(caps) if types is None else [MetadataType(t) for t in types]
     if not declared:
         return {}
-    keys = draw(st.lists(metadata_keys(), min_size=min_keys, max_size=max_keys, unique=True))
+    keys = draw(st.lists(metadata_keys(caps), min_size=min_keys, max_size=max_keys, unique=True))
     schema: Schema = {}
     for key in keys:
         if caps.heterogeneous_fields and draw(st.booleans()):
@@ -448,10 +535,19 @@ def _operand(draw: st.DrawFn, op: FilterOp, own: Sequence[Any], every: Sequence[
             return st.sampled_from(pool_every)
         return fresh
 
+    if op is FilterOp.EXISTS:
+        return draw(st.booleans())
+    dates = any(value_kind(v) == "datetime" for v in [*own, *every])
     if op in ORDERING_OPS:
-        numbers_own = [v for v in own if value_kind(v) == "number"]
-        numbers_every = [v for v in every if value_kind(v) == "number"]
-        return draw(prefer(numbers_own, numbers_every, st.one_of(int_values(), float_values())))
+        kind = "datetime" if dates and draw(st.integers(0, 3)) else "number"
+        fresh_ordered = datetime_values() if kind == "datetime" else st.one_of(int_values(), float_values())
+        return draw(
+            prefer(
+                [v for v in own if value_kind(v) == kind],
+                [v for v in every if value_kind(v) == kind],
+                fresh_ordered,
+            )
+        )
     if op in LIST_OPS:
         kinds = [*sorted({value_kind(v) for v in [*own, *every]}), "str", "number", "bool"]
         kind = draw(st.sampled_from(kinds))
@@ -459,6 +555,7 @@ def _operand(draw: st.DrawFn, op: FilterOp, own: Sequence[Any], every: Sequence[
             "str": str_values(),
             "number": st.one_of(int_values(), float_values()),
             "bool": bool_values(),
+            "datetime": datetime_values(),
         }[kind]
         element = prefer(
             [v for v in own if value_kind(v) == kind], [v for v in every if value_kind(v) == kind], fresh
@@ -591,6 +688,14 @@ def render_filter(draw: st.DrawFn, node: Node) -> dict[str, Any]:
     ``$and``/``$or``/``$not``."""
     if isinstance(node, Comparison):
         value = list(node.value) if isinstance(node.value, tuple) else node.value
+        if node.op is FilterOp.EXISTS:  # also Haystack's spellings with null
+            spellings = [{node.field: {"$exists": value}}]
+            spellings += (
+                [{node.field: None}, {node.field: {"$eq": None}}]
+                if not value
+                else [{node.field: {"$ne": None}}]
+            )
+            return draw(st.sampled_from(spellings))
         if node.op is FilterOp.EQ and value_kind(value) != "list" and draw(st.booleans()):
             return {node.field: value}
         return {node.field: {node.op.value: value}}
@@ -632,8 +737,6 @@ MALFORMED_FILTERS: tuple[Any, ...] = (
     {"a": {"$gt": "x"}},
     {"a": {"$lte": True}},
     {"a": {"$gte": [1]}},
-    {"a": None},
-    {"a": {"$eq": None}},
     {"a": {"b": 1}},
     {"a": {}},
     {"a": [1, 2]},
@@ -647,14 +750,32 @@ MALFORMED_FILTERS: tuple[Any, ...] = (
     {"$or": []},
     {"$not": []},
     {"$not": {}},
-    {"1bad": 1},
-    {"a-b": 1},
     {"": 1},
+    {"a\x00b": 1},
+    {"k" * (MAX_KEY_LENGTH + 1): 1},
+    {"a": {"$exists": "yes"}},
+    {"a": {"$exists": 1}},
+    {"a": {"$exists": None}},
+    {"a": {"$in": [None]}},
+    {"a": {"$gt": None}},
+    {"a": {"$date": "not a date"}},
+    {"a": {"$gte": {"$date": "2024-05-01T12:00:00"}}},  # naive
+    {"a": {"$lt": {"$date": "9999-01-01T00:00:00Z"}}},  # outside the portable range
     [],
     [{"a": 1}],
     "a",
     5,
 )
+
+
+#: Filters a contract 1.0 store also refuses: field names that are not 1.0 metadata keys.
+LEGACY_MALFORMED_FILTERS: tuple[Any, ...] = ({"1bad": 1}, {"a-b": 1}, {"k" * (LEGACY_KEY_LENGTH + 1): 1})
+
+
+def malformed_filters(capabilities: StoreCapabilities | None = None) -> tuple[Any, ...]:
+    """The filters this store must refuse with `InvalidFilter` (by its contract version)."""
+    caps = capabilities or DEFAULT_CAPABILITIES
+    return MALFORMED_FILTERS if caps.contract_1_1 else MALFORMED_FILTERS + LEGACY_MALFORMED_FILTERS
 
 
 # --- declared limits -------------------------------------------------------------------------
@@ -800,6 +921,7 @@ def metadata_with_keys(capabilities: StoreCapabilities | None, keys: int) -> dic
         MetadataType.BOOL: lambda k: k % 2 == 0,
         MetadataType.STR_LIST: lambda k: [f"t{k}"],
         MetadataType.EMPTY_LIST: lambda k: [],
+        MetadataType.DATETIME: lambda k: from_micros(k * 1_000_003),
     }
     declared = [makers[t] for t in _TYPE_ORDER if t in caps.metadata_types]
     if not declared:

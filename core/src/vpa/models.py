@@ -52,8 +52,20 @@ def _vectors_equal(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _metadata_copy(value: Mapping[str, Any] | None) -> dict[str, Any]:
     """A copy with lists as lists; a ``None`` value means the key is absent (contract 1.1), so it
-    is left out — as document loaders write ``None`` for a field they did not find."""
-    return {k: list(v) if isinstance(v, list | tuple) else v for k, v in (value or {}).items() if v is not None}
+    is left out — as document loaders write ``None`` for a field they did not find. A
+    timezone-aware datetime is held in UTC (the same instant: what every store hands back)."""
+    return {k: _value_copy(v) for k, v in (value or {}).items() if v is not None}
+
+
+def _value_copy(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, _dt.datetime) and value.utcoffset() is not None and value.tzinfo is not _dt.UTC:
+        try:
+            return value.astimezone(_dt.UTC)
+        except OverflowError:  # out of datetime's range in UTC: validation refuses it, as given
+            return value
+    return value
 
 
 @attrs.frozen

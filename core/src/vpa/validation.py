@@ -40,7 +40,7 @@ from vpa.errors import (
     RecordTooLarge,
     UnsupportedMetadata,
 )
-from vpa.models import MetadataType, Record
+from vpa.models import MetadataType, Record, _metadata_copy
 from vpa.typedjson import DateError, check_datetime, encode_metadata, has_datetimes
 
 MAX_ID_LENGTH = 512
@@ -151,7 +151,7 @@ def check_metadata(
     if isinstance(metadata, Mapping) and any(v is None for v in metadata.values()):
         metadata = {k: v for k, v in metadata.items() if v is not None}
     _check_metadata(metadata, frozenset(allowed) if allowed is not None else None, set(), legacy_keys)
-    return {k: list(v) if isinstance(v, list | tuple) else v for k, v in metadata.items()}
+    return _metadata_copy(metadata)
 
 
 _LONE_SURROGATE = "holds a string that is not valid Unicode (a lone surrogate)"

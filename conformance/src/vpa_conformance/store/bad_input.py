@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 from hypothesis import given
@@ -16,6 +17,7 @@ from vpa.errors import (
 )
 from vpa.models import (
     Record,
+    StoreCapabilities,
 )
 
 from vpa_conformance import strategies as vst
@@ -38,9 +40,26 @@ class BadInputClauses:
     # --- bad input -----------------------------------------------------------------------------
 
     @staticmethod
-    def _bad_records(dim: int) -> list[tuple[str, Record, type[Exception]]]:
+    def _bad_records(dim: int, caps: StoreCapabilities) -> list[tuple[str, Record, type[Exception]]]:
         good = [1.0] * dim
+        if caps.contract_1_1:
+            keys = [
+                ("metadata key starting with $", Record("m", good, "", {"$a": 1}), InvalidMetadata),
+                ("metadata key with NUL", Record("m", good, "", {"a\x00b": 1}), InvalidMetadata),
+                ("metadata key too long", Record("m", good, "", {"k" * 129: 1}), InvalidMetadata),
+            ]
+        else:
+            keys = [
+                ("metadata key with dash", Record("m", good, "", {"a-b": 1}), InvalidMetadata),
+                ("metadata key with digit first", Record("m", good, "", {"1a": 1}), InvalidMetadata),
+                ("metadata key too long", Record("m", good, "", {"k" * 65: 1}), InvalidMetadata),
+            ]
+        naive = dt.datetime(2024, 5, 1, 12, 0)
+        far = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
         return [
+            *keys,
+            ("naive datetime", Record("m", good, "", {"a": naive}), InvalidMetadata),
+            ("datetime outside the portable range", Record("m", good, "", {"a": far}), InvalidMetadata),
             ("empty id", Record("", good, "", {}), InvalidId),
             ("id with NUL", Record("a\x00b", good, "", {}), InvalidId),
             ("id too long", Record("i" * 513, good, "", {}), InvalidId),
@@ -51,12 +70,8 @@ class BadInputClauses:
             ("inf in vector", Record("v", [*good[:-1], math.inf], "", {}), InvalidVector),
             ("-inf in vector", Record("v", [-math.inf, *good[1:]], "", {}), InvalidVector),
             ("zero vector", Record("v", [0.0] * dim, "", {}), InvalidVector),
-            ("None metadata value", Record("m", good, "", {"a": None}), InvalidMetadata),
             ("nested metadata", Record("m", good, "", {"a": {"b": 1}}), InvalidMetadata),
-            ("metadata key with dash", Record("m", good, "", {"a-b": 1}), InvalidMetadata),
-            ("metadata key with digit first", Record("m", good, "", {"1a": 1}), InvalidMetadata),
             ("empty metadata key", Record("m", good, "", {"": 1}), InvalidMetadata),
-            ("metadata key too long", Record("m", good, "", {"k" * 65: 1}), InvalidMetadata),
             ("int beyond 2**53", Record("m", good, "", {"a": 2**53 + 1}), InvalidMetadata),
             ("NaN metadata", Record("m", good, "", {"a": math.nan}), InvalidMetadata),
             ("inf metadata", Record("m", good, "", {"a": math.inf}), InvalidMetadata),
@@ -78,7 +93,7 @@ class BadInputClauses:
         records = data.draw(
             vst.record_lists(dim, caps, min_size=1, max_size=8, schema=schema), label="records"
         )
-        bad_records = self._bad_records(dim)
+        bad_records = self._bad_records(dim, caps)
         good = [1.0] * dim
         with h.collection(dim) as name:
             oracle = Oracle(dim)
@@ -119,7 +134,7 @@ class BadInputClauses:
                     )
                     _raises(error, lambda vector=vector: h.query(name, vector, top_k=3), what)
                 elif kind == "filter":
-                    spec = data.draw(st.sampled_from(vst.MALFORMED_FILTERS), label="malformed filter")
+                    spec = data.draw(st.sampled_from(vst.malformed_filters(caps)), label="malformed filter")
                     call = data.draw(
                         st.sampled_from(["count", "query", "delete", "delete_ids"]), label="call"
                     )

@@ -37,6 +37,9 @@ BASE_EXAMPLES = {
     "metadata_type": 4,
     "bad_input": 12,
     "state_machine": 10,
+    "scroll": 12,
+    "scroll_writes": 6,
+    "update": 15,
 }
 
 #: The longest the event loop may stall while a store works (seconds). A 5 ms ticker runs beside

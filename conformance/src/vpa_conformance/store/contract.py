@@ -29,6 +29,9 @@ import pytest
 from vpa.filters import MAX_FILTER_DEPTH, MAX_FILTER_TERMS
 from vpa.models import (
     CONTRACT_VERSION,
+    CONTRACT_VERSIONS,
+    FILTER_OPS_1_0,
+    METADATA_TYPES_1_0,
     StoreCapabilities,
 )
 from vpa.stores.base import VectorStore
@@ -45,6 +48,7 @@ from vpa_conformance.store.common import (
 )
 from vpa_conformance.store.concurrency import ConcurrencyClauses
 from vpa_conformance.store.filters import FilterClauses
+from vpa_conformance.store.lifecycle import LifecycleClauses
 from vpa_conformance.store.limits import LimitClauses
 from vpa_conformance.store.machine import StateMachineClauses
 from vpa_conformance.store.queries import QueryClauses
@@ -63,6 +67,7 @@ class StoreContract(
     StateMachineClauses,
     ConcurrencyClauses,
     DocumentAtomicityClauses,
+    LifecycleClauses,
 ):
     """The store contract. Subclass it and provide the ``store`` fixture."""
 
@@ -105,6 +110,22 @@ class StoreContract(
                 f"the store meets contract {caps.contract_version!r}; this suite checks contract "
                 f"{CONTRACT_VERSION}"
             )
+        if caps.contract_version not in CONTRACT_VERSIONS:
+            fail(
+                f"contract_version {caps.contract_version!r} is not one this suite checks: "
+                f"{', '.join(CONTRACT_VERSIONS)}"
+            )
+        if caps.contract_1_1:
+            page = caps.max_page_size
+            if isinstance(page, bool) or not isinstance(page, int) or page < 10:
+                fail(f"max_page_size must be an int of at least 10, got {page!r}")
+        else:
+            newer = sorted(
+                [op.value for op in caps.filter_operators - FILTER_OPS_1_0]
+                + [t.value for t in caps.metadata_types - METADATA_TYPES_1_0]
+            )
+            if newer:
+                fail(f"a contract 1.0 store declares {newer}, which are contract 1.1's: declare contract 1.1")
         if not 0.0 < caps.min_recall <= 1.0:
             fail(f"min_recall must be in (0, 1], got {caps.min_recall}")
         for field in ("max_batch_size", "max_top_k", "max_record_bytes"):

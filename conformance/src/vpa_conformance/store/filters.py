@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -35,6 +36,14 @@ from vpa_conformance.store.common import (
     _has_filters,
     _raises,
     _values_of,
+)
+
+#: Datetimes of the filter-semantics table (contract 1.1): before the epoch, at a whole second in
+#: another offset, and one with microseconds.
+_DATES = (
+    dt.datetime(1969, 7, 20, 20, 17, 40, tzinfo=dt.UTC),
+    dt.datetime(2024, 5, 1, 14, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+    dt.datetime(2024, 5, 1, 12, 0, 0, 1, tzinfo=dt.UTC),
 )
 
 
@@ -148,7 +157,8 @@ class FilterClauses:
             return
         for field, pool in values.items():
             numbers = sorted({v for v in pool if vst.value_kind(v) == "number"})[:4]
-            for value in numbers:
+            dates = sorted({v for v in pool if vst.value_kind(v) == "datetime"})[:4]
+            for value in [*numbers, *dates]:
                 spec = {field: {op.value: value}}
                 got, want = h.count(name, spec), oracle.count(spec)
                 if got != want:
@@ -167,6 +177,7 @@ class FilterClauses:
             MetadataType.BOOL: ("b", [True, False, True, False]),
             MetadataType.STR_LIST: ("l", [["x", "y"], ["1"], ["x"], ["z", "x", "z"]]),
             MetadataType.EMPTY_LIST: ("e", [[], [], [], []]),
+            MetadataType.DATETIME: ("d", [_DATES[0], _DATES[1], _DATES[2], _DATES[0]]),
         }
         declared = {t: v for t, v in typed.items() if t in caps.metadata_types}
         records = []
@@ -179,11 +190,16 @@ class FilterClauses:
             records.append(Record(f"r{row}", [1.0, float(row)], f"t{row}", metadata))
         fields = [key for key, _ in declared.values()] + [vst.ABSENT_FIELD]
         probes: list[Any] = [1, 1.0, 2, 2.5, 0, -3, True, False, "1", "x", "", "y"]
+        if MetadataType.DATETIME in caps.metadata_types:
+            probes += [*_DATES, _DATES[1] + dt.timedelta(microseconds=1)]
         specs: list[dict[str, Any]] = []
         for field in fields:
+            # missing and null (1.1): $exists, and Haystack's spellings with None
+            specs += [{field: {"$exists": True}}, {field: {"$exists": False}}]
+            specs += [{field: None}, {field: {"$ne": None}}]
             for value in probes:
                 specs += [{field: {op.value: value}} for op in (FilterOp.EQ, FilterOp.NE)]
-                if vst.value_kind(value) == "number":
+                if vst.value_kind(value) in ("number", "datetime"):
                     specs += [
                         {field: {op.value: value}}
                         for op in (FilterOp.GT, FilterOp.GTE, FilterOp.LT, FilterOp.LTE)
@@ -254,7 +270,7 @@ class FilterClauses:
             vst.record_lists(dim, caps, min_size=1, max_size=6, schema=schema), label="records"
         )
         value = data.draw(vst.metadata_values(types=[kind]), label="undeclared value")
-        key = data.draw(vst.metadata_keys().filter(lambda k: k not in schema), label="key")
+        key = data.draw(vst.metadata_keys(caps).filter(lambda k: k not in schema), label="key")
         bad = data.draw(vst.records(dim, caps, schema=schema), label="bad record")
         bad = Record(bad.id, bad.vector, bad.text, {**bad.metadata, key: value})
         batch = data.draw(st.permutations([*records[1:], bad]), label="batch")

@@ -31,6 +31,7 @@ from vpa_conformance.harness import StoreHarness, collection_name
 from vpa_conformance.oracle import Oracle
 from vpa_conformance.profiles import clause_settings
 from vpa_conformance.store.common import BASE_EXAMPLES, _fields, _fill, _has_filters
+from vpa_conformance.store.lifecycle import check_scroll
 
 __all__ = ["StateMachineClauses", "StoreStateMachine"]
 
@@ -126,6 +127,48 @@ class StoreStateMachine(RuleBasedStateMachine):
         ids = data.draw(st.lists(self._ids(), max_size=6), label="get ids")
         check_get(self.h.get(self.name, ids), self.oracle, ids)
 
+    @precondition(lambda self: self.caps.contract_1_1)
+    @rule(data=st.data())
+    def scroll(self, data: st.DataObject) -> None:
+        """Contract 1.1: a whole scroll, filtered or not, holds every matching record once."""
+        assert self.name
+        scrolls_filters = self.filters and self.caps.scroll_filters
+        spec = self._filter(data) if scrolls_filters and data.draw(st.booleans(), label="filtered") else None
+        batch_size = data.draw(st.sampled_from([1, 2, 5, self.caps.max_page_size]), label="batch_size")
+        with_vectors = data.draw(st.booleans(), label="with_vectors")
+        pages = self.h.scroll(self.name, spec, batch_size, with_vectors)
+        check_scroll(pages, self.oracle, spec, batch_size, with_vectors, f"scroll(filter={spec!r})")
+
+    @precondition(lambda self: self.caps.contract_1_1)
+    @rule(data=st.data())
+    def update(self, data: st.DataObject) -> None:
+        """Contract 1.1: update by ids, filter or both, of keys of the schema (values of their
+        types) and unsets, agrees with the oracle."""
+        assert self.name
+        if not self.schema:
+            return
+        by = data.draw(st.sampled_from(["ids", "filter", "both"] if self.filters else ["ids"]), label="by")
+        ids = (
+            data.draw(st.lists(self._ids(), min_size=1, max_size=4), label="ids") if by != "filter" else None
+        )
+        spec = self._filter(data) if by != "ids" else None
+        keys = sorted(self.schema)
+        chosen = data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=2, unique=True), label="keys")
+        changes = {}
+        removed = []
+        for key in chosen:
+            if data.draw(st.booleans(), label=f"unset {key!r}"):
+                removed.append(key)
+            else:
+                changes[key] = data.draw(vst.metadata_values(types=self.schema[key]), label=f"set {key!r}")
+        got = self.h.update(self.name, ids, spec, set=changes, unset=removed)
+        want = self.oracle.update(ids, spec, changes, removed)
+        if got != want:
+            fail(
+                f"update(ids={ids!r}, filter={spec!r}, set={changes!r}, unset={removed!r}) returned {got}; expected {want}"
+            )
+        self.pool = vst.field_values([r.metadata for r in self.oracle.records.values()])
+
     @rule()
     def reopen(self) -> None:
         assert self.name
@@ -153,7 +196,8 @@ class StateMachineClauses:
 
     def test_state_machine(self, vpa_store: StoreHarness) -> None:
         """Interleaved upserts, deletes (by ids, filter, both), re-opens, gets, counts and queries
-        agree with the oracle after every step."""
+        (and, for a contract 1.1 store, scrolls and updates) agree with the oracle after every
+        step."""
         run_state_machine_as_test(
             self.state_machine.bind(vpa_store),
             settings=clause_settings(BASE_EXAMPLES["state_machine"], stateful=True),
