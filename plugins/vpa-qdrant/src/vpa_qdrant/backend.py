@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from qdrant_client import AsyncQdrantClient, QdrantClient
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from vpa.errors import StoreError
 from vpa.offload import Offloader
 
@@ -72,6 +72,18 @@ def _release(shared: _SharedLocal, path: str | None) -> None:
         shared.client.close()
 
 
+def _filtered(kwargs: dict[str, Any]) -> bool:
+    """Whether a client call selects points by a filter (evaluated point by point locally)."""
+    return any(
+        isinstance(value, models.Filter | models.FilterSelector)
+        for key, value in kwargs.items()
+        if key in _FILTER_ARGUMENTS
+    )
+
+
+_FILTER_ARGUMENTS = frozenset({"query_filter", "count_filter", "scroll_filter", "points_selector", "points"})
+
+
 class LocalBackend:
     """The embedded engine; ``path=None`` keeps everything in this store's memory only."""
 
@@ -98,7 +110,9 @@ class LocalBackend:
             shared = await asyncio.to_thread(self._open)  # reads the engine's folder: off the loop
         # The local engine is Python holding the GIL: a query on a small collection runs inline,
         # anything slower (or waiting for the engine's lock) on a worker thread (vpa.offload).
-        kind = (method, args[0] if args else None)
+        # A filter is evaluated in Python point by point, so a filtered call is its own kind: an
+        # unfiltered count answered in microseconds must not send the next filtered one inline.
+        kind = (method, args[0] if args else None, _filtered(kwargs))
         bound = getattr(shared.client, method)
         return await self._offload.run(kind, lambda: bound(*args, **kwargs), shared.lock)
 
