@@ -268,6 +268,26 @@ async def test_local_calls_run_off_the_event_loop(local_store):
     assert seen and threading.get_ident() not in seen
 
 
+async def test_a_filtered_count_is_not_inlined_because_unfiltered_ones_were_quick(local_store):
+    await local_store.create_collection("t_kinds", 2)
+    await local_store.upsert("t_kinds", [Record("a", [1, 0], "", {"k": 1})])
+    for _ in range(3):
+        await local_store.count("t_kinds")  # quick: later unfiltered counts may run inline
+    seen: list[int] = []
+    original = QdrantClient.count
+
+    def count(self, *args, **kwargs):
+        seen.append(threading.get_ident())
+        return original(self, *args, **kwargs)
+
+    QdrantClient.count = count
+    try:
+        await local_store.count("t_kinds", {"k": 1})  # a kind of its own, measured first in a thread
+    finally:
+        QdrantClient.count = original
+    assert seen and threading.get_ident() not in seen
+
+
 async def test_in_memory_mode_is_private_and_not_persistent():
     a, b = QdrantStore(QdrantSettings(in_memory=True)), QdrantStore(QdrantSettings(in_memory=True))
     assert a.capabilities.persistent is False and a.capabilities.exact is True
