@@ -211,7 +211,7 @@ def test_cursor_api_lists_in_uuid_order_and_takes_no_filter(
     client.collections.delete(class_name)
 
 
-def test_patch_merges_properties_and_keeps_the_vector(
+def test_patch_merges_properties_and_put_replaces_the_object(
     client: weaviate.WeaviateClient, class_name: str
 ) -> None:
     handle = client.collections.create(
@@ -236,6 +236,12 @@ def test_patch_merges_properties_and_keeps_the_vector(
     with pytest.raises(UnexpectedStatusCodeError) as caught:
         handle.data.update(uuid.uuid4(), properties={"a": 3})
     assert caught.value.status_code == 404
+    handle.data.replace(key, properties={"b": "y"}, vector={"default": [1.0, 0.0]})  # PUT: whole
+    obj = handle.query.fetch_object_by_id(key, include_vector=True)
+    assert obj is not None and obj.properties == {"b": "y"} and obj.vector["default"] == [1.0, 0.0]
+    with pytest.raises(UnexpectedStatusCodeError) as caught:
+        handle.data.replace(uuid.uuid4(), properties={"b": "z"})
+    assert caught.value.status_code == 404  # never creates
     client.collections.delete(class_name)
 
 

@@ -26,7 +26,8 @@ deliberately reproduces the behaviours a client can trip over:
   objects bucket), a filtered one in insertion (doc id) order;
 - ``PATCH /v1/objects/{class}/{id}`` merges properties into the stored object (validated and
   typed as on insert; a ``null`` value deletes the property, as Weaviate's merge does) and keeps
-  its vectors unless new ones are given; a missing object is 404;
+  its vectors unless new ones are given; ``PUT`` replaces it whole (the vectors given, no others);
+  a missing object is 404 for both;
 - a named vector's dimension is fixed by the first vector written; another length is refused;
 - multi-tenant classes need a tenant on every data request and refuse one otherwise;
 - a search, fetch or delete touches at most ``query_maximum_results`` objects.
@@ -195,7 +196,11 @@ def complete_class(body: Mapping[str, Any]) -> dict[str, Any]:
         "indexTimestamps": False,
         "usingBlockMaxWAND": True,
     }
-    inverted.update(cls.get("invertedIndexConfig") or {})
+    for option, value in (cls.get("invertedIndexConfig") or {}).items():
+        if isinstance(value, dict) and isinstance(inverted.get(option), dict):  # defaults fill sub-objects
+            inverted[option] = {**inverted[option], **{k: v for k, v in value.items() if v is not None}}
+        else:
+            inverted[option] = value
     cls["invertedIndexConfig"] = inverted
     mt = {"enabled": False, "autoTenantCreation": False, "autoTenantActivation": False}
     mt.update(cls.get("multiTenancyConfig") or {})
@@ -1052,6 +1057,31 @@ class Model:
             stored.properties = merged
             stored.vectors = new_vectors
             stored.updated = int(time.time() * 1000)
+
+    def replace_object(
+        self,
+        class_name: str,
+        object_id: str,
+        tenant: str,
+        properties: Mapping[str, Any] | None,
+        vectors: Mapping[str, Any] | None,
+    ) -> None:
+        """``PUT /v1/objects/{class}/{id}``: Weaviate's UpdateObject. The object must exist; it is
+        replaced whole — properties validated as on insert, the vectors given (one not given is
+        gone: there is no vectorizer to make it again)."""
+        with self.lock:
+            cls = self._class(class_name)
+            shard = self._shard(cls, tenant)
+            try:
+                key = str(uuid_lib.UUID(object_id))
+            except ValueError:
+                raise StandInError(f"invalid UUID {object_id!r}", 400) from None
+            previous = shard.get(key)
+            if previous is None:
+                raise StandInError("not found", 404)
+            given = {name: np.asarray(v, dtype=np.float32) for name, v in (vectors or {}).items()}
+            self._put({"collection": cls.name, "uuid": key, "tenant": tenant,
+                       "properties": dict(properties or {}), "vectors": given})  # fmt: skip
 
     def delete_where(
         self, class_name: str, tenant: str, f: Filter | None, dry_run: bool

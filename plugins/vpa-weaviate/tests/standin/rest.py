@@ -1,5 +1,5 @@
 """The stand-in's REST side: the ``/v1`` endpoints the v4 client uses for meta, readiness, schema,
-tenants and the partial update of one object (``PATCH /v1/objects/{class}/{id}``). Anything else
+tenants, and the update of one object (``PATCH`` and ``PUT /v1/objects/{class}/{id}``). Anything else
 answers 501 and names itself, so a client call the stand-in does not cover fails loudly instead of
 pretending."""
 
@@ -108,6 +108,15 @@ class Handler(BaseHTTPRequestHandler):
                 parts[2], parts[3], body.get("tenant") or "", body.get("properties"), body.get("vectors")
             )
             return 204, None
+        if len(parts) == 4 and parts[:2] == ["v1", "objects"] and method == "PUT":
+            if not isinstance(body, dict):
+                raise StandInError("object must be a JSON object", 400)
+            if str(body.get("id", "")).lower() != parts[3].lower():
+                raise StandInError("invalid update: field 'id' is immutable", 422)
+            m.replace_object(
+                parts[2], parts[3], body.get("tenant") or "", body.get("properties"), body.get("vectors")
+            )
+            return 200, body
         if len(parts) >= 3 and parts[:2] == ["v1", "schema"]:
             class_name = parts[2]
             rest = parts[3:]
