@@ -3,23 +3,27 @@ exactness on the values that break naive translations (checked through the stand
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
+from vpa.errors import UnsupportedFilter
 from vpa.filters import evaluate, parse_filter
 from vpa.models import Record
 from vpa_weaviate import filters as wf
 from vpa_weaviate.naming import frame
 from weaviate.collections.filters import _FilterToGRPC
 
-TYPES = {"s": wf.TEXT, "l": wf.TEXT_ARRAY, "i": wf.INT, "x": wf.NUMBER, "b": wf.BOOL}
+TYPES = {"s": wf.TEXT, "l": wf.TEXT_ARRAY, "i": wf.INT, "x": wf.NUMBER, "b": wf.BOOL, "d": wf.DATE}
+NOON = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
+PARIS = dt.timezone(dt.timedelta(hours=2))
 
 
-def wire(spec: Any, types: dict[str, str] = TYPES) -> Any:
+def wire(spec: Any, types: dict[str, str] = TYPES, *, null_state: bool = True) -> Any:
     """The translated filter as the gRPC message the client sends (or TRUE / FALSE)."""
-    translated = wf.to_native(parse_filter(spec), types)
+    translated = wf.to_native(parse_filter(spec), types, null_state=null_state)
     if translated is wf.TRUE or translated is wf.FALSE:
         return translated
     return MessageToDict(_FilterToGRPC.convert(translated), preserving_proto_field_name=True)
@@ -110,6 +114,13 @@ def test_number_property_takes_float_operands() -> None:
         ({"b": {"$gte": 0}}, wf.FALSE),
         ({"s": {"$ne": 1}}, wf.TRUE),
         ({"b": {"$nin": [0, 1]}}, wf.TRUE),
+        ({"d": "2024-05-01T12:00:00Z"}, wf.FALSE),  # a datetime never equals a string...
+        ({"d": 1714564800}, wf.FALSE),  # ...or a number
+        ({"d": {"$gt": 0}}, wf.FALSE),
+        ({"s": NOON}, wf.FALSE),
+        ({"x": {"$lt": NOON}}, wf.FALSE),
+        ({"l": {"$in": [NOON]}}, wf.FALSE),
+        ({"i": {"$ne": NOON}}, wf.TRUE),
     ],
 )
 def test_type_mismatches_fold_to_constants(spec: dict[str, Any], result: Any) -> None:
@@ -122,6 +133,26 @@ def test_missing_fields_follow_the_complement_rules() -> None:
     assert wire({"absent": {"$in": [1]}}) is wf.FALSE
     assert wire({"absent": {"$ne": 1}}) is wf.TRUE
     assert wire({"absent": {"$nin": ["a"]}}) is wf.TRUE
+
+
+def test_datetimes_compare_as_rfc3339_in_utc_to_the_microsecond() -> None:
+    text = "2024-05-01T12:00:00.123456+00:00"
+    assert wire({"d": NOON.astimezone(PARIS)}) == leaf("OPERATOR_EQUAL", "m_d", value_text=text)
+    assert wire({"d": {"$gte": NOON}}) == leaf("OPERATOR_GREATER_THAN_EQUAL", "m_d", value_text=text)
+    assert wire({"d": {"$in": [NOON, NOON.astimezone(PARIS)]}}) == leaf(
+        "OPERATOR_EQUAL", "m_d", value_text=text
+    )
+
+
+def test_exists_is_is_null_and_needs_the_null_state_index() -> None:
+    assert wire({"s": {"$exists": True}}) == leaf("OPERATOR_IS_NULL", "m_s", value_boolean=False)
+    assert wire({"l": None}) == leaf("OPERATOR_IS_NULL", "m_l", value_boolean=True)
+    assert wire({"d": {"$ne": None}}) == leaf("OPERATOR_IS_NULL", "m_d", value_boolean=False)
+    assert wire({"absent": {"$exists": True}}) is wf.FALSE  # no property: nothing has the key
+    assert wire({"absent": None}) is wf.TRUE
+    assert wire({"absent": None}, null_state=False) is wf.TRUE  # folded: no index needed
+    with pytest.raises(UnsupportedFilter, match="null-state index"):
+        wire({"s": {"$exists": False}}, null_state=False)
 
 
 def test_negations_use_not_never_not_equal() -> None:

@@ -16,8 +16,14 @@ VPA             Weaviate (``P`` is ``m_<key>``; text operands are framed, see `n
 ``$gt`` ...     number: ``P GreaterThan float(v)``; int: the integer bound that is equivalent
                 (``> 2.5`` is ``> 2``, ``>= 2.5`` is ``>= 3``); any other type: false.
 ``$ne``         ``Not(<$eq>)``; ``$nin``: ``Not(<$in>)``; ``$not f``: ``Not(<f>)``.
+datetimes       date: ``Equal``/``GreaterThan``/... with the datetime (RFC 3339 in UTC, to the
+                microsecond); a datetime against any other type, or a number or string
+                against a date, is false. ``$in`` of datetimes: ``Or`` of ``Equal``.
+``$exists b``   ``P IsNull (not b)`` — the class indexes null state, and an empty list is
+                stored as a one-item mark (`naming`), so null means exactly "no value".
 missing key     a key the collection has no property for matches nothing: ``$eq``-like
-                operators are false and ``$ne``/``$nin`` are true, as for records lacking it.
+                operators are false and ``$ne``/``$nin`` are true, as for records lacking it;
+                ``$exists`` on it is false (and its negation true).
 ==============  ==========================================================================
 
 Negation is always Weaviate's ``Not`` operator (Weaviate >= 1.33), which is the complement over
@@ -25,16 +31,23 @@ all objects — records lacking the property included — exactly VPA's ``$ne``/
 ``NotEqual`` is never used: its result on objects without the property changed between Weaviate
 versions. Constants are folded away (``And`` with a false child is false, and so on), so the
 result is a Weaviate filter, `TRUE` (no filter) or `FALSE` (the caller skips the request).
+
+``$exists`` needs the class's null-state index (``indexNullState``), which collections created by
+vpa-weaviate 0.3 have and older ones lack (Weaviate cannot add it later): on those it is
+`UnsupportedFilter`, naming the collection.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from vpa.errors import UnsupportedFilter
 from vpa.filters import And, Comparison, Node, Not
 from vpa.models import FilterOp
+from vpa.typedjson import UTC
 from weaviate.classes.query import Filter
 from weaviate.collections.classes.filters import _Filters
 
@@ -45,7 +58,8 @@ INT: Final = "int"
 NUMBER: Final = "number"
 BOOL: Final = "boolean"
 TEXT_ARRAY: Final = "text[]"
-DATA_TYPES: Final = (TEXT, INT, NUMBER, BOOL, TEXT_ARRAY)
+DATE: Final = "date"
+DATA_TYPES: Final = (TEXT, INT, NUMBER, BOOL, TEXT_ARRAY, DATE)
 #: One past the largest int VPA stores (±2**53).
 INT_LIMIT: Final = 2**53 + 1
 
@@ -69,6 +83,8 @@ Translated = _Filters | _Const
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
+    if isinstance(value, dt.datetime):
+        return "datetime"
     if isinstance(value, int | float):
         return "number"
     return "str"
@@ -95,6 +111,8 @@ def _equal(prop: str, data_type: str, value: Any) -> Translated:
         return where.contains_any([frame(value)]) if kind == "str" else FALSE
     if data_type == BOOL:
         return where.equal(value) if kind == "bool" else FALSE
+    if data_type == DATE:
+        return where.equal(value.astimezone(UTC)) if kind == "datetime" else FALSE
     if kind != "number":
         return FALSE
     if data_type == INT:
@@ -118,6 +136,10 @@ def _contains_any(prop: str, data_type: str, values: tuple[Any, ...]) -> Transla
         if kind != "bool":
             return FALSE
         operands = list(dict.fromkeys(values))
+    elif data_type == DATE:
+        if kind != "datetime":
+            return FALSE
+        operands = list(dict.fromkeys(v.astimezone(UTC) for v in values))
     elif data_type == INT:
         if kind != "number":
             return FALSE
@@ -137,11 +159,14 @@ def _contains_any(prop: str, data_type: str, values: tuple[Any, ...]) -> Transla
 
 
 def _ordered(prop: str, data_type: str, op: FilterOp, value: Any) -> Translated:
-    if _kind(value) != "number" or data_type not in (INT, NUMBER):
-        return FALSE
+    kind = _kind(value)
     where = Filter.by_property(prop)
-    if data_type == NUMBER:
-        bound: int | float = _as_float(value)
+    if data_type == DATE and kind == "datetime":
+        bound: int | float | dt.datetime = value.astimezone(UTC)
+    elif kind != "number" or data_type not in (INT, NUMBER):
+        return FALSE
+    elif data_type == NUMBER:
+        bound = _as_float(value)
     elif isinstance(value, int):
         bound = value
     elif op in (FilterOp.GT, FilterOp.LTE):  # x > 2.5 <=> x > 2 ; x <= 2.5 <=> x <= 2
@@ -149,7 +174,7 @@ def _ordered(prop: str, data_type: str, op: FilterOp, value: Any) -> Translated:
     else:  # x >= 2.5 <=> x >= 3 ; x < 2.5 <=> x < 3
         bound = math.ceil(value)
     if data_type == INT:  # stored ints are within ±2**53: a farther bound means the same, and fits int64
-        bound = max(-INT_LIMIT, min(INT_LIMIT, int(bound)))
+        bound = max(-INT_LIMIT, min(INT_LIMIT, int(bound)))  # type: ignore[arg-type]
     methods: dict[FilterOp, Callable[[Any], _Filters]] = {
         FilterOp.GT: where.greater_than,
         FilterOp.GTE: where.greater_or_equal,
@@ -185,12 +210,21 @@ def _any_of(parts: list[Translated]) -> Translated:
     return kept[0] if len(kept) == 1 else Filter.any_of(kept)  # type: ignore[arg-type]
 
 
-def _comparison(node: Comparison, types: Mapping[str, str]) -> Translated:
+def _comparison(node: Comparison, types: Mapping[str, str], null_state: bool) -> Translated:
     data_type = types.get(node.field)
     op = node.op
     if data_type is None:  # no record of this collection has ever had the key
+        if op is FilterOp.EXISTS:
+            return FALSE if node.value else TRUE
         return TRUE if op in (FilterOp.NE, FilterOp.NIN) else FALSE
     prop = prop_name(node.field)
+    if op is FilterOp.EXISTS:
+        if not null_state:
+            raise UnsupportedFilter(
+                "$exists needs Weaviate's null-state index, which this collection lacks (created by "
+                "vpa-weaviate before 0.3; Weaviate cannot add it to a class): copy it into a new one"
+            )
+        return Filter.by_property(prop).is_none(not node.value)
     if op is FilterOp.EQ:
         return _equal(prop, data_type, node.value)
     if op is FilterOp.NE:
@@ -202,15 +236,16 @@ def _comparison(node: Comparison, types: Mapping[str, str]) -> Translated:
     return _ordered(prop, data_type, op, node.value)
 
 
-def to_native(node: Node | None, types: Mapping[str, str]) -> Translated:
-    """The Weaviate filter equivalent to ``node``; ``types`` maps metadata keys to data types."""
+def to_native(node: Node | None, types: Mapping[str, str], *, null_state: bool = True) -> Translated:
+    """The Weaviate filter equivalent to ``node``; ``types`` maps metadata keys to data types,
+    ``null_state`` says whether the class indexes null state (needed by ``$exists``)."""
     if node is None:
         return TRUE
     if isinstance(node, Comparison):
-        return _comparison(node, types)
+        return _comparison(node, types, null_state)
     if isinstance(node, Not):
-        return negate(to_native(node.child, types))
-    parts = [to_native(child, types) for child in node.children]
+        return negate(to_native(node.child, types, null_state=null_state))
+    parts = [to_native(child, types, null_state=null_state) for child in node.children]
     return _all_of(parts) if isinstance(node, And) else _any_of(parts)
 
 
