@@ -126,7 +126,7 @@ def test_registering_the_plugin_imports_no_vendor_client() -> None:
         "print('pinecone' in sys.modules, vpa_pinecone.__version__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "0.2.0"]
+    assert out.split() == ["False", "0.3.0"]
 
 
 # --- the size bounds the base class splits by --------------------------------------------------

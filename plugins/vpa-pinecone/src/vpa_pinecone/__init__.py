@@ -1,3 +1,3 @@
 """VPA store plugin for Pinecone serverless, built on the official ``pinecone`` SDK."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

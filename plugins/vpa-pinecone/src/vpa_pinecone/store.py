@@ -22,6 +22,12 @@ Consistency
     drops, and ``delete`` (which must see earlier writes to count what it removes), wait the same
     way before they return.
 
+Contract 1.1
+    ``scroll`` pages with Pinecone's own tokens: ``list`` + ``fetch`` without a filter,
+    ``fetch_by_metadata`` with one (`_scroll`). ``update`` sets keys with Pinecone's merging
+    ``update`` by metadata filter; removing keys is a read-modify-write (`_update`), because
+    Pinecone's update cannot remove one. Updates are confirmed by ``settle()`` like any write.
+
 The SDK is synchronous (httpx): every call runs in a worker thread (`run_vendor`), its errors
 translated by `vpa_pinecone.errors`. Validation, splitting upserts by count and by bytes
 (``max_request_bytes``, each vector bounded by `codec.vector_bytes_bound`) and the collection
