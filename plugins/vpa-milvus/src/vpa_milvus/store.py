@@ -393,8 +393,10 @@ class MilvusStore(VectorStore):
         flag pymilvus' ``query_iterator`` sends, whose ``pk > last`` cursor relies on the same
         order: Milvus Lite sorts the matches by primary key before the limit, a server orders each
         segment's matches by key and merges segments by key). Without the flag a limited
-        query returns any ``limit`` matches (Milvus Lite: in storage order). A page that comes back
-        out of order is a `StoreError`, never a silently skipped record."""
+        query returns any ``limit`` matches (Milvus Lite: in storage order). With the flag pymilvus
+        sends no guarantee timestamp of its own: the server reads at the collection's consistency
+        level, which the store creates as Strong. A page that comes back out of order is a
+        `StoreError`, never a silently skipped record."""
         extra = {"iterator": "True"} if ordered else {}
         rows = self._connected().query(
             mname,
