@@ -111,7 +111,7 @@ def test_health_openapi_and_unknown_routes(server):
         health = ok(client.get("/health"))
         assert health["status"] == "ok" and health["store"]["ok"] and health["embedder"]["ok"]
         error(client.get("/nope"), 404, "not_found")
-        error(client.patch("/documents/x", json={}), 405, "method_not_allowed")
+        error(client.delete("/search"), 405, "method_not_allowed")
         request_id = client.get("/health", headers={"X-Request-ID": "trace-123"}).headers["x-request-id"]
         assert request_id == "trace-123"
 
@@ -132,7 +132,8 @@ def test_health_openapi_and_unknown_routes(server):
         "/api/v1/keys",
         "/api/v1/keys/{key_id}",
     }
-    assert set(paths["/api/v1/documents/{document_id}"]) == {"get", "put", "delete"}
+    assert set(paths["/api/v1/documents/{document_id}"]) == {"get", "put", "patch", "delete"}
+    assert set(paths["/api/v1/documents"]) == {"get", "post"}
     schemes = schema["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
     post = paths["/api/v1/documents"]["post"]

@@ -7,8 +7,11 @@ method   path                        role    what
 =======  ==========================  ======  =====================================================
 POST     /documents                  writer  add (or replace) one document
 POST     /documents/batch            writer  add many; all validated before any is written
+GET      /documents                  reader  list documents (id, title, metadata, chunks), a page
+                                             at a time: ``?limit=&filter=&cursor=`` (store 1.1)
 GET      /documents/{document_id}    reader  the document as it was added
 PUT      /documents/{document_id}    writer  change title, content or metadata of a document
+PATCH    /documents/{document_id}    writer  change metadata in place: ``{"set", "unset"}`` (store 1.1)
 DELETE   /documents/{document_id}    writer  remove a document and its chunks
 POST     /search                     reader  search by meaning, with a metadata filter
 GET      /search/history             reader  the calling key's recent searches (hashes, not text)
@@ -26,6 +29,9 @@ Every document route is scoped to the key's tenant through the RAG layer's ``ten
 prefixed by it and every read is filtered by it, whatever filter the caller sends. An ``operator``
 key (no tenant) reaches no document: only every tenant's figures.
 
+Metadata is typed JSON both ways (`vpa.typedjson`): a datetime is ``{"$date": "...Z"}`` in
+requests (metadata, ``set``, filters) and in responses.
+
 Who may come in is decided from the request line and headers before the body is read
 (`vpa.server.security.Gate`); `vpa serve` adds header and body deadlines and a bound on open
 connections (`vpa.server.connections`).
@@ -34,6 +40,7 @@ connections (`vpa.server.connections`).
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 import uuid
@@ -60,6 +67,8 @@ from vpa.errors import (
     DocumentTooLarge,
     EmbedderMismatch,
     IncompleteDocument,
+    InvalidCursor,
+    InvalidFilter,
     LimitExceeded,
     PermissionDenied,
     RecordTooLarge,
@@ -73,9 +82,17 @@ from vpa.errors import (
     ValidationError,
     VPAError,
 )
+from vpa.filters import MAX_FILTER_DEPTH
 from vpa.log import get_logger
 from vpa.plugins import Registry
-from vpa.rag import MAX_DOCUMENT_ID_LENGTH, MAX_TOP_K, RAGSystem, create_enhanced_rag_system
+from vpa.rag import (
+    DEFAULT_LIST_PAGE_SIZE,
+    MAX_DOCUMENT_ID_LENGTH,
+    MAX_LIST_PAGE_SIZE,
+    MAX_TOP_K,
+    RAGSystem,
+    create_enhanced_rag_system,
+)
 from vpa.server import schemas as s
 from vpa.server.audit import AuditLog
 from vpa.server.connections import ConnectionGuard
@@ -98,6 +115,7 @@ from vpa.server.security import (
     run_sync,
 )
 from vpa.server.settings import ServerSettings
+from vpa.stores.base import MAX_CURSOR_LENGTH
 
 log = get_logger("vpa.server")
 
@@ -112,6 +130,7 @@ STATUS_BY_ERROR: tuple[tuple[type[VPAError], int], ...] = (
     (AuthenticationError, 401),
     (PermissionDenied, 403),
     (DocumentNotFound, 404),
+    (InvalidCursor, 400),
     (LimitExceeded, 413),
     (BatchTooLarge, 413),
     (DocumentTooLarge, 413),
@@ -255,6 +274,25 @@ def _blame(field: str) -> Any:
         yield
     except (ValidationError, UnsupportedFilter) as exc:
         raise HTTPError(status_for(exc), exc.code, str(exc), field=field) from exc
+
+
+def _filter_param(text: str | None) -> Any:
+    """A filter sent as JSON in a query parameter (empty: none), parsed and bounded like a body's
+    (a malformed one is 422 invalid_filter, one over the ceilings 413 limit_exceeded)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HTTPError(422, InvalidFilter.code, f"filter is not valid JSON: {exc.msg} at column {exc.colno}",
+                        field="filter") from None
+    except RecursionError:  # nested beyond what the reader takes: far past the ceiling
+        raise HTTPError(413, LimitExceeded.code, f"filter is nested deeper than {MAX_FILTER_DEPTH} levels",
+                        field="filter") from None
+    if not isinstance(spec, dict):
+        raise HTTPError(422, InvalidFilter.code, "filter must be a JSON object", field="filter")
+    return spec
+
 
 
 def _page(items: list[Any], offset: int, limit: int, total: int | None = None) -> s.Pagination:
@@ -600,6 +638,60 @@ def _add_document_routes(app: FastAPI) -> None:
         return s.Envelope(data=data, pagination=_page(data, 0, len(data), len(data)))
 
     @app.get(
+        f"{PREFIX}/documents",
+        response_model=s.CursorEnvelope[list[s.DocumentSummaryOut]],
+        responses=s.error_responses(400, 413, 422, *AUTH_ERRORS, *STORE_ERRORS),
+        tags=["documents"],
+    )
+    async def list_documents(
+        request: Request,
+        caller: Reader,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_LIST_PAGE_SIZE, description="the most documents in this page")
+        ] = DEFAULT_LIST_PAGE_SIZE,
+        filter: Annotated[  # the query parameter's name
+            str | None,
+            Query(max_length=s.MAX_FILTER_QUERY_LENGTH,
+                  description="a metadata filter as JSON (the filter language of POST /search), e.g. "
+                  '{"category": "news", "published": {"$gte": {"$date": "2024-01-01T00:00:00Z"}}}'),
+        ] = None,
+        cursor: Annotated[
+            str | None,
+            Query(description="the `pagination.next_cursor` of the previous page (empty or left out: the "
+                  f"first page); at most {MAX_CURSOR_LENGTH} characters",
+                  json_schema_extra={"maxLength": MAX_CURSOR_LENGTH}),
+        ] = None,
+    ) -> Any:
+        """The caller's documents that match `filter`, a page at a time: id, title, metadata and
+        chunk count (never text or vectors). Follow `pagination.next_cursor` until it is null:
+        every document that exists for the whole listing comes exactly once. A page may hold fewer
+        than `limit` documents before the last. Needs a store of contract 1.1 (else 422
+        unsupported_operation)."""
+        svc = _service(request)
+        spec = _filter_param(filter)
+        if cursor == "":
+            cursor = None
+        if cursor is not None and len(cursor) > MAX_CURSOR_LENGTH:
+            raise HTTPError(400, InvalidCursor.code, "cursor is not one this listing handed out",
+                            field="cursor")
+        try:
+            page = await svc.system.list_documents(
+                filter=spec, page_size=limit, cursor=cursor, tenant=caller.tenant
+            )
+        except InvalidCursor as exc:
+            raise HTTPError(400, exc.code, str(exc), field="cursor") from exc
+        except (ValidationError, UnsupportedFilter) as exc:
+            raise HTTPError(status_for(exc), exc.code, str(exc), field="filter") from exc
+        data = [
+            s.DocumentSummaryOut(id=d.document_id, title=d.title, metadata=d.metadata, chunks=d.chunks)
+            for d in page.documents
+        ]
+        _note(request, documents=len(data), filtered=spec is not None, resumed=cursor is not None)
+        return s.CursorEnvelope(
+            data=data, pagination=s.CursorPagination(limit=limit, count=len(data), next_cursor=page.cursor)
+        )
+
+    @app.get(
         f"{PREFIX}/documents/{{document_id:path}}",
         response_model=s.Envelope[s.DocumentOut],
         responses=s.error_responses(404, 422, *AUTH_ERRORS, *STORE_ERRORS),
@@ -641,6 +733,26 @@ def _add_document_routes(app: FastAPI) -> None:
             )
         _note(request, chunks=result.chunks, unchanged=result.unchanged)
         return s.Envelope(data=_ingest_out(result))
+
+    @app.patch(
+        f"{PREFIX}/documents/{{document_id:path}}",
+        response_model=s.Envelope[s.MetadataUpdatedOut],
+        responses=s.error_responses(400, 404, 413, 415, 422, *AUTH_ERRORS, *STORE_ERRORS),
+        tags=["documents"],
+    )
+    async def patch_document(
+        request: Request, document_id: DocumentId, body: s.MetadataPatch, caller: Writer
+    ) -> Any:
+        """Change the caller's document's metadata in place, on every chunk, without re-embedding:
+        `set` adds or replaces keys (null removes one), `unset` removes keys; `vpa_*` keys are
+        VPA's own and refused. Needs a store of contract 1.1 (else 422 unsupported_operation)."""
+        _note(request, document_id=document_id)
+        with _blame("body"):
+            result = await _service(request).system.update_document_metadata(
+                document_id, set=body.set, unset=body.unset, tenant=caller.tenant
+            )
+        _note(request, chunks=result.chunks)
+        return s.Envelope(data=s.MetadataUpdatedOut(document_id=document_id, chunks=result.chunks))
 
     @app.delete(
         f"{PREFIX}/documents/{{document_id:path}}",

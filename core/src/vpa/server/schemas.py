@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -25,7 +26,8 @@ from pydantic import (
 from vpa.errors import InvalidFilter, LimitExceeded, ValidationError
 from vpa.filters import MAX_FILTER_DEPTH, MAX_FILTER_TERMS, parse_filter
 from vpa.rag import MAX_DOCUMENT_ID_LENGTH, MAX_TOP_K
-from vpa.validation import check_metadata
+from vpa.typedjson import DateError, decode_metadata, encode_metadata
+from vpa.validation import MAX_KEY_LENGTH, check_metadata
 
 T = TypeVar("T")
 
@@ -33,6 +35,10 @@ MAX_TITLE_LENGTH = 2000
 MAX_QUERY_LENGTH = 10_000
 MAX_USER_ID_LENGTH = 200
 MAX_KEY_NAME_LENGTH = 200
+#: The longest filter a listing takes as a query parameter (JSON characters, before URL encoding).
+MAX_FILTER_QUERY_LENGTH = 16 * 1024
+#: The most keys one PATCH may unset (the stores' metadata bounds are lower still).
+MAX_PATCH_KEYS = 1024
 
 #: Error codes of the HTTP layer itself (the rest are `vpa.errors` codes).
 HTTP_CODES = {
@@ -46,25 +52,46 @@ HTTP_CODES = {
     503: "overloaded",
 }
 
+#: A datetime in typed JSON (`vpa.typedjson`): an RFC 3339 date and time with a timezone.
+DATE_SCHEMA = {
+    "type": "object",
+    "description": 'a datetime: {"$date": "2024-05-01T12:00:00Z"} (with a timezone; years 1684 to 2255)',
+    "properties": {"$date": {"type": "string", "format": "date-time"}},
+    "required": ["$date"],
+    "additionalProperties": False,
+}
+
+METADATA_VALUES = [
+    {"type": "string"},
+    {"type": "integer"},
+    {"type": "number"},
+    {"type": "boolean"},
+    {"type": "array", "items": {"type": "string"}},
+    DATE_SCHEMA,
+]
+
 METADATA_SCHEMA = {
     "type": "object",
-    "description": "Flat metadata: str, int (within ±2**53), finite float, bool or list of str values. "
-    "Keys match [A-Za-z_][A-Za-z0-9_]* (at most 64 characters) and must not start with 'vpa_'.",
-    "additionalProperties": {
-        "anyOf": [
-            {"type": "string"},
-            {"type": "integer"},
-            {"type": "number"},
-            {"type": "boolean"},
-            {"type": "array", "items": {"type": "string"}},
-        ]
-    },
+    "description": "Flat metadata: str, int (within ±2**53), finite float, bool, list of str or datetime "
+    '({"$date": "2024-05-01T12:00:00Z"}) values. Keys are 1-128 characters (loader-style keys such as '
+    "`source-url` or `og:title` included), not starting with 'vpa_' or '$'; the store may hold "
+    "fewer (a contract 1.0 store: [A-Za-z_][A-Za-z0-9_]*, at most 64). A null value is an absent key.",
+    "additionalProperties": {"anyOf": [*METADATA_VALUES, {"type": "null"}]},
+}
+
+#: Metadata in responses: the same values, datetimes always as ``{"$date": ...}`` in UTC.
+METADATA_OUT_SCHEMA = {
+    "type": "object",
+    "description": "The document's metadata (without VPA's own vpa_* keys); datetimes as "
+    '{"$date": "2024-05-01T12:00:00Z"}, in UTC.',
+    "additionalProperties": {"anyOf": METADATA_VALUES},
 }
 
 FILTER_SCHEMA = {
     "type": "object",
     "description": "Portable metadata filter (MongoDB style): "
-    "$eq $ne $gt $gte $lt $lte $in $nin $and $or $not. "
+    "$eq $ne $gt $gte $lt $lte $in $nin $exists $and $or $not; a value may be a datetime "
+    '({"$date": "2024-05-01T12:00:00Z"}), and null means absent ({"k": null} is {"k": {"$exists": false}}). '
     "It is always combined with the caller's tenant. "
     f"At most {MAX_FILTER_TERMS} terms (each value of an $in/$nin is one) and {MAX_FILTER_DEPTH} "
     "levels, or the smaller bounds the store declares; a filter over them is refused with "
@@ -74,17 +101,31 @@ FILTER_SCHEMA = {
 
 Metadata = Annotated[dict[str, Any], WithJsonSchema(METADATA_SCHEMA)]
 FilterSpec = Annotated[dict[str, Any], WithJsonSchema(FILTER_SCHEMA)]
+#: Metadata of a response: datetimes written as typed JSON (``{"$date": ...}``), never as bare
+#: strings, so a client reads back the type it sent.
+MetadataOut = Annotated[
+    dict[str, Any],
+    PlainSerializer(encode_metadata, return_type=dict[str, Any]),
+    WithJsonSchema(METADATA_OUT_SCHEMA),
+]
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """Typed JSON metadata (``{"$date": ...}`` → datetime), checked by VPA's own rules (the
+    store's, possibly narrower, are the RAG layer's to apply)."""
     try:
+        value = decode_metadata(value)
         check_metadata(value)
-    except ValidationError as exc:
+    except (ValidationError, DateError) as exc:
         raise ValueError(str(exc)) from None
     reserved = sorted(k for k in value if k.startswith("vpa_"))
     if reserved:
         raise ValueError(f"keys starting with 'vpa_' are reserved: {reserved}")
     return value
+
+
+def _check_optional_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else _check_metadata(value)
 
 
 def _check_filter(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -161,6 +202,27 @@ class BatchIn(_Model):
     """Documents to add in one call (at most VPA_MAX_BATCH_SIZE); all are validated before any is written."""
 
     documents: list[DocumentIn] = Field(min_length=1)
+
+
+class MetadataPatch(_Model):
+    """A change of a document's metadata in place, on every chunk, without re-embedding: ``set``
+    adds or replaces keys (null removes one), ``unset`` removes keys. VPA's own ``vpa_*`` keys
+    cannot be changed."""
+
+    set: Metadata | None = Field(None, description="keys to add or replace (null: remove the key)")
+    unset: list[Annotated[StrictStr, Field(min_length=1, max_length=MAX_KEY_LENGTH)]] | None = Field(
+        None, max_length=MAX_PATCH_KEYS, description="keys to remove"
+    )
+
+    check_set = field_validator("set")(_check_optional_metadata)
+
+    @field_validator("unset")
+    @classmethod
+    def check_unset(cls, value: list[str] | None) -> list[str] | None:
+        reserved = sorted(k for k in value or () if k.startswith("vpa_"))
+        if reserved:
+            raise ValueError(f"keys starting with 'vpa_' are reserved: {reserved}")
+        return value
 
 
 class SearchIn(_Model):
@@ -247,7 +309,36 @@ class DocumentOut(BaseModel):
     id: str
     title: str
     content: str
-    metadata: dict[str, Any]
+    metadata: MetadataOut
+
+
+class DocumentSummaryOut(BaseModel):
+    """A document as a listing shows it: no text, no vectors."""
+
+    id: str
+    title: str
+    metadata: MetadataOut
+    chunks: int = Field(description="how many chunks the document is stored as")
+
+
+class CursorPagination(BaseModel):
+    limit: int = Field(description="the most items this page could hold")
+    count: int = Field(description="items in this page (a page may hold fewer than limit before the last)")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null after the last. Opaque, valid only for the "
+        "same filter and key's tenant"
+    )
+
+
+class CursorEnvelope(BaseModel, Generic[T]):
+    status: Literal["success"] = "success"
+    data: T
+    pagination: CursorPagination
+
+
+class MetadataUpdatedOut(BaseModel):
+    document_id: str
+    chunks: int = Field(description="chunks changed (every chunk of the document)")
 
 
 class DeletedOut(BaseModel):
@@ -267,7 +358,7 @@ class SearchResultOut(BaseModel):
     similarity: float
     content: str
     title: str
-    metadata: dict[str, Any]
+    metadata: MetadataOut
     passages: list[PassageOut] | None = Field(None, description="with passages=true: other matching chunks")
 
 
@@ -329,7 +420,8 @@ class RevokedOut(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route: each status it can answer with the error envelope."""
     reasons = {
-        400: "the body could not be parsed, or the key was sent twice (duplicate_credentials)",
+        400: "the body could not be parsed, the key was sent twice (duplicate_credentials), or a listing's "
+        "cursor is not one it handed out for this filter and tenant (invalid_cursor)",
         401: "no key, an unknown key or a revoked key",
         403: "the key's role does not allow this",
         404: "not found (in the caller's tenant)",
