@@ -11,6 +11,10 @@ Code written for the original VPA design keeps working::
     hits = await manager.query([...], top_k=5, filter={"k": "v"})
     await manager.disconnect()
 
+A store of contract 1.1 adds, through the same façade, ``scroll`` / ``scroll_page`` (every vector
+once, page by page, with a resumable cursor) and ``update_metadata`` (in place, by ids or filter);
+a 1.0 store refuses them with `UnsupportedOperation`.
+
 Nothing here is a second implementation: the provider is whatever store plugin is installed under
 that name (`VectorDatabaseProvider` lists the original ones; any installed name is accepted),
 ``index_name`` is the VPA collection, and every call is the store's own public method, with its
@@ -20,7 +24,7 @@ validation, limits and typed errors.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -28,9 +32,9 @@ import attrs
 from vpa.config import PROVIDER_ALIASES, VPAConfig, load_config
 from vpa.errors import ValidationError
 from vpa.filters import FilterLike
-from vpa.models import CollectionInfo, Hit, Metric, Record
+from vpa.models import CollectionInfo, Hit, Metric, Page, Record
 from vpa.plugins import Registry, get_registry
-from vpa.stores.base import VectorStore
+from vpa.stores.base import DEFAULT_PAGE_SIZE, VectorStore
 
 
 class VectorDatabaseProvider(str, enum.Enum):
@@ -179,6 +183,47 @@ class VPAVectorDatabaseManager:
     async def count(self, filter: FilterLike = None) -> int:
         info = await self.connect()
         return await self.store.count(info.name, filter)
+
+    async def scroll(
+        self, filter: FilterLike = None, *, batch_size: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
+        with_vectors: bool = True,
+    ) -> AsyncIterator[Page]:
+        """Every vector of the index that matches ``filter``, once, in pages (`Page`: ``records``
+        and ``cursor``); ``cursor`` resumes after the page that handed it out (contract 1.1)."""
+        info = await self.connect()
+        async for page in self.store.scroll(
+            info.name, filter, batch_size=batch_size, cursor=cursor, with_vectors=with_vectors
+        ):
+            yield page
+
+    async def scroll_page(
+        self, filter: FilterLike = None, *, batch_size: int = DEFAULT_PAGE_SIZE, cursor: str | None = None,
+        with_vectors: bool = True,
+    ) -> Page:
+        """One page of `scroll` and the cursor of the next (None after the last)."""
+        info = await self.connect()
+        return await self.store.scroll_page(
+            info.name, filter, batch_size=batch_size, cursor=cursor, with_vectors=with_vectors
+        )
+
+    async def update_metadata(
+        self,
+        ids: Sequence[str] | None = None,
+        filter: FilterLike = None,  # the store contract's name
+        *,
+        set: Mapping[str, Any] | None = None,
+        unset: Sequence[str] | None = None,
+    ) -> int:
+        """Change metadata in place by ids, filter or both (contract 1.1): ``set`` adds or
+        replaces keys (``None`` removes one), ``unset`` removes keys; vectors and text stay as
+        they are. Returns how many vectors matched."""
+        info = await self.connect()
+        return await self.store.update(info.name, ids, filter, set=set, unset=unset)
+
+    async def list_indexes(self) -> list[str]:
+        """The names of the provider's indexes (VPA collections)."""
+        await self.connect()
+        return await self.store.list_collections()
 
     async def get_stats(self) -> dict[str, Any]:
         info = await self.connect()
