@@ -369,6 +369,14 @@ class DatesAsStrings(MemoryStore):
         ]
 
 
+class CapsLargeTopK(MemoryStore):
+    """Returns at most 500 hits whatever top_k (an index's candidate list, silently short)."""
+
+    async def _query(self, info, vector, top_k, node):
+        hits = await super()._query(info, vector, top_k, node)
+        return hits[:500]
+
+
 #: broken store → the clauses that must fail for it
 EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
     DropsLastHit: ("test_query", "test_recall"),
@@ -395,6 +403,7 @@ EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
     UpdateIgnoresUnset: ("test_update",),
     ExistsMeansNonEmpty: ("test_filter_semantics",),
     DatesAsStrings: ("test_metadata_type[datetime]",),
+    CapsLargeTopK: ("test_recall_large_top_k",),
 }
 
 

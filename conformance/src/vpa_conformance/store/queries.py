@@ -77,6 +77,54 @@ class QueryClauses:
             if mean + 1e-9 < needed:
                 fail(f"mean recall@{k} is {mean:.3f}; the store declares {needed}")
 
+    def test_recall_large_top_k(self, vpa_store: StoreHarness) -> None:
+        """Contract 1.1: recall holds at any top_k up to max_top_k (1,000 here), also when many
+        records share one vector: 2,000 16-d records, 800 of them copies of 8 vectors; queries
+        at a copied vector and elsewhere, unfiltered and filtered. Exact stores return the
+        reference top-k; approximate ones reach min_recall on every query."""
+        h = vpa_store
+        caps = h.capabilities
+        if not caps.contract_1_1:
+            h.not_declared()
+            return
+        rng = np.random.default_rng(20261203)
+        dim, copies, distinct = 16, 100, 8
+        k = h.clamp_top_k(1000)
+        shared = rng.standard_normal((distinct, dim))
+        centers = rng.standard_normal((6, dim))
+        spread = centers[rng.integers(0, 6, 1200)] + 0.5 * rng.standard_normal((1200, dim))
+        vectors = np.concatenate([np.repeat(shared, copies, axis=0), spread]).astype(np.float32)
+        use_int = MetadataType.INT in caps.metadata_types
+        records = [
+            Record(f"d{i:04d}", vectors[i], "", {"bucket": i % 4} if use_int else {})
+            for i in range(len(vectors))
+        ]
+        filtered = use_int and FilterOp.IN in caps.filter_operators
+        queries = [
+            shared[0],
+            shared[3] + 0.01 * rng.standard_normal(dim),
+            centers[1],
+            rng.standard_normal(dim),
+        ]
+        with h.collection(dim) as name:
+            oracle = Oracle(dim)
+            _fill(h, name, oracle, records)
+            worst = 1.0
+            for i, q in enumerate(queries):
+                vector = [float(x) for x in q]
+                for spec in [None, {"bucket": {"$in": [1, 2]}}] if filtered else [None]:
+                    hits = h.query(name, vector, top_k=k, filter=spec)
+                    check_hits(hits, oracle, vector, k, spec, caps)
+                    got = recall(hits, oracle, vector, k, spec)
+                    worst = min(worst, got)
+                    needed = 1.0 if caps.exact else caps.min_recall
+                    if got + 1e-9 < needed:
+                        fail(
+                            f"query {i} (filter={spec!r}) at top_k={k} found {got:.3f} of the reference "
+                            f"top-k ({len(hits)} hits); the store declares min_recall {needed}"
+                        )
+            h.node.user_properties.append(("vpa_recall", round(worst, 4)))
+
     def test_max_top_k(self, vpa_store: StoreHarness) -> None:
         """A store that declares max_top_k answers top_k up to it and refuses more with
         ValidationError; top_k must be a positive int."""
