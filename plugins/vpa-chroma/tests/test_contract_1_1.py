@@ -330,3 +330,34 @@ async def test_collections_of_02_are_upgraded_on_open(tmp_path: Path) -> None:
     finally:
         await store.close()
         raw.close()
+
+
+async def test_a_top_k_hnsw_cannot_reach_is_ranked_exactly(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """5,000 records on 10 distinct vectors: Chroma's HNSW graph falls apart into islands and a
+    top 1000 came back with 83-760 hits whatever ef_search. Fewer hits than matching records
+    are ranked exactly instead: top_k distinct hits, best first."""
+    store = ChromaStore(path=tmp_path / "chroma")
+    name = "dupes"
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((10, 16)).astype(np.float32)
+    which = rng.integers(0, 10, 5000)
+    exact_rankings: list[int] = []
+    ranked = codec.exact_hits
+    monkeypatch.setattr(codec, "exact_hits", lambda *a: exact_rankings.append(1) or ranked(*a))
+    try:
+        await store.create_collection(name, 16)
+        await store.upsert(
+            name, [Record(f"r{i:05d}", base[w], "", {"w": int(w)}) for i, w in enumerate(which)]
+        )
+        unit = base / np.linalg.norm(base, axis=1, keepdims=True)
+        for q in rng.standard_normal((6, 16)).astype(np.float32):
+            hits = await store.query(name, q, top_k=1000)
+            assert len(hits) == 1000 and len({h.id for h in hits}) == 1000
+            assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+            exact = unit[which] @ (q / np.linalg.norm(q))
+            assert abs(hits[0].score - exact.max()) < 1e-5  # the best is found, whatever HNSW reached
+            few = await store.query(name, q, top_k=1000, filter={"w": {"$in": [1, 2]}})
+            assert len(few) == min(1000, int(np.isin(which, [1, 2]).sum()))
+        assert exact_rankings  # HNSW alone fell short at least once
+    finally:
+        await store.close()

@@ -377,6 +377,27 @@ def hits_from(result: Mapping[str, Any]) -> list[Hit]:
     ]
 
 
+def exact_hits(result: Mapping[str, Any], vector: Any, top_k: int) -> list[Hit]:
+    """The ``top_k`` records of a ``get(include=["embeddings", "documents", "metadatas"])``
+    result closest to ``vector`` by cosine similarity, best first (ties by id)."""
+    if not result["ids"]:
+        return []
+    matrix = np.asarray(result["embeddings"], dtype=np.float64)
+    query = np.asarray(vector, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
+    scores = np.clip(matrix @ query / np.where(norms == 0, 1.0, norms), -1.0, 1.0)
+    order = sorted(range(len(result["ids"])), key=lambda n: (-scores[n], result["ids"][n]))[:top_k]
+    return [
+        Hit(
+            id=result["ids"][n],
+            score=float(scores[n]),
+            text=result["documents"][n] or "",
+            metadata=decode_metadata(result["metadatas"][n]),
+        )
+        for n in order
+    ]
+
+
 def orphan_fixes(
     written: Mapping[str, Mapping[str, Any] | None], result: Mapping[str, Any]
 ) -> tuple[list[str], list[dict[str, None]]]:
