@@ -82,10 +82,10 @@ class ChromaStore(VectorStore):
         max_filter_depth=32,
         # A record's scalar metadata, and separately its list items, are written in one SQL
         # statement each: past 5,461 of either (32,766 variables / 6) compaction fails and leaves
-        # the collection broken for every later write, read and drop. The codec adds at most one
-        # list item per key (the names of numeric fields) and one scalar (the document), so 256
-        # keys and 12 KiB of metadata (at most 3,326 list items and 257 scalars with the
-        # bookkeeping) stay under 2/3 of it.
+        # the collection broken for every later write, read and drop. The codec adds one scalar
+        # per key (its type tag) and two per record (the scroll key, the document), so 256 keys
+        # and 12 KiB of metadata (at most 3,326 list items and 514 scalars with the bookkeeping)
+        # stay under 2/3 of it; an update is refused past the same bounds (see `_update`).
         max_metadata_keys=256,
         max_metadata_bytes=12 * 1024,
         # scroll pages with one ``get`` of up to max_page_size + 1 records (see `_scroll`)
