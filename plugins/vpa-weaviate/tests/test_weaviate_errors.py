@@ -186,7 +186,7 @@ async def test_collection_dropped_by_another_instance_is_collection_not_found(st
         await second.drop_collection("dropped")
         with pytest.raises(CollectionNotFound):
             await first.count("dropped", {"k": 1})  # first still has the definition cached
-        assert encode_collection("dropped") not in first._types  # and its schema types
+        assert encode_collection("dropped") not in first._schemas  # and its schema
         with pytest.raises(CollectionNotFound):
             await first.count("dropped")  # and forgot it after the first miss
     finally:

@@ -3,6 +3,7 @@ tenants, configuration and lifecycle."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -29,6 +30,8 @@ from vpa_weaviate.settings import WeaviateSettings
 from vpa_weaviate.store import NEGATIONS, ServerInfo, WeaviateStore
 from weaviate_support import StandIn, start_standin, stop_standin
 
+NOON = dt.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
+
 
 def _raw_client(standin: StandIn) -> weaviate.WeaviateClient:
     return standin.client()
@@ -50,7 +53,23 @@ async def test_collection_layout_in_weaviate(standin: StandIn, unique_name: str)
         await store.create_collection(unique_name, 3, fingerprint=fingerprint)
         await store.upsert(
             unique_name,
-            [Record("a", [1, 2, 3], "t", {"n": 1, "f": 1.0, "s": "x", "b": True, "l": ["y"], "myKey": []})],
+            [
+                Record(
+                    "a",
+                    [1, 2, 3],
+                    "t",
+                    {
+                        "n": 1,
+                        "f": 1.0,
+                        "s": "x",
+                        "b": True,
+                        "l": ["y"],
+                        "myKey": [],
+                        "d": NOON,
+                        "og:title": "x",
+                    },
+                )
+            ],
         )
         client = _raw_client(standin)
         try:
@@ -69,16 +88,20 @@ async def test_collection_layout_in_weaviate(standin: StandIn, unique_name: str)
             "vpa_id": "text",
             "vpa_text": "text",
             "vpa_norm": "number",
-            "vpa_keys": "text[]",
             "m_n": "int",
             "m_f": "number",
             "m_s": "text",
             "m_b": "boolean",
             "m_l": "text[]",
             "m_my_key": "text[]",
+            "m_d": "date",
+            "m_og_23atitle": "text",
         }
         tokenization = {p.name: p.tokenization and p.tokenization.value for p in config.properties}
         assert tokenization["m_s"] == tokenization["m_l"] == "field"
+        described = {p.name: json.loads(p.description)["vpa_key"] for p in config.properties if p.description}
+        assert described["m_og_23atitle"] == "og:title" and described["m_my_key"] == "myKey"
+        assert config.inverted_index_config.index_null_state is True  # $exists is IsNull
     finally:
         await store.drop_collection(unique_name)
         await store.close()
@@ -97,7 +120,7 @@ async def test_int_and_float_keep_their_types(standin: StandIn, unique_name: str
         got = {r.id: r.metadata for r in await other.get(unique_name, ["i", "j"])}
         await other.close()
         assert got["i"] == {"n": 3, "f": 3.0, "big": 2**53, "neg": -(2**53)}
-        assert [type(v) for v in got["i"].values()] == [int, float, int, int]
+        assert {k: type(v) for k, v in got["i"].items()} == {"n": int, "f": float, "big": int, "neg": int}
         assert type(got["j"]["f"]) is float and type(got["j"]["n"]) is int
         assert await store.count(unique_name, {"f": 3}) == 1  # int operand on a float property
         assert await store.count(unique_name, {"n": 3.0}) == 1  # float operand on an int property

@@ -1,9 +1,16 @@
 """Records ↔ Weaviate objects, and a collection's definition ↔ its class (see `vpa_weaviate.naming`).
 
-An object holds the reserved properties ``vpa_id``, ``vpa_text``, ``vpa_norm`` (the vector's norm,
-to restore a vector a server returned normalised) and ``vpa_keys`` (the record's metadata keys),
-and one typed property ``m_<encoded key>`` per metadata key: text values framed, numbers as
-``int`` or ``number``; reads decode by the schema's type, so an int stays an int.
+An object holds the reserved properties ``vpa_id``, ``vpa_text`` and ``vpa_norm`` (the vector's
+norm, to restore a vector a server returned normalised), and one typed property per metadata key
+(``m_<encoded key>``, or ``h_<digest>`` with the key in the property's description): text values
+framed, numbers as ``int`` or ``number``, datetimes as ``date`` (RFC 3339, to the microsecond),
+lists as ``text[]`` with ``[]`` marked; reads decode by the schema's type, so an int stays an int
+and a date comes back as a UTC datetime. The keys an object has are the properties it has a
+value for (Weaviate drops a null property), so a merge (``PATCH``) adds keys without reading.
+
+Classes created before 0.3 (``legacy``: they have a ``vpa_keys`` property) keep their layout:
+each object lists its keys in ``vpa_keys`` and stores ``[]`` as is, and the class has no
+null-state index (``$exists`` is `UnsupportedFilter` on it).
 
 The class description holds VPA's definition (`vpa.stores.definition`) with the two facts only
 Weaviate needs: the collection's name (so a class is VPA's only under the name it was created for,
@@ -17,7 +24,9 @@ are read too (`_legacy_definition`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,22 +35,28 @@ import numpy as np
 from vpa.errors import StoreError, UnsupportedMetadata
 from vpa.models import CollectionInfo, Hit, MetadataType, Record
 from vpa.stores.definition import DEFINITION_KEY, dump_definition, load_definition
+from vpa.typedjson import UTC, from_micros, to_micros
 from vpa.validation import metadata_type
 from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
 from weaviate.classes.data import DataObject
 
 from vpa_weaviate import filters as wf
 from vpa_weaviate.naming import (
+    HASH_PREFIX,
     ID_PROP,
     KEYS_PROP,
+    META_PREFIX,
     NORM_PROP,
     TEXT_PROP,
     VECTOR_NAME,
     frame,
+    frame_list,
     key_of,
     object_uuid,
     prop_name,
+    property_description,
     unframe,
+    unframe_list,
 )
 from vpa_weaviate.settings import WeaviateSettings
 
@@ -53,18 +68,55 @@ DATA_TYPES: dict[MetadataType, str] = {
     MetadataType.BOOL: wf.BOOL,
     MetadataType.STR_LIST: wf.TEXT_ARRAY,
     MetadataType.EMPTY_LIST: wf.TEXT_ARRAY,
+    MetadataType.DATETIME: wf.DATE,
 }
-_VPA_NAMES = {wf.TEXT: "str", wf.INT: "int", wf.NUMBER: "float", wf.BOOL: "bool", wf.TEXT_ARRAY: "list[str]"}
+_VPA_NAMES = {
+    wf.TEXT: "str",
+    wf.INT: "int",
+    wf.NUMBER: "float",
+    wf.BOOL: "bool",
+    wf.TEXT_ARRAY: "list[str]",
+    wf.DATE: "datetime",
+}
+#: Where a property's name starts when it may hold a metadata key.
+_METADATA_PREFIXES = (META_PREFIX, HASH_PREFIX)
+_FRACTION = re.compile(r"(?<=\.\d{6})\d+")
+
+
+@attrs.frozen
+class Schema:
+    """What the store knows of a class: each metadata key's data type, the key each metadata
+    property holds, and the class's layout — ``legacy`` for one created before 0.3 (it has
+    ``vpa_keys`` and stores ``[]`` as is), ``null_state`` if it indexes null state (``$exists``)."""
+
+    types: Mapping[str, str] = attrs.field(factory=dict)
+    keys: Mapping[str, str] = attrs.field(factory=dict)
+    legacy: bool = False
+    null_state: bool = True
+
+    def with_key(self, key: str, data_type: str) -> Schema:
+        return attrs.evolve(
+            self, types={**self.types, key: data_type}, keys={**self.keys, prop_name(key): key}
+        )
+
+    def knows(self, props: Mapping[str, Any]) -> bool:
+        """Whether every metadata key an object's properties carry is in this schema (if not,
+        another writer added a key: read the schema again)."""
+        if self.legacy or KEYS_PROP in props:
+            return all(str(k) in self.types for k in props.get(KEYS_PROP) or ())
+        return all(p in self.keys for p in props if p.startswith(_METADATA_PREFIXES))
 
 
 # --- values and objects ---------------------------------------------------------------------------
 
 
-def encode_value(data_type: str, value: Any) -> Any:
+def encode_value(data_type: str, value: Any, *, legacy: bool = False) -> Any:
     if data_type == wf.TEXT:
         return frame(value)
     if data_type == wf.TEXT_ARRAY:
-        return [frame(v) for v in value]
+        return frame_list(list(value), mark_empty=not legacy)
+    if data_type == wf.DATE:
+        return value.astimezone(UTC)  # the client writes RFC 3339 to the microsecond
     if data_type == wf.NUMBER:
         number = float(value)
         return 0.0 if number == 0 else number  # -0.0 would sort below 0.0 in Weaviate's index
@@ -77,7 +129,9 @@ def decode_value(data_type: str, value: Any) -> Any:
     if data_type == wf.TEXT:
         return unframe(str(value))
     if data_type == wf.TEXT_ARRAY:
-        return [unframe(str(v)) for v in (value or [])]
+        return unframe_list(value)
+    if data_type == wf.DATE:
+        return _utc(value)
     if data_type == wf.NUMBER:
         return float(value)
     if data_type == wf.INT:
@@ -85,58 +139,101 @@ def decode_value(data_type: str, value: Any) -> Any:
     return bool(value)
 
 
-def data_object(record: Record, types: Mapping[str, str]) -> DataObject:
-    """The object of a validated record; ``types`` has a data type for each of its keys."""
+def _utc(value: Any) -> dt.datetime:
+    """A date as the client returns it (an aware datetime; a string from elsewhere), in UTC."""
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.fromisoformat(_FRACTION.sub("", str(value)))  # nanoseconds: kept to µs
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return from_micros(to_micros(value))
+
+
+def data_object(
+    record: Record, types: Mapping[str, str], *, legacy: bool = False, norm: float | None = None
+) -> DataObject:
+    """The object of a validated record; ``types`` has a data type for each of its keys. A
+    ``legacy`` class also gets the ``vpa_keys`` list; ``norm`` is the vector's norm as stored
+    (given when an object is rewritten with the vector the server returned)."""
     props: dict[str, Any] = {
         ID_PROP: record.id,
         TEXT_PROP: record.text,
-        NORM_PROP: float(np.linalg.norm(record.vector.astype(np.float64))),
-        KEYS_PROP: list(record.metadata),
+        NORM_PROP: float(np.linalg.norm(record.vector.astype(np.float64))) if norm is None else norm,
     }
+    if legacy:
+        props[KEYS_PROP] = list(record.metadata)
     for key, value in record.metadata.items():
-        props[prop_name(key)] = encode_value(types[key], value)
+        props[prop_name(key)] = encode_value(types[key], value, legacy=legacy)
     return DataObject(
         properties=props, uuid=object_uuid(record.id), vector={VECTOR_NAME: record.vector.tolist()}
     )
 
 
-def metadata_keys(props: Mapping[str, Any]) -> list[str]:
-    """The metadata keys an object carries (`decode` needs their types)."""
-    return [str(k) for k in (props.get(KEYS_PROP) or [])]
+def patch_properties(changes: Mapping[str, Any], types: Mapping[str, str]) -> dict[str, Any]:
+    """The properties of a merge (``PATCH``) that sets ``changes`` (a 0.3 class)."""
+    return {prop_name(key): encode_value(types[key], value) for key, value in changes.items()}
 
 
-def decode(props: Mapping[str, Any], types: Mapping[str, str]) -> tuple[str, str, dict[str, Any]]:
-    """An object's VPA id, text and metadata."""
+def decode(props: Mapping[str, Any], schema: Schema) -> tuple[str, str, dict[str, Any]]:
+    """An object's VPA id, text and metadata: in a 0.3 class, every metadata property it has a
+    value for; in an older object, the keys its ``vpa_keys`` lists."""
     metadata: dict[str, Any] = {}
-    for key in metadata_keys(props):
-        data_type = types.get(key)
-        value = props.get(prop_name(key))
-        if data_type is None:
-            continue
-        if value is None:
-            if data_type == wf.TEXT_ARRAY:
-                metadata[key] = []  # a server that does not return empty arrays
-            continue
-        metadata[key] = decode_value(data_type, value)
+    listed = props.get(KEYS_PROP)
+    if listed is not None:
+        for key in map(str, listed):
+            data_type = schema.types.get(key)
+            value = props.get(prop_name(key))
+            if data_type is None:
+                continue
+            if value is None:
+                if data_type == wf.TEXT_ARRAY:
+                    metadata[key] = []  # a server that does not return empty arrays
+                continue
+            metadata[key] = decode_value(data_type, value)
+    else:
+        for name, value in props.items():
+            key = schema.keys.get(name)
+            if key is not None and value is not None:
+                metadata[key] = decode_value(schema.types[key], value)
     return str(props.get(ID_PROP, "")), str(props.get(TEXT_PROP) or ""), metadata
 
 
-def to_hit(obj: Any, types: Mapping[str, str]) -> Hit | None:
+def to_hit(obj: Any, schema: Schema) -> Hit | None:
     """A search result as a hit (None for an object some other client put into the class)."""
     if ID_PROP not in obj.properties:
         return None
-    record_id, text, metadata = decode(obj.properties, types)
+    record_id, text, metadata = decode(obj.properties, schema)
     distance = obj.metadata.distance if obj.metadata.distance is not None else 1.0
     return Hit(record_id, min(1.0, max(-1.0, 1.0 - float(distance))), text, metadata)
 
 
-def to_record(obj: Any, types: Mapping[str, str]) -> Record:
-    """A fetched object (with its vector) as the record written."""
-    record_id, text, metadata = decode(obj.properties, types)
-    vector = obj.vector.get(VECTOR_NAME) if isinstance(obj.vector, Mapping) else obj.vector
+def raw_vector(obj: Any) -> Sequence[float] | None:
+    """The vector of a fetched object exactly as the server returned it."""
+    return obj.vector.get(VECTOR_NAME) if isinstance(obj.vector, Mapping) else obj.vector
+
+
+def to_record(obj: Any, schema: Schema, *, with_vector: bool = True) -> Record:
+    """A fetched object as the record written (without its vector: an empty one)."""
+    record_id, text, metadata = decode(obj.properties, schema)
+    if not with_vector:
+        return Record(record_id, np.zeros(0, dtype=np.float32), text, metadata)
+    vector = raw_vector(obj)
     if vector is None:
         raise StoreError(f"Weaviate returned object {record_id!r} without its vector")
     return Record(record_id, restore_vector(vector, obj.properties.get(NORM_PROP)), text, metadata)
+
+
+def rewritten(obj: Any, schema: Schema, changes: Mapping[str, Any], removed: Sequence[str]) -> DataObject:
+    """A fetched object with ``changes`` set and ``removed`` gone, to write back whole: the vector
+    and the stored norm exactly as the server returned them, the text and id as they were."""
+    record_id, text, metadata = decode(obj.properties, schema)
+    merged = {k: v for k, v in metadata.items() if k not in removed}
+    merged.update(changes)
+    vector = raw_vector(obj)
+    if vector is None:
+        raise StoreError(f"Weaviate returned object {record_id!r} without its vector")
+    norm = obj.properties.get(NORM_PROP)
+    record = Record(record_id, vector, text, merged)
+    return data_object(record, schema.types, legacy=schema.legacy, norm=None if norm is None else float(norm))
 
 
 def restore_vector(vector: Sequence[float], norm: Any) -> np.ndarray:
@@ -153,21 +250,28 @@ def restore_vector(vector: Sequence[float], norm: Any) -> np.ndarray:
 # --- schema: one typed property per metadata key --------------------------------------------------
 
 
-def schema_types(config: Any) -> dict[str, str]:
-    """The data type of each metadata key a class has a property for."""
+def read_schema(config: Any) -> Schema:
+    """A class's `Schema`, from its full config (``config.get()``)."""
     types: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    legacy = False
     for prop in config.properties:
-        key = key_of(prop.name)
+        if prop.name == KEYS_PROP:
+            legacy = True
+        key = key_of(prop.name, getattr(prop, "description", None))
         if key is not None:
             types[key] = prop.data_type.value
-    return types
+            keys[prop.name] = key
+    inverted = getattr(config, "inverted_index_config", None)
+    null_state = bool(getattr(inverted, "index_null_state", False))
+    return Schema(types, keys, legacy, null_state)
 
 
-def batch_types(records: Sequence[Record]) -> dict[str, str]:
-    """The data type each key of a validated batch needs; two types for one key are refused."""
+def batch_types(metadatas: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The data type each key of validated metadata needs; two types for one key are refused."""
     needed: dict[str, str] = {}
-    for record in records:
-        for key, value in record.metadata.items():
+    for metadata in metadatas:
+        for key, value in metadata.items():
             kind = metadata_type(value)
             assert kind is not None  # validated
             data_type = DATA_TYPES[kind]
@@ -191,10 +295,11 @@ def check_types(name: str, needed: Mapping[str, str], types: Mapping[str, str]) 
             )
 
 
-def _property(name: str, data_type: str, *, filterable: bool) -> Property:
+def _property(name: str, data_type: str, *, filterable: bool, description: str | None = None) -> Property:
     """A property compared exactly: ``field`` tokenization for text, never searchable."""
     return Property(
         name=name,
+        description=description,
         data_type=DataType(data_type),
         index_filterable=filterable,
         index_searchable=False,
@@ -204,12 +309,13 @@ def _property(name: str, data_type: str, *, filterable: bool) -> Property:
 
 
 def metadata_property(key: str, data_type: str) -> Property:
-    return _property(prop_name(key), data_type, filterable=True)
+    """The property of metadata key ``key``; its description names the key (`naming`)."""
+    return _property(prop_name(key), data_type, filterable=True, description=property_description(key))
 
 
 def reserved_properties() -> list[Property]:
-    """The record's id, text, vector norm and keys: stored, never indexed."""
-    reserved = {ID_PROP: wf.TEXT, TEXT_PROP: wf.TEXT, NORM_PROP: wf.NUMBER, KEYS_PROP: wf.TEXT_ARRAY}
+    """The record's id, text and vector norm: stored, never indexed."""
+    reserved = {ID_PROP: wf.TEXT, TEXT_PROP: wf.TEXT, NORM_PROP: wf.NUMBER}
     return [_property(name, data_type, filterable=False) for name, data_type in reserved.items()]
 
 
@@ -266,6 +372,8 @@ def class_config(info: CollectionInfo, settings: WeaviateSettings) -> dict[str, 
     )
     return {
         "description": dump_description(info, multi_tenant),
+        # $exists is IsNull, which needs the null state indexed; Weaviate cannot add it later
+        "inverted_index_config": Configure.inverted_index(index_null_state=True),
         "vector_config": Configure.Vectors.self_provided(name=VECTOR_NAME, vector_index_config=index),
         "properties": reserved_properties(),
         "multi_tenancy_config": (
