@@ -47,15 +47,22 @@ CHROMA_MAX_BATCH = 5461
 #: Embedded writes are paced (see ``write_call_seconds``) in calls of at least this many records,
 #: starting at `FIRST_WRITE_CALL`.
 MIN_WRITE_CALL = 32
-FIRST_WRITE_CALL = 128
+FIRST_WRITE_CALL = 64
 
 #: Chroma's ef_search default (100) gives recall@10 of about 0.9 on 10k unstructured 64-d
 #: vectors; 200 gives about 0.98 (clustered, realistic data: 1.0 either way). Set at creation.
 HNSW_DEFAULTS = {"ef_search": 200}
 
-#: A query that gets fewer hits than records match (an HNSW graph Chroma cannot walk whole) is
-#: ranked exactly over the matching records when they are at most this many.
+#: Reads by id are cut into calls of this many records in embedded mode: chromadb builds each
+#: result holding the GIL (5,000 records' metadata: 0.5-1.2 s), which would stall the event loop.
+READ_CALL = 500
+
+#: Exact ranking (see `_query`) over at most this many matching records: when the HNSW search
+#: returns fewer hits than records match, or when top_k (at least `EXACT_TOP_K`) is a tenth or
+#: more of the matching records, where HNSW's recall drops (0.86 at top_k 1000 of 2,000).
 EXACT_FALLBACK_MAX = 20_000
+EXACT_TOP_K = 100
+EXACT_SHARE = 10
 
 #: Scroll keys (`codec.SEQ_KEY`) are microseconds since this instant (2024-01-01 UTC) times 1024,
 #: plus a random 0-1023: increasing in write order, 2**63 reached in the year 2309.
@@ -283,6 +290,20 @@ class ChromaStore(VectorStore):
                 # grow towards 80% of the target: a call's cost per record rises with the collection
                 self._pace = min(limit, int(size * min(1.5, 0.8 * target / max(elapsed, 1e-6))))
 
+    def _read_ids(self, collection: Any, ids: Sequence[str], **options: Any) -> dict[str, list[Any]]:
+        """``collection.get(ids=ids, **options)`` in calls Chroma and the event loop take (see
+        `READ_CALL`), the results joined."""
+        size = self._batch() if self.path is None else min(READ_CALL, self._batch())
+        out: dict[str, list[Any]] = {"ids": [], "embeddings": [], "documents": [], "metadatas": []}
+        for start in range(0, len(ids), size):
+            result = collection.get(ids=list(ids[start : start + size]), **options)
+            for column, values in out.items():
+                part = result.get(column)
+                values.extend([] if part is None else list(part))
+            if self.path is not None:
+                time.sleep(0)  # hand the GIL to the event loop between calls
+        return out
+
     def _write_lock(self, name: str) -> threading.Lock:
         with self._client_lock:
             return self._write_locks.setdefault(name, threading.Lock())
@@ -419,7 +440,7 @@ class ChromaStore(VectorStore):
             # and delete those the new metadata lacks, so the write replaces; a record keeps its
             # scroll key, a new one gets the next.
             ids = [r.id for r in records]
-            previous = codec.stored_metadata(collection.get(ids=ids, include=["metadatas"]))
+            previous = codec.stored_metadata(self._read_ids(collection, ids, include=["metadatas"]))
             fresh = iter(self._new_seqs(sum(codec.seq_of(previous.get(i)) is None for i in ids)))
             rows = []
             for r in records:
@@ -430,7 +451,8 @@ class ChromaStore(VectorStore):
             self._paced(rows, lambda chunk: collection.upsert(**codec.upsert_columns(chunk)))
             new = {r.id: m for r, m in rows if r.id not in previous}
             if new:  # chroma#7594: shed list metadata a new record inherited from a dropped collection
-                ids, fixes = codec.orphan_fixes(new, collection.get(ids=list(new), include=["metadatas"]))
+                stored = self._read_ids(collection, list(new), include=["metadatas"])
+                ids, fixes = codec.orphan_fixes(new, stored)
                 if ids:
                     collection.update(ids=ids, metadatas=fixes)
 
@@ -444,6 +466,21 @@ class ChromaStore(VectorStore):
         where = to_native(node)
 
         def search(collection: Any) -> list[Hit]:
+            def matching() -> int:
+                if where is None:
+                    return int(collection.count())
+                return len(collection.get(where=where, include=[])["ids"])
+
+            def exact() -> list[Hit]:
+                result = collection.get(where=where, include=["embeddings", "documents", "metadatas"])
+                return codec.exact_hits(result, vector, top_k)
+
+            # HNSW's recall falls at a large top_k (0.86 at 1,000 of 2,000 records with many
+            # copies of a few vectors, whatever ef_search): rank exactly when top_k is a large
+            # share of the matching records and they are few enough to read.
+            count = matching() if top_k >= EXACT_TOP_K else None
+            if count is not None and count <= EXACT_FALLBACK_MAX and top_k * EXACT_SHARE >= count:
+                return exact()
             hits = codec.hits_from(
                 collection.query(
                     query_embeddings=[vector.tolist()],
@@ -456,27 +493,17 @@ class ChromaStore(VectorStore):
                 # HNSW may reach only part of its graph: on many identical vectors, Chroma 1.5
                 # answered a top 1000 with 83-760 hits out of 5000 records, whatever ef_search.
                 # If fewer hits came back than records match, rank the matching records exactly.
-                if where is None:
-                    matching = int(collection.count())
-                else:
-                    matching = len(collection.get(where=where, include=[])["ids"])
-                if len(hits) < min(top_k, matching) and matching <= EXACT_FALLBACK_MAX:
-                    result = collection.get(where=where, include=["embeddings", "documents", "metadatas"])
-                    return codec.exact_hits(result, vector, top_k)
+                count = matching() if count is None else count
+                if len(hits) < min(top_k, count) and count <= EXACT_FALLBACK_MAX:
+                    return exact()
             return hits
 
         return await self._vendor("query", lambda: self._on_collection(info.name, search), info.name)
 
     async def _get(self, info: CollectionInfo, ids: list[str]) -> list[Record]:
         def read(collection: Any) -> list[Record]:
-            size = self._batch()
-            out: list[Record] = []
-            for start in range(0, len(ids), size):
-                result = collection.get(
-                    ids=ids[start : start + size], include=["embeddings", "documents", "metadatas"]
-                )
-                out.extend(codec.records_from(result))
-            return out
+            include = ["embeddings", "documents", "metadatas"]
+            return codec.records_from(self._read_ids(collection, ids, include=include))
 
         return await self._vendor("get", lambda: self._on_collection(info.name, read), info.name)
 
@@ -599,11 +626,8 @@ class ChromaStore(VectorStore):
                 if ids is None:
                     found.update(codec.stored_metadata(collection.get(where=where, include=["metadatas"])))
                 else:
-                    size = self._batch()
-                    for start in range(0, len(ids), size):
-                        part = ids[start : start + size]
-                        result = collection.get(ids=part, where=where, include=["metadatas"])
-                        found.update(codec.stored_metadata(result))
+                    result = self._read_ids(collection, ids, where=where, include=["metadatas"])
+                    found.update(codec.stored_metadata(result))
                 for record_id, stored in found.items():
                     merged = {k: v for k, v in codec.decode_metadata(stored).items() if k not in unset}
                     merged.update(set)
