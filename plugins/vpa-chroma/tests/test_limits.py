@@ -115,6 +115,9 @@ async def test_the_declared_maxima_are_accepted(make_store):
         assert (await store.get(name, ["max"]))[0].metadata == keys
         spec = {"$not": {"$and": [{"k0": {"$gt": -i - 0.5}} for i in range(MAX_FILTER_TERMS)]}}
         assert await store.count(name, spec) == 0
+        # scroll and update add the scroll key's range (or read the ids) to the same where
+        assert (await store.scroll_page(name, spec, batch_size=1)).records == []
+        assert await store.update(name, filter=spec, set={"x": 1}) == 0
         wider = {"$not": {"$and": [{"k0": {"$gt": -i}} for i in range(MAX_FILTER_TERMS + 1)]}}
         with pytest.raises(LimitExceeded):
             await store.count(name, wider)
