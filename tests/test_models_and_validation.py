@@ -1,3 +1,4 @@
+import datetime as _dt
 import numpy as np
 import pytest
 
@@ -52,11 +53,32 @@ def test_dimension_is_named():
 
 @pytest.mark.parametrize(
     "metadata",
-    [{"a": None}, {"a": {"b": 1}}, {"a": [1, 2]}, {"a": float("nan")}, {"a": 2**60}, {"bad-key": 1}, {"1a": 1}],
+    [
+        {"a": {"b": 1}},
+        {"a": [1, 2]},
+        {"a": float("nan")},
+        {"a": 2**60},
+        {"$a": 1},
+        {"a\x00b": 1},
+        {"k" * 129: 1},
+        {"": 1},
+        {"d": _dt.datetime(2024, 5, 1)},  # naive
+    ],
 )
 def test_unportable_metadata_is_refused(metadata):
     with pytest.raises(InvalidMetadata):
         check_metadata(metadata)
+
+
+@pytest.mark.parametrize("metadata", [{"bad-key": 1}, {"1a": 1}, {"k" * 65: 1}, {"page.number": 1}])
+def test_contract_1_0_keys_stay_identifiers(metadata):
+    check_metadata(metadata)  # a 1.1 key
+    with pytest.raises(InvalidMetadata, match="contract 1.0"):
+        check_metadata(metadata, legacy_keys=True)
+
+
+def test_none_means_absent():
+    assert check_metadata({"a": None, "b": 1}) == {"b": 1}
 
 
 def test_undeclared_metadata_type_is_unsupported():
@@ -107,7 +129,9 @@ def test_the_metadata_check_accepts_exactly_the_portable_values(value):
     kind = metadata_type(value)
     strings = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     valid = kind is not None and all(isinstance(v, str) and is_encodable(v) for v in strings if isinstance(v, str))
-    if valid:
+    if value is None:  # contract 1.1: a None value means the key is absent
+        assert check_metadata({"k": value}) == {}
+    elif valid:
         assert check_metadata({"k": value}) == {"k": list(value) if isinstance(value, list) else value}
         with pytest.raises(UnsupportedMetadata):
             check_metadata({"k": value}, allowed=set(MetadataType) - {kind})

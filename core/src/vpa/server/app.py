@@ -659,7 +659,7 @@ def _add_document_routes(app: FastAPI) -> None:
             str | None,
             Query(description="the `pagination.next_cursor` of the previous page (empty or left out: the "
                   f"first page); at most {MAX_CURSOR_LENGTH} characters",
-                  json_schema_extra={"maxLength": MAX_CURSOR_LENGTH}),
+                  json_schema_extra={"maxLength": MAX_CURSOR_LENGTH, "pattern": "^[A-Za-z0-9_-]*$"}),
         ] = None,
     ) -> Any:
         """The caller's documents that match `filter`, a page at a time: id, title, metadata and

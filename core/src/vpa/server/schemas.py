@@ -35,8 +35,10 @@ MAX_TITLE_LENGTH = 2000
 MAX_QUERY_LENGTH = 10_000
 MAX_USER_ID_LENGTH = 200
 MAX_KEY_NAME_LENGTH = 200
-#: The longest filter a listing takes as a query parameter (JSON characters, before URL encoding).
-MAX_FILTER_QUERY_LENGTH = 16 * 1024
+#: The longest filter a listing takes as a query parameter (JSON characters, before URL encoding):
+#: percent-encoded (up to 12 bytes a character), with a cursor and the headers, the request still
+#: fits the server's 64 KiB request-head limit, so it is answered in JSON, never by the HTTP parser.
+MAX_FILTER_QUERY_LENGTH = 4096
 #: The most keys one PATCH may unset (the stores' metadata bounds are lower still).
 MAX_PATCH_KEYS = 1024
 
