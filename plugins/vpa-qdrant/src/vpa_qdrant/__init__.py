@@ -1,3 +1,3 @@
 """VPA store plugin for Qdrant (embedded local mode or a Qdrant server): `vpa_qdrant.store`."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
