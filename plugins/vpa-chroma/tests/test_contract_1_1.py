@@ -115,25 +115,10 @@ async def test_scroll_resumes_in_a_new_instance_and_refuses_foreign_cursors(make
 
 
 def test_positions_are_checked() -> None:
-    assert codec.load_position(None) == (-1, None, None)
-    assert codec.load_position(codec.dump_position(5)) == (5, None, None)
-    assert codec.load_position(codec.dump_position(5, 'é"x', 9)) == (5, 'é"x', 9)
-    bad_positions = (
-        "",
-        "[]",
-        "[1]",
-        "[1, 2, 3]",
-        '["1", null, null]',
-        "[1.5, null, null]",
-        "[true, null, null]",
-        "{}",
-        "[-2, null, null]",
-        f"[{2**63}, null, null]",
-        '[1, "a", 0]',
-        "[1, null, 1.5]",
-        "[1, null, null, 4]",
-    )
-    for bad in bad_positions:
+    assert codec.load_position(None) == (-1, None)
+    assert codec.load_position(codec.dump_position(5)) == (5, None)
+    assert codec.load_position(codec.dump_position(5, 'é"x')) == (5, 'é"x')
+    for bad in ("", "[]", "[1, 2]", '["1"]', "[1.5]", "[true]", "{}", "[-2]", f"[{2**63}]", '[1, "a", 3]'):
         with pytest.raises(InvalidCursor):
             codec.load_position(bad)
 
@@ -174,13 +159,12 @@ async def test_scroll_exactly_once_under_concurrent_writes(make_store) -> None: 
 
 
 async def test_scroll_keys_shared_or_out_of_engine_order(tmp_path: Path) -> None:
-    """Keys two processes gave at the same moment (several records on one key), keys in the
-    reverse of Chroma's own order, keys ever further apart: still every record exactly once, for
-    every page size."""
+    """Keys two processes gave at the same moment (several records on one key), and keys in the
+    reverse of Chroma's own order: still every record exactly once, for every page size."""
     store = ChromaStore(path=tmp_path / "chroma")
-    shared, reverse, sparse = "shared", "reverse", "sparse"
-    for name in (shared, reverse, sparse):
-        await store.create_collection(name, 4)
+    shared, reverse = "shared", "reverse"
+    await store.create_collection(shared, 4)
+    await store.create_collection(reverse, 4)
     records = _records(40)
     original = store._new_seqs
     try:
@@ -188,11 +172,8 @@ async def test_scroll_keys_shared_or_out_of_engine_order(tmp_path: Path) -> None
         await store.upsert(shared, records)
         store._new_seqs = lambda count: [10_000 - i for i in range(count)]  # type: ignore[method-assign, assignment, misc]
         await store.upsert(reverse, records)
-        # keys ever further apart: a page's span hint falls short and the range grows
-        store._new_seqs = lambda count: [5 + i**6 for i in range(count)]  # type: ignore[method-assign, assignment, misc]
-        await store.upsert(sparse, records)
         store._new_seqs = original  # type: ignore[method-assign]
-        for name in (shared, reverse, sparse):
+        for name in (shared, reverse):
             for size in (1, 2, 3, 4, 5, 7, 39, 40, 41):
                 ids = await _scroll_ids(store, name, batch_size=size)
                 assert sorted(ids) == [r.id for r in records], (name, size)

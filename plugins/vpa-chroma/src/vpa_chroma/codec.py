@@ -315,32 +315,29 @@ def scroll_rows(result: Mapping[str, Any], with_vectors: bool) -> list[tuple[int
     return rows
 
 
-def dump_position(seq: int, tie: str | None = None, span: int | None = None) -> str:
+def dump_position(seq: int, tie: str | None = None) -> str:
     """A scroll position: every record with a smaller ``seq`` is done, and at ``seq`` itself
-    every record (``tie`` None) or those with an id up to ``tie``. ``span``, a hint, is how far
-    past ``seq`` the next page probably ends (the key span of the page before, with room)."""
-    return json.dumps([seq, tie, span], ensure_ascii=False, separators=(",", ":"))
+    every record (``tie`` None) or those with an id up to ``tie``."""
+    return json.dumps([seq] if tie is None else [seq, tie], ensure_ascii=False, separators=(",", ":"))
 
 
-def load_position(text: str | None) -> tuple[int, str | None, int | None]:
-    """`dump_position`'s ``(seq, tie, span)``; the start is ``(-1, None, None)`` (every seq is 0
-    or more)."""
+def load_position(text: str | None) -> tuple[int, str | None]:
+    """`dump_position`'s ``(seq, tie)``; the start is ``(-1, None)`` (every seq is 0 or more)."""
     if text is None:
-        return -1, None, None
+        return -1, None
     try:
         value = json.loads(text)
     except ValueError:
         raise InvalidCursor("not a Chroma scroll position") from None
     if (
         not isinstance(value, list)
-        or len(value) != 3
+        or len(value) not in (1, 2)
         or not _is_int(value[0])
         or not -1 <= value[0] < 2**63
-        or not (value[1] is None or isinstance(value[1], str))
-        or not (value[2] is None or (_is_int(value[2]) and 0 < value[2] < 2**63))
+        or (len(value) == 2 and not isinstance(value[1], str))
     ):
         raise InvalidCursor("not a Chroma scroll position")
-    return value[0], value[1], value[2]
+    return value[0], (value[1] if len(value) == 2 else None)
 
 
 def upsert_columns(rows: Sequence[tuple[Record, dict[str, Any] | None]]) -> dict[str, Any]:

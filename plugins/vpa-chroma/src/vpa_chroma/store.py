@@ -317,12 +317,6 @@ class ChromaStore(VectorStore):
             self._seq = first + count - 1
         return range(first, first + count)
 
-    def _seq_ceiling(self) -> int:
-        """A key above every key given so far, by this instance or by any client whose clock is
-        within an hour of ours (a scroll's ranges are open past it)."""
-        now = (time.time_ns() // 1000 - SEQ_EPOCH_MICROS) * SEQ_SPREAD
-        return max(self._seq, now) + 3_600_000_000 * SEQ_SPREAD
-
     def _rewrite_legacy(self, collection: Any, found: dict[str, Any]) -> int:
         """Rewrite the 0.2 (format 2) records among ``found`` (id → stored metadata) in format 3,
         in place (Chroma's update: vector and text untouched). Returns how many."""
@@ -558,47 +552,26 @@ class ChromaStore(VectorStore):
         page (the second of ids only); a range that turns out fuller is narrowed and read again.
         """
         where = to_native(node)
-        start, tie, hint = codec.load_position(after)
+        lower, tie = codec.load_position(after)
         include = ["documents", "metadatas", *(["embeddings"] if with_vectors else [])]
-        ceiling = self._seq_ceiling()
 
         def page(collection: Any) -> tuple[list[Record], str | None]:
             def read(clause: Any, count: int | None = None) -> list[tuple[int, str, Record]]:
                 result = collection.get(where=clause, limit=count, include=include)
                 return codec.scroll_rows(result, with_vectors)
 
-            def position(seq: int, page: list[tuple[int, str, Record]], tie: str | None = None) -> str:
-                # the next page probably spans about as many keys as this one: twice that
-                base = start if start >= 0 or not page else page[0][0] - 1
-                span = min(2**62, max(1, 2 * (seq - base))) if seq > base else hint
-                return codec.dump_position(seq, tie, span)
-
             done: list[tuple[int, str, Record]] = []
             if tie is not None:  # the rest of a group of records sharing one key (see below)
-                group = [row for row in read(scroll_where(where, at=start)) if row[1] > tie]
+                group = [row for row in read(scroll_where(where, at=lower)) if row[1] > tie]
                 if len(group) >= limit:
-                    return [r for *_, r in group[:limit]], position(start, group, group[limit - 1][1])
+                    return [r for *_, r in group[:limit]], codec.dump_position(lower, group[limit - 1][1])
                 done = group
-            # A range (lower, upto] of keys is read at a time, at most need + 1 records. A bounded
-            # range keeps Chroma's work near the page's size (an open one reads every key above
-            # `lower`); it starts at the hint and grows while it holds fewer records than needed.
-            # Past `ceiling` (every key given so far, by any clock within an hour) it is open.
-            lower, span = start, hint
-            while True:
-                need = limit - len(done)
-                upto = None if span is None or lower + span >= ceiling else lower + span
-                rows = read(scroll_where(where, above=lower, upto=upto), need + 1)
-                if len(rows) > need or upto is None:
-                    break
-                done += rows  # the whole range: all of it belongs to the page
-                lower = upto
-                if len(done) == limit:
-                    return [r for *_, r in done], position(lower, done)
-                assert span is not None
-                span *= 8 if not rows else max(2, min(8, need // len(rows)))
+            need = limit - len(done)
+            upto: int | None = None  # the range is (lower, upto]; None: no upper end
+            rows = read(scroll_where(where, above=lower), need + 1)
             while True:
                 if len(rows) <= need:  # the whole range
-                    following = None if upto is None else position(upto, done + rows)
+                    following = None if upto is None else codec.dump_position(upto)
                     return [r for *_, r in done + rows], following
                 last = rows[need - 1][0]
                 if rows[need][0] > last:
@@ -607,7 +580,7 @@ class ChromaStore(VectorStore):
                     clause = scroll_where(where, above=lower, upto=last)
                     ids = collection.get(where=clause, limit=need + 1, include=[])["ids"]
                     if sorted(ids) == sorted(row[1] for row in rows[:need]):
-                        return [r for *_, r in done + rows[:need]], position(last, done + rows)
+                        return [r for *_, r in done + rows[:need]], codec.dump_position(last)
                     upto = last
                     rows = read(scroll_where(where, above=lower, upto=upto), need + 1)
                     continue
@@ -622,12 +595,11 @@ class ChromaStore(VectorStore):
                 group = read(scroll_where(where, at=last))
                 chosen = group[: need - len(below)]
                 records = [r for *_, r in done + below + chosen]
-                taken = done + below + chosen
                 if len(chosen) == len(group):
-                    return records, position(last, taken)
+                    return records, codec.dump_position(last)
                 if chosen:
-                    return records, position(last, taken, chosen[-1][1])
-                return records, position(last - 1, taken)
+                    return records, codec.dump_position(last, chosen[-1][1])
+                return records, codec.dump_position(last - 1)
 
         return await self._vendor("scroll", lambda: self._on_collection(info.name, page), info.name)
 
