@@ -731,5 +731,9 @@ def keys_list(data_dir: Path | None, as_json: bool) -> None:
                    f"{created:%Y-%m-%d %H:%M:%S}  {state:<8} {row['name']}")
 
 
+# Commands kept in their own modules, registered on `main` when this module loads.
+from vpa import cli_portability as _cli_portability  # noqa: E402,F401  (export, import, migrate, backup, restore)
+from vpa import cli_reindex as _cli_reindex  # noqa: E402,F401  (reindex, alias)
+
 if __name__ == "__main__":
     main()

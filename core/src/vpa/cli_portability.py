@@ -1,0 +1,1 @@
+"""Placeholder: commands being written (registered on `vpa.cli.main`)."""
