@@ -803,8 +803,8 @@ async def import_snapshot(
         info, before = await _open_target(store, name, manifest.dimension, manifest.metric, manifest.fingerprint)
         if before and if_not_empty == "refuse":
             raise CollectionNotEmpty(
-                f"collection {name!r} already holds {before} records; restore into an empty collection "
-                "or pass --overwrite"
+                f"collection {name!r} already holds {before} records; nothing was written (import into an "
+                "empty collection, or resume to skip the records already there)"
             )
         writer = _Writer(store, info.name, resume=before > 0)
         seen: set[str] | None = set() if before and if_not_empty == "replace" else None
