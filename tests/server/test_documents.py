@@ -131,6 +131,8 @@ def test_health_openapi_and_unknown_routes(server):
         "/api/v1/stats",
         "/api/v1/keys",
         "/api/v1/keys/{key_id}",
+        "/api/v1/admin/export",
+        "/api/v1/admin/backup",
     }
     assert set(paths["/api/v1/documents/{document_id}"]) == {"get", "put", "patch", "delete"}
     assert set(paths["/api/v1/documents"]) == {"get", "post"}

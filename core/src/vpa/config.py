@@ -49,6 +49,7 @@ ENV_VARS: dict[str, str] = {
     "VPA_MAX_CONCURRENT_REQUESTS": "max_concurrent_requests",
     "VPA_MAX_BATCH_SIZE": "max_batch_size",
     "VPA_MAX_DOCUMENT_BYTES": "max_document_bytes",
+    "VPA_MAX_EXPORT_RECORDS": "max_export_records",
     "VPA_RATE_LIMIT_PER_MINUTE": "rate_limit_per_minute",
     "VPA_LOG_LEVEL": "log_level",
     "VPA_LOG_FORMAT": "log_format",
@@ -111,6 +112,8 @@ class VPAConfig:
     max_concurrent_requests: int = 64
     max_batch_size: int = 1000
     max_document_bytes: int = 10_000_000
+    #: The most records one REST export (GET /api/v1/admin/export) may hold; the CLI has no bound.
+    max_export_records: int = 1_000_000
     rate_limit_per_minute: int = 600
     log_level: str = "INFO"
     log_format: str = "auto"
@@ -321,7 +324,7 @@ def validate_config(config: VPAConfig) -> list[str]:
     if not 0 <= config.chunk_overlap < config.chunk_size:
         errors.append("VPA_CHUNK_OVERLAP must be at least 0 and smaller than VPA_CHUNK_SIZE")
     for name in ("cache_size", "max_concurrent_requests", "max_batch_size", "embedding_batch_size",
-                 "max_document_bytes", "rate_limit_per_minute", "search_history_size"):
+                 "max_document_bytes", "max_export_records", "rate_limit_per_minute", "search_history_size"):
         if getattr(config, name) < 1:
             errors.append(f"{_var(name)} must be positive")
     if config.cache_ttl_seconds <= 0:

@@ -23,6 +23,7 @@ GET      /metrics                    admin   Prometheus text format, the caller'
                                      operator  ... for the whole process (or none: --public-metrics)
 POST     /keys, GET /keys,           admin   keys of the caller's own tenant
 DELETE   /keys/{key_id}
+GET      /admin/export, /backup      admin   the caller's tenant as a snapshot .tar (`vpa.portability`)
 =======  ==========================  ======  =====================================================
 
 Every document route is scoped to the key's tenant through the RAG layer's ``tenant=``: ids are
@@ -383,6 +384,7 @@ def create_app(
     _add_search_routes(app)
     _add_operations_routes(app)
     _add_key_routes(app)
+    _add_admin_routes(app)
     # The last added runs first: observe everything; let in (key, rate, role: headers only); the
     # concurrency cap on what was let in; then, and only then, read the body.
     body_limit = settings.body_limit(config.max_document_bytes)
@@ -1043,6 +1045,128 @@ def _add_key_routes(app: FastAPI) -> None:
         if not await run_sync(keyring.modify, revoke):
             raise HTTPError(404, "key_not_found", f"no active key {key_id!r} in this tenant")
         return s.Envelope(data=s.RevokedOut(key_id=key_id, revoked=True))
+
+
+# --- the tenant's snapshot (admin) ------------------------------------------------------------
+
+EXPORT_MEDIA_TYPE = "application/x-tar"
+EXPORT_CHUNK_BYTES = 1 << 20
+EXPORTS_FOLDER = "exports"
+
+
+async def _export_tenant(request: Request, caller: Caller, filter_text: str | None) -> Response:
+    """The caller's tenant's records of the configured collection (those matching the filter) as a
+    snapshot ``.tar`` (`vpa.portability`), streamed. Scoped as the document routes scope a tenant:
+    ``vpa_tenant`` equal to the key's tenant (``""``, the untenanted records, for a key without
+    one, as `RAGSystem.list_documents` reads them), whatever the caller's filter says.
+
+    Bounded before a byte is written: the records are counted and more than VPA_MAX_EXPORT_RECORDS
+    is 413 ``limit_exceeded``; the count is kept while writing too, so records added meanwhile
+    cannot take it past the bound. The snapshot is written under a private temporary folder in the
+    data folder and unlinked as soon as it is open, so nothing of it stays on disk once it is
+    streamed (or if the client goes away)."""
+    import asyncio
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path as FilePath
+
+    from fastapi.responses import StreamingResponse
+
+    from vpa import portability
+    from vpa.auth.api_keys import ensure_private_folder
+    from vpa.filters import parse_filter
+    from vpa.layout import TENANT
+
+    svc = _service(request)
+    store = svc.system.store
+    spec = _filter_param(filter_text)
+    caps = store.capabilities
+    with _blame("filter"):  # the caller's filter, held to the store's bounds less the tenant's term
+        node = parse_filter(spec, max_terms=caps.max_filter_terms - 1, max_depth=caps.max_filter_depth - 1)
+    owner = {TENANT: caller.tenant or ""}
+    scope = owner if node is None else {"$and": [owner, spec]}
+    info = await svc.system.initialize()
+    limit = svc.config.max_export_records
+    with _blame("filter"):
+        records = await store.count(info.name, scope)
+    _note(request, collection=info.name, records=records, filtered=node is not None)
+
+    def too_many(found: int) -> HTTPError:
+        return HTTPError(413, LimitExceeded.code,
+                         f"the export holds {found} records; the limit is {limit} (VPA_MAX_EXPORT_RECORDS): "
+                         "narrow it with filter, or export on the server with `vpa export`", field="filter")
+
+    if records > limit:
+        raise too_many(records)
+    written = 0
+
+    def bound(page: int) -> None:
+        nonlocal written
+        written += page
+        if written > limit:
+            raise too_many(written)
+
+    parent = ensure_private_folder(FilePath(svc.config.data_dir) / EXPORTS_FOLDER)
+    work = FilePath(await asyncio.to_thread(tempfile.mkdtemp, prefix="export-", dir=parent))
+    try:
+        summary = await portability.export_collection(
+            store, info.name, work / f"{info.name}.tar", filter=scope,
+            sealer=portability.SnapshotSealer.from_config(svc.config),
+            source={"provider": svc.config.provider, "tenant": caller.tenant or "", "via": "rest"},
+            progress=bound,
+        )
+        handle = open(work / f"{info.name}.tar", "rb")  # noqa: SIM115 - closed by the stream
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)  # an open file outlives its name
+    size = os.fstat(handle.fileno()).st_size
+    _note(request, exported=summary.records, bytes=size, encrypted=summary.encrypted)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await asyncio.to_thread(handle.read, EXPORT_CHUNK_BYTES):
+                yield chunk
+        finally:
+            handle.close()
+
+    label = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{info.name}-{caller.tenant or 'untenanted'}")
+    return StreamingResponse(stream(), media_type=EXPORT_MEDIA_TYPE, headers={
+        "Content-Disposition": f'attachment; filename="{label}.tar"', "Content-Length": str(size),
+        "Cache-Control": "no-store",
+    })
+
+
+def _add_admin_routes(app: FastAPI) -> None:
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": "a VPA snapshot: a .tar of manifest.json and Parquet files (see portability)",
+              "content": {EXPORT_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+        **s.error_responses(413, 422, *AUTH_ERRORS, *STORE_ERRORS),
+    }
+
+    @app.get(f"{PREFIX}/admin/export", response_class=Response, responses=responses, tags=["admin"])
+    async def export_tenant(
+        request: Request,
+        caller: Admin,
+        filter: Annotated[  # the query parameter's name
+            str | None,
+            Query(max_length=s.MAX_FILTER_QUERY_LENGTH,
+                  description="a metadata filter as JSON (as in GET /documents): the records to export"),
+        ] = None,
+    ) -> Response:
+        """The caller's tenant's records of the collection (those matching `filter`) as a snapshot
+        `.tar` to import with `vpa import` or `portability.import_snapshot`: ids, vectors, text and
+        metadata, text and titles sealed when encryption at rest is on. Another tenant's record is
+        never in it, whatever the filter. At most VPA_MAX_EXPORT_RECORDS records (else 413
+        limit_exceeded, counted before anything is written). Admin keys only."""
+        return await _export_tenant(request, caller, filter)
+
+    @app.get(f"{PREFIX}/admin/backup", response_class=Response, responses=responses, tags=["admin"])
+    async def backup_tenant(request: Request, caller: Admin) -> Response:
+        """The caller's tenant backed up: the same snapshot as GET /admin/export without a filter.
+        A whole-store backup — every tenant's collections and the key file — is the operator's
+        `vpa backup` on the server's host, never an HTTP route: the key file and the other
+        tenants' records must not leave through the API."""
+        return await _export_tenant(request, caller, None)
 
 
 # --- observation: request id, metrics, audit -------------------------------------------------
