@@ -114,7 +114,7 @@ def export_command(collection: str, out: Path, filter_json: str | None, provider
 
     spec = _filter_option(filter_json)  # bounded before any store is opened
     check_collection_name(collection)
-    config = _store_config(_config(click.get_current_context(), data_dir=data_dir), provider)
+    config = _config(click.get_current_context(), provider=provider, data_dir=data_dir)
     sealer = portability.SnapshotSealer.from_config(config)
 
     async def action() -> Any:
@@ -160,7 +160,7 @@ def import_command(snapshot: Path, collection: str | None, provider: str | None,
         check_collection_name(collection)
     with portability.Snapshot(snapshot) as snap:  # no snapshot there: an error before any store is opened
         total = snap.manifest.records
-    config = _store_config(_config(click.get_current_context(), data_dir=data_dir), provider)
+    config = _config(click.get_current_context(), provider=provider, data_dir=data_dir)
     sealer = portability.SnapshotSealer.from_config(config)
 
     async def action() -> Any:
@@ -287,7 +287,7 @@ def backup_command(directory: Path, provider: str | None, data_dir: Path | None,
     from vpa import portability
     from vpa.server.security import key_file_lock
 
-    config = _store_config(_config(click.get_current_context(), data_dir=data_dir), provider)
+    config = _config(click.get_current_context(), provider=provider, data_dir=data_dir)
     sealer = portability.SnapshotSealer.from_config(config)
     key_file = Path(config.data_dir) / portability.KEY_FILE
 
@@ -334,7 +334,7 @@ def restore_command(directory: Path, overwrite: bool, provider: str | None, data
     counts = [entry.get("records") for entry in manifest.get("collections", [])]
     total = sum(counts) if all(isinstance(c, int) and not isinstance(c, bool) for c in counts) else None
     has_keys = bool(manifest.get("key_file"))
-    config = _store_config(_config(click.get_current_context(), data_dir=data_dir), provider)
+    config = _config(click.get_current_context(), provider=provider, data_dir=data_dir)
     sealer = portability.SnapshotSealer.from_config(config)
     key_file = Path(config.data_dir) / portability.KEY_FILE
 
