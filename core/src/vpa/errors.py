@@ -129,9 +129,20 @@ class UnsupportedMetadata(ValidationError):
 
 
 class EmbedderMismatch(VPAError):
-    """The collection was filled by another embedder (name, model or dimension)."""
+    """The collection was filled by another embedder (name, model or dimension). The way out is
+    `vpa reindex`, which the RAG layer's message names (`between`): every chunk re-embedded from
+    its stored text into a new collection, which the old name then means (`vpa.reindex`)."""
 
     code = "embedder_mismatch"
+
+    @classmethod
+    def between(cls, collection: str, stored: str, configured: str, command: str) -> EmbedderMismatch:
+        """The error for ``collection``, filled by ``stored``, opened with ``configured``."""
+        return cls(
+            f"collection {collection!r} was filled by {stored}, not by the configured {configured}: "
+            f"re-index it with `{command}` (every chunk re-embedded from its stored text), "
+            "or use another collection"
+        )
 
 
 # --- collections -----------------------------------------------------------------------------

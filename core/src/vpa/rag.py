@@ -41,14 +41,18 @@ from vpa.chunkers.base import Chunker
 from vpa.config import VPAConfig, load_config
 from vpa.embedders.base import Embedder
 from vpa.errors import (
+    CollectionNotFound,
+    DimensionMismatch,
     DocumentNotFound,
     DocumentTooLarge,
+    EmbedderMismatch,
     IncompleteDocument,
     InvalidCursor,
     InvalidMetadata,
     LimitExceeded,
     UnsupportedOperation,
     ValidationError,
+    VPAError,
 )
 from vpa.filters import And, Comparison, FilterLike, Node, canonical_json, parse_filter
 from vpa.layout import (
@@ -153,6 +157,12 @@ GROUP_BY = ("document", "chunk")
 DOCUMENT_FETCH_FACTOR = 3
 
 
+def embedding_input(title: str, text: str) -> str:
+    """What a chunk's vector embeds: its document's title, a newline, then the chunk's text (the
+    text alone without a title). `vpa.reindex` re-embeds stored chunks by the same rule."""
+    return f"{title}\n{text}" if title else text
+
+
 def _document_key(hit: Hit) -> tuple[str, str]:
     return (str(hit.metadata.get(TENANT, "")), str(hit.metadata[DOC_ID]))
 
@@ -233,6 +243,8 @@ class RAGSystem:
         self.chunker = chunker or registry.create("chunker", self.config.chunker, self.config)
         self.cache = cache or registry.create("cache", self.config.cache, self.config)
         self.collection = self.config.collection
+        #: The collection ``collection`` means (`vpa.aliases`), resolved when it is opened.
+        self._physical: str | None = None
         self._info: CollectionInfo | None = None
         self.telemetry = SearchTelemetry(self.config.search_history_size)
         tracing.configure(self.config)
@@ -248,19 +260,55 @@ class RAGSystem:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def initialize(self) -> CollectionInfo:
-        """Open or create the collection; fails with `EmbedderMismatch` if another embedder filled it."""
+        """Open or create the collection; fails with `EmbedderMismatch` if another embedder filled it.
+
+        ``config.collection`` may be an alias (`vpa.aliases`, as `vpa reindex` sets one): it is
+        resolved here, once per opening, to the collection it means, which must exist
+        (`DanglingAlias` otherwise; only a plain name is created)."""
         if self._info is None:
+            from vpa.aliases import DanglingAlias, resolve
+
             fingerprint = self.embedder.fingerprint
-            self._info = await self.store.create_collection(
-                self.collection, fingerprint.dimension, fingerprint=fingerprint
-            )
-            log.info("rag.initialized", collection=self.collection, provider=self.config.provider,
-                     embedder=fingerprint.describe())
+            physical = await resolve(self.store, self.collection)
+            if physical != self.collection:
+                try:
+                    await self.store.open_collection(physical)
+                except CollectionNotFound:
+                    raise DanglingAlias(self.collection, physical) from None
+            try:
+                self._info = await self.store.create_collection(
+                    physical, fingerprint.dimension, fingerprint=fingerprint
+                )
+            except (EmbedderMismatch, DimensionMismatch) as exc:
+                error = await self._mismatch(physical, exc)
+                if error is exc:
+                    raise
+                raise error from exc
+            self._physical = physical
+            log.info("rag.initialized", collection=self.collection, physical=physical,
+                     provider=self.config.provider, embedder=fingerprint.describe())
         return self._info
+
+    async def _mismatch(self, physical: str, exc: Exception) -> Exception:
+        """The error for a collection another embedder filled, naming the way out (`vpa reindex`),
+        by the collection's configured name; a dimension clash is one too when both have a fingerprint."""
+        try:
+            stored = (await self.store.open_collection(physical)).fingerprint
+        except VPAError:
+            return exc
+        if stored is None or stored == self.embedder.fingerprint:
+            return exc
+        command = f"vpa reindex {self.collection} --embedder {self.embedder.name or self.config.embedder}"
+        if self.config.embedding_model:
+            command += f" --model {self.config.embedding_model}"
+        return EmbedderMismatch.between(
+            self.collection, stored.describe(), self.embedder.fingerprint.describe(), command
+        )
 
     async def shutdown(self) -> None:
         await self.store.close()
         self._info = None
+        self._physical = None
 
     async def __aenter__(self) -> RAGSystem:
         await self.initialize()
@@ -437,7 +485,7 @@ class RAGSystem:
         upsert_task: asyncio.Task[int] | None = None
         try:
             for batch in batches:
-                inputs = [f"{p.document.title}\n{t}" if p.document.title else t for p, _, t, _ in batch]
+                inputs = [embedding_input(p.document.title, t) for p, _, t, _ in batch]
                 with tracing.span("vpa.embed", texts=len(inputs), embedder=self.embedder.fingerprint.describe()):
                     vectors = await self.embedder.aembed(inputs)  # overlaps with the previous upsert
                 records = [Record(rid, v, t, m) for (_, rid, t, m), v in zip(batch, vectors, strict=True)]
@@ -588,7 +636,9 @@ class RAGSystem:
         nothing, so any collection the RAG layer filled can be read with any embedder."""
         if collection is None or collection == self.collection:
             return await self.initialize()
-        return await self.store.open_collection(collection)
+        from vpa.aliases import resolve
+
+        return await self.store.open_collection(await resolve(self.store, collection))
 
     def _check_page_size(self, page_size: Any) -> int:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
@@ -678,8 +728,11 @@ class RAGSystem:
 
     async def list_collections(self) -> list[str]:
         """The names of the store's collections (the RAG layer fills this system's,
-        ``config.collection``; `list_documents` reads any of them)."""
-        return await self.store.list_collections()
+        ``config.collection``; `list_documents` reads any of them). The reserved collection of
+        aliases (`vpa.aliases.ALIASES`) is not listed."""
+        from vpa.aliases import ALIASES
+
+        return [name for name in await self.store.list_collections() if name != ALIASES]
 
     def _check_changes(
         self, set: Mapping[str, Any] | None, unset: Sequence[str] | None
@@ -801,7 +854,8 @@ class RAGSystem:
         return chunks
 
     def _results_namespace(self, collection: str | None = None) -> str:
-        return f"results:{self.config.provider}:{collection or self.collection}"
+        """Cached results are kept per physical collection (what an alias means, once opened)."""
+        return f"results:{self.config.provider}:{collection or self._physical or self.collection}"
 
     async def _embed_query(self, query: str) -> np.ndarray:
         namespace = f"embedding:{self.embedder.fingerprint.describe()}"
