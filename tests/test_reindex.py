@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -31,7 +32,7 @@ from vpa.config import load_config
 from vpa.embedders.hashing import HashingEmbedder
 from vpa.errors import CollectionNotFound, EmbedderMismatch, InvalidCollection
 from vpa.layout import TITLE
-from vpa.models import Document
+from vpa.models import Document, Record
 from vpa.portability import open_store
 from vpa.rag import create_enhanced_rag_system, embedding_input
 from vpa.reindex import reindex
@@ -222,6 +223,65 @@ async def test_encrypted_text_is_read_in_clear_and_sealed_again(tmp_path):
         assert (await rag.initialize()).name == summary.target
     finally:
         await rag.shutdown()
+
+
+async def test_resuming_skips_what_is_there_replaces_what_differs_and_removes_what_is_gone(tmp_path):
+    old = _config(tmp_path, "memory", 64)
+    await _ingest(old)
+    embedder = HashingEmbedder(128)
+    store = open_store(old)
+    try:
+        source = await _records(store, "vpa", vectors=False)
+        first, second = sorted(source)[:2]
+        target = "vpa--hashing128-1"  # what an interrupted run leaves: some records, no alias
+        await store.create_collection(target, 128, fingerprint=embedder.fingerprint)
+        stale = source[second]
+        await store.upsert(target, [
+            attrs.evolve(source[first], vector=embedder.embed(
+                [embedding_input(source[first].metadata[TITLE], source[first].text)])[0]),
+            attrs.evolve(stale, text=stale.text + " (edited since)", vector=np.ones(128)),
+            Record("gone#0", np.ones(128), "deleted from the source since", {}),
+        ])
+        summary = await reindex(store, "vpa", embedder)
+        assert summary.target == target
+        assert (summary.skipped, summary.replaced, summary.removed) == (1, 1, 1)
+        assert summary.written == len(source) - 1
+        copies = await _records(store, target)
+        assert sorted(copies) == sorted(source) and copies[second].text == stale.text
+    finally:
+        await store.close()
+
+
+class _WritingEmbedder(HashingEmbedder):
+    """The new embedder, with a writer adding a record to the source while the copy runs."""
+
+    def __init__(self, store, dimension: int) -> None:
+        super().__init__(dimension)
+        self.store, self.wrote = store, False
+
+    async def aembed(self, texts):
+        if not self.wrote:
+            self.wrote = True
+            late = Record("late#0", HashingEmbedder(64).embed(["late"])[0], "late", {})
+            await self.store.upsert("vpa", [late])
+        return await super().aembed(texts)
+
+
+async def test_a_write_during_the_run_fails_verification_and_switches_nothing(tmp_path):
+    from vpa.portability import VerificationFailed
+
+    old = _config(tmp_path, "memory", 64)
+    await _ingest(old)
+    store = open_store(old)
+    try:
+        with pytest.raises(VerificationFailed, match="Nothing was switched"):
+            await reindex(store, "vpa", _WritingEmbedder(store, 128), batch_size=1000)
+        assert await resolve(store, "vpa") == "vpa"
+        summary = await reindex(store, "vpa", HashingEmbedder(128))  # run again: it completes
+        assert summary.written == 1 and summary.skipped == await store.count("vpa") - 1
+        assert await resolve(store, "vpa") == summary.target
+    finally:
+        await store.close()
 
 
 # --- bad input: a typed error, nothing changed ---------------------------------------------------
