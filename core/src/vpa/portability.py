@@ -528,6 +528,8 @@ class Snapshot:
             member = self._tar.getmember(name)
         except KeyError:
             raise SnapshotError(f"{self.path}: {name} is missing") from None
+        except tarfile.TarError as exc:  # a truncated or damaged .tar
+            raise SnapshotError(f"{self.path} is a damaged .tar ({exc})") from None
         if not member.isfile():
             raise SnapshotError(f"{self.path}: {name} is not a regular file")
         return self._tar.extractfile(member)
@@ -544,8 +546,11 @@ class Snapshot:
         number of rows and the record schema. `SnapshotError` naming the first that is not."""
         _, pq = _pyarrow()
         for f in self.manifest.files:
-            with self._member(f.name) as handle:
-                digest, size = _sha256(handle)
+            try:
+                with self._member(f.name) as handle:
+                    digest, size = _sha256(handle)
+            except tarfile.TarError as exc:  # a member cut short by a truncated .tar
+                raise SnapshotError(f"{self.path}: {f.name} cannot be read from the .tar ({exc})") from None
             if size != f.bytes or digest != f.sha256:
                 raise SnapshotError(
                     f"{self.path}: {f.name} does not match its checksum in the manifest (damaged or altered)"
