@@ -51,6 +51,7 @@ from vpa_conformance.store.filters import FilterClauses
 from vpa_conformance.store.lifecycle import LifecycleClauses
 from vpa_conformance.store.limits import LimitClauses
 from vpa_conformance.store.machine import StateMachineClauses
+from vpa_conformance.store.portability import PortabilityClauses
 from vpa_conformance.store.queries import QueryClauses
 from vpa_conformance.store.records import RecordClauses
 
@@ -68,6 +69,7 @@ class StoreContract(
     ConcurrencyClauses,
     DocumentAtomicityClauses,
     LifecycleClauses,
+    PortabilityClauses,
 ):
     """The store contract. Subclass it and provide the ``store`` fixture."""
 
