@@ -398,6 +398,10 @@ def test_the_cli_names_the_way_out_and_reindex_takes_it(tmp_path, monkeypatch):
         [("vpa", "vpa--hashing128-1", True)]
     listed = json.loads(_cli(["collections", "--json"], new).stdout)
     assert sorted(r["name"] for r in listed) == ["vpa", "vpa--hashing128-1"]  # vpa-aliases hidden
+    marks = {r["name"]: (r["alias"], r["superseded_by"]) for r in listed}
+    assert marks == {"vpa": (None, "vpa--hashing128-1"), "vpa--hashing128-1": ("vpa", None)}
+    table = _cli(["collections"], new).stdout
+    assert "superseded: 'vpa' means 'vpa--hashing128-1'" in table and "(used as 'vpa')" in table
 
     # another process sees the alias (the store holds it)
     vpa = shutil.which("vpa", path=str(Path(sys.executable).parent))

@@ -404,6 +404,11 @@ def collections(as_json: bool, **options: Any) -> None:
     from vpa.layout import CHUNK_INDEX
 
     async def action(system: Any) -> list[dict[str, Any]]:
+        from vpa.aliases import list_aliases
+
+        aliases = await list_aliases(system.store)
+        named_by = {a.target: a.name for a in aliases}  # the collection an alias means
+        hidden = {a.name: a.target for a in aliases if a.shadows}  # a real collection an alias hides
         rows = []
         for name in await system.list_collections():
             try:
@@ -414,7 +419,8 @@ def collections(as_json: bool, **options: Any) -> None:
                 continue
             rows.append({"name": name, "dimension": info.dimension,
                          "embedder": info.fingerprint.describe() if info.fingerprint else None,
-                         "documents": documents})
+                         "documents": documents, "alias": named_by.get(name),
+                         "superseded_by": hidden.get(name)})
         return rows
 
     rows = _run(_with_system(_component_options(**options), action, initialize=False))
@@ -429,8 +435,10 @@ def collections(as_json: bool, **options: Any) -> None:
         if "error" in row:
             click.echo(f"{row['name']:<24} {'-':>9} {'-':>9}  ({row['error']})")
         else:
+            note = (f"  (used as {row['alias']!r})" if row["alias"] else "") + (
+                f"  (superseded: {row['name']!r} means {row['superseded_by']!r})" if row["superseded_by"] else "")
             click.echo(f"{row['name']:<24} {row['dimension']:>9} {row['documents']:>9}  "
-                       f"{row['embedder'] or '-'}")
+                       f"{row['embedder'] or '-'}{note}")
 
 
 @main.command()
