@@ -34,6 +34,7 @@ says; `open_store` builds that store from a configuration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -178,7 +179,7 @@ class Manifest:
                 "id": "string",
                 "vector": "list<float32>",
                 "text": "string (sealed when encryption is set)",
-                "metadata": "string: VPA typed JSON ({\"$date\": ...} for datetimes)",
+                "metadata": 'string: VPA typed JSON ({"$date": ...} for datetimes)',
             },
         }
 
@@ -187,13 +188,16 @@ class Manifest:
         if not isinstance(data, Mapping):
             raise SnapshotError(f"{where}: the manifest is not a JSON object")
         if data.get("format") != FORMAT:
-            raise SnapshotError(f"{where}: not a VPA snapshot (format {data.get('format')!r}, expected {FORMAT!r})")
+            raise SnapshotError(
+                f"{where}: not a VPA snapshot (format {data.get('format')!r}, expected {FORMAT!r})"
+            )
         version = data.get("format_version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise SnapshotError(f"{where}: format_version {version!r} is not a positive integer")
         if version > FORMAT_VERSION:
             raise SnapshotError(
-                f"{where}: snapshot format {version} is newer than this VPA reads ({FORMAT_VERSION}); upgrade vpa-core"
+                f"{where}: snapshot format {version} is newer than this VPA reads ({FORMAT_VERSION}); "
+                "upgrade vpa-core"
             )
         try:
             fingerprint = data.get("fingerprint")
@@ -205,7 +209,9 @@ class Manifest:
                 collection=check_collection_name(data["collection"]),
                 dimension=_positive(data["dimension"], "dimension"),
                 metric=str(Metric(data.get("metric", "cosine"))),
-                fingerprint=None if fingerprint is None else EmbedderFingerprint(
+                fingerprint=None
+                if fingerprint is None
+                else EmbedderFingerprint(
                     str(fingerprint["name"]), str(fingerprint["model"]), int(fingerprint["dimension"])
                 ),
                 records=int(data["records"]),
@@ -223,8 +229,10 @@ class Manifest:
             if Path(f.name).name != f.name or not f.name.endswith(".parquet"):
                 raise SnapshotError(f"{where}: data file name {f.name!r} is not a plain .parquet name")
         if sum(f.records for f in files) != manifest.records:
-            raise SnapshotError(f"{where}: the manifest's files hold {sum(f.records for f in files)} records, "
-                                f"not the {manifest.records} it declares")
+            raise SnapshotError(
+                f"{where}: the manifest's files hold {sum(f.records for f in files)} records, "
+                f"not the {manifest.records} it declares"
+            )
         if manifest.encryption is not None and not isinstance(manifest.encryption, Mapping):
             raise SnapshotError(f"{where}: encryption must be an object or null")
         return manifest
@@ -294,7 +302,8 @@ def _sealer_for(manifest: Manifest, sealer: SnapshotSealer | None, where: str) -
         return None
     if sealer is None:
         raise EncryptionKeyMismatch(
-            f"{where} is encrypted: set VPA_ENCRYPT_AT_REST=true and the VPA_ENCRYPTION_KEY it was written with"
+            f"{where} is encrypted: set VPA_ENCRYPT_AT_REST=true and the VPA_ENCRYPTION_KEY "
+            "it was written with"
         )
     if manifest.encryption.get("key_check") != sealer.check:
         raise EncryptionKeyMismatch(f"{where} was encrypted with another key than VPA_ENCRYPTION_KEY")
@@ -337,7 +346,7 @@ class SnapshotWriter:
         out: Path | str,
         info: CollectionInfo,
         *,
-        filter: Any = None,  # noqa: A002
+        filter: Any = None,
         source: Mapping[str, Any] | None = None,
         sealer: SnapshotSealer | None = None,
         rows_per_file: int = ROWS_PER_FILE,
@@ -396,12 +405,17 @@ class SnapshotWriter:
         pa = self._pa
         ids, vectors, texts, metas = [], [], [], []
         for record in records:
-            text, metadata = (record.text, record.metadata) if self.sealer is None else self.sealer.seal(record)
+            text, metadata = (
+                (record.text, record.metadata) if self.sealer is None else self.sealer.seal(record)
+            )
             ids.append(record.id)
             vectors.append(np.asarray(record.vector, dtype=np.float32))
             texts.append(text)
-            metas.append(json.dumps(encode_metadata(metadata), ensure_ascii=False, allow_nan=False,
-                                    separators=(",", ":")))
+            metas.append(
+                json.dumps(
+                    encode_metadata(metadata), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+                )
+            )
         dim = self.info.dimension
         flat = np.concatenate(vectors) if vectors else np.zeros(0, dtype=np.float32)
         if flat.size != dim * len(records):
@@ -409,7 +423,12 @@ class SnapshotWriter:
         offsets = np.arange(0, flat.size + 1, dim, dtype=np.int32)
         vector_array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float32()))
         return pa.Table.from_arrays(
-            [pa.array(ids, pa.string()), vector_array, pa.array(texts, pa.string()), pa.array(metas, pa.string())],
+            [
+                pa.array(ids, pa.string()),
+                vector_array,
+                pa.array(texts, pa.string()),
+                pa.array(metas, pa.string()),
+            ],
             schema=_schema(),
         )
 
@@ -469,10 +488,8 @@ class SnapshotWriter:
     def abort(self) -> None:
         """Drop everything written so far (the snapshot never appears)."""
         if self._writer is not None:
-            try:
+            with contextlib.suppress(Exception):  # the disk may be full; the folder goes anyway
                 self._writer.close()
-            except Exception:  # noqa: BLE001 - the disk may be full; the folder goes anyway
-                pass
             self._writer = None
         shutil.rmtree(self.folder, ignore_errors=True)
         for stray in self.out.parent.glob(f"{self.out.name}.partial-{os.getpid()}*"):
@@ -495,9 +512,11 @@ class Snapshot:
             raw = self._read_bytes(MANIFEST)
         elif self.path.is_file():
             try:
-                self._tar = tarfile.open(self.path, "r:")
+                self._tar = tarfile.open(self.path, "r:")  # noqa: SIM115  # closed by close()
             except (tarfile.TarError, OSError) as exc:
-                raise SnapshotError(f"{self.path} is neither a snapshot folder nor a .tar of one ({exc})") from None
+                raise SnapshotError(
+                    f"{self.path} is neither a snapshot folder nor a .tar of one ({exc})"
+                ) from None
             raw = self._read_bytes(MANIFEST)
         else:
             raise SnapshotError(f"no snapshot at {self.path}")
@@ -523,7 +542,7 @@ class Snapshot:
             path = self.path / name
             if not path.is_file():
                 raise SnapshotError(f"{self.path}: {name} is missing")
-            return open(path, "rb")  # noqa: SIM115 - closed by the caller
+            return open(path, "rb")
         try:
             member = self._tar.getmember(name)
         except KeyError:
@@ -559,14 +578,20 @@ class Snapshot:
                 try:
                     meta = pq.ParquetFile(handle)
                     rows, schema = meta.metadata.num_rows, meta.schema_arrow
-                except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
+                except Exception as exc:
                     raise SnapshotError(f"{self.path}: {f.name} is not a Parquet file ({exc})") from None
             if rows != f.records:
-                raise SnapshotError(f"{self.path}: {f.name} holds {rows} records, the manifest says {f.records}")
+                raise SnapshotError(
+                    f"{self.path}: {f.name} holds {rows} records, the manifest says {f.records}"
+                )
             if not schema.remove_metadata().equals(_schema().remove_metadata()):
-                raise SnapshotError(f"{self.path}: {f.name} does not have VPA's record columns (id, vector, text, metadata)")
+                raise SnapshotError(
+                    f"{self.path}: {f.name} does not have VPA's record columns (id, vector, text, metadata)"
+                )
 
-    def batches(self, sealer: SnapshotSealer | None = None, batch_size: int = BATCH) -> Iterator[list[Record]]:
+    def batches(
+        self, sealer: SnapshotSealer | None = None, batch_size: int = BATCH
+    ) -> Iterator[list[Record]]:
         """The records, ``batch_size`` at a time, in the order they were written."""
         _, pq = _pyarrow()
         opener = _sealer_for(self.manifest, sealer, str(self.path))
@@ -581,9 +606,13 @@ class Snapshot:
         try:
             metadata = decode_metadata(json.loads(row["metadata"]))
         except (TypeError, ValueError) as exc:
-            raise SnapshotError(f"{self.path}: {name}: record {str(record_id)[:80]!r} has malformed metadata ({exc})") from None
+            raise SnapshotError(
+                f"{self.path}: {name}: record {str(record_id)[:80]!r} has malformed metadata ({exc})"
+            ) from None
         if not isinstance(metadata, dict):
-            raise SnapshotError(f"{self.path}: {name}: record {str(record_id)[:80]!r} metadata is not an object")
+            raise SnapshotError(
+                f"{self.path}: {name}: record {str(record_id)[:80]!r} metadata is not an object"
+            )
         if vector is None or len(vector) != dim:
             raise SnapshotError(f"{self.path}: {name}: record {str(record_id)[:80]!r} vector is not {dim}-d")
         if opener is not None:
@@ -618,7 +647,9 @@ def record_difference(got: Record, want: Record) -> str | None:
             return f"metadata {key!r}"
     a = np.asarray(got.vector, dtype=np.float64).reshape(-1)
     b = np.asarray(want.vector, dtype=np.float64).reshape(-1)
-    if a.shape != b.shape or float(np.max(np.abs(a - b), initial=0.0)) > VECTOR_TOLERANCE * float(np.linalg.norm(b)):
+    if a.shape != b.shape or float(np.max(np.abs(a - b), initial=0.0)) > VECTOR_TOLERANCE * float(
+        np.linalg.norm(b)
+    ):
         return "vector"
     return None
 
@@ -691,10 +722,12 @@ def _page_size(store: VectorStore, wanted: int = BATCH) -> int:
 
 
 async def pages(
-    store: VectorStore, collection: str, filter: FilterLike = None, *, batch_size: int = BATCH  # noqa: A002
+    store: VectorStore, collection: str, filter: FilterLike = None, *, batch_size: int = BATCH
 ) -> AsyncIterator[list[Record]]:
     """Every record of ``collection`` matching ``filter``, vectors included, a page at a time."""
-    async for page in store.scroll(collection, filter, batch_size=_page_size(store, batch_size), with_vectors=True):
+    async for page in store.scroll(
+        collection, filter, batch_size=_page_size(store, batch_size), with_vectors=True
+    ):
         if page.records:
             yield list(page.records)
 
@@ -704,7 +737,7 @@ async def export_collection(
     collection: str,
     out: Path | str,
     *,
-    filter: FilterLike = None,  # noqa: A002
+    filter: FilterLike = None,
     sealer: SnapshotSealer | None = None,
     source: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
@@ -728,8 +761,12 @@ async def export_collection(
         writer.abort()
         raise
     return ExportSummary(
-        collection=collection, path=str(out), records=manifest.records, files=len(manifest.files),
-        bytes=sum(f.bytes for f in manifest.files), encrypted=sealer is not None,
+        collection=collection,
+        path=str(out),
+        records=manifest.records,
+        files=len(manifest.files),
+        bytes=sum(f.bytes for f in manifest.files),
+        encrypted=sealer is not None,
     )
 
 
@@ -805,7 +842,9 @@ async def import_snapshot(
         _sealer_for(manifest, sealer, str(snap.path))  # no key, or another: refused before any write
         await asyncio.to_thread(snap.verify)
         name = check_collection_name(collection or manifest.collection)
-        info, before = await _open_target(store, name, manifest.dimension, manifest.metric, manifest.fingerprint)
+        info, before = await _open_target(
+            store, name, manifest.dimension, manifest.metric, manifest.fingerprint
+        )
         if before and if_not_empty == "refuse":
             raise CollectionNotEmpty(
                 f"collection {name!r} already holds {before} records; nothing was written (import into an "
@@ -827,8 +866,12 @@ async def import_snapshot(
     if seen is not None:
         removed = await _remove_others(store, info.name, seen)
     return ImportSummary(
-        collection=info.name, records=manifest.records, written=writer.written, skipped=writer.skipped,
-        replaced=writer.replaced, removed=removed,
+        collection=info.name,
+        records=manifest.records,
+        written=writer.written,
+        skipped=writer.skipped,
+        replaced=writer.replaced,
+        removed=removed,
     )
 
 
@@ -851,7 +894,7 @@ async def migrate(
     target: VectorStore,
     target_collection: str | None = None,
     *,
-    filter: FilterLike = None,  # noqa: A002
+    filter: FilterLike = None,
     verify: bool = True,
     sample: int = 200,
     queries: int = 20,
@@ -901,27 +944,32 @@ async def migrate(
     finally:
         if not producer.done():
             producer.cancel()
-            with _suppress():
+            with contextlib.suppress(BaseException):  # the cancelled reader's own end
                 await producer
     seconds = time.perf_counter() - started
     verification = None
     if verify:
         verification = await verify_copy(
-            source, info.name, target, target_info.name, reservoir, filter=filter, queries=queries,
-            top_k=top_k, expect_target=None if before else seen,
+            source,
+            info.name,
+            target,
+            target_info.name,
+            reservoir,
+            filter=filter,
+            queries=queries,
+            top_k=top_k,
+            expect_target=None if before else seen,
         )
     return MigrateSummary(
-        source=info.name, target=target_info.name, records=seen, written=writer.written,
-        skipped=writer.skipped, replaced=writer.replaced, seconds=seconds, verification=verification,
+        source=info.name,
+        target=target_info.name,
+        records=seen,
+        written=writer.written,
+        skipped=writer.skipped,
+        replaced=writer.replaced,
+        seconds=seconds,
+        verification=verification,
     )
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def required_overlap(a: VectorStore, b: VectorStore) -> float:
@@ -939,7 +987,7 @@ async def verify_copy(
     target_collection: str,
     sample_ids: Sequence[str],
     *,
-    filter: FilterLike = None,  # noqa: A002
+    filter: FilterLike = None,
     queries: int = 20,
     top_k: int = 10,
     expect_target: int | None = None,
@@ -1017,9 +1065,12 @@ class BackupSummary:
     key_file: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "key_file": self.key_file,
-                "collections": [c.to_json() for c in self.collections],
-                "records": sum(c.records for c in self.collections)}
+        return {
+            "path": self.path,
+            "key_file": self.key_file,
+            "collections": [c.to_json() for c in self.collections],
+            "records": sum(c.records for c in self.collections),
+        }
 
 
 @attrs.frozen
@@ -1029,9 +1080,12 @@ class RestoreSummary:
     key_file: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "key_file": self.key_file,
-                "collections": [c.to_json() for c in self.collections],
-                "records": sum(c.records for c in self.collections)}
+        return {
+            "path": self.path,
+            "key_file": self.key_file,
+            "collections": [c.to_json() for c in self.collections],
+            "records": sum(c.records for c in self.collections),
+        }
 
 
 async def backup(
@@ -1072,7 +1126,9 @@ async def backup(
             "vpa_version": _vpa_version(),
             "created_at": _now(),
             "source": dict(source or {}),
-            "collections": [{"name": s.collection, "snapshot": s.path, "records": s.records} for s in summaries],
+            "collections": [
+                {"name": s.collection, "snapshot": s.path, "records": s.records} for s in summaries
+            ],
             "key_file": entry,
         }
         with open(folder / BACKUP_MANIFEST, "w", encoding="utf-8") as handle:
@@ -1160,10 +1216,16 @@ async def restore(
         key_action = "restored"
     results = []
     for entry in entries:
-        results.append(await import_snapshot(
-            store, root / entry["snapshot"], collection=entry["name"], sealer=sealer,
-            if_not_empty="replace" if overwrite else "refuse", progress=progress,
-        ))
+        results.append(
+            await import_snapshot(
+                store,
+                root / entry["snapshot"],
+                collection=entry["name"],
+                sealer=sealer,
+                if_not_empty="replace" if overwrite else "refuse",
+                progress=progress,
+            )
+        )
     return RestoreSummary(str(root), tuple(results), key_action)
 
 
