@@ -289,3 +289,24 @@ def test_an_encrypted_server_exports_a_sealed_snapshot_of_untenanted_records(ser
     found = documents_of(records)
     assert list(found) == ["open"] and found["open"].content == "untenanted text " * 20
     assert found["open"].title == "Open title"
+
+
+def test_a_dead_servers_export_folders_are_swept_at_start_and_a_fresh_one_is_kept(tmp_path):
+    import os
+    import time
+
+    from vpa.server.app import EXPORTS_FOLDER, STALE_EXPORT_SECONDS, sweep_exports
+
+    parent = tmp_path / EXPORTS_FOLDER
+    stale, fresh = parent / "export-dead", parent / "export-live"
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+        (folder / "docs.tar.partial-1").write_bytes(b"x" * 10)
+    old = time.time() - STALE_EXPORT_SECONDS - 60
+    os.utime(stale, (old, old))
+    (parent / "not-an-export").mkdir()
+    os.utime(parent / "not-an-export", (old, old))
+
+    assert sweep_exports(tmp_path) == 1
+    assert not stale.exists() and fresh.exists() and (parent / "not-an-export").exists()
+    assert sweep_exports(tmp_path / "nowhere") == 0

@@ -345,6 +345,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        import asyncio
+        from pathlib import Path as FilePath
+
+        swept = await asyncio.to_thread(sweep_exports, FilePath(config.data_dir))
+        if swept:
+            log.info("server.exports_swept", folders=swept)
         try:
             await system.initialize()
         except StoreUnavailable as exc:  # serve anyway: /health says 503 and requests retry the store
@@ -1052,6 +1058,32 @@ def _add_key_routes(app: FastAPI) -> None:
 EXPORT_MEDIA_TYPE = "application/x-tar"
 EXPORT_CHUNK_BYTES = 1 << 20
 EXPORTS_FOLDER = "exports"
+
+
+#: A temporary export folder older than this is a dead server's (an export is streamed from an
+#: open file whose folder is removed at once; only a kill -9 mid-write leaves one behind).
+STALE_EXPORT_SECONDS = 3600
+
+
+def sweep_exports(data_dir: Any, older_than: float = STALE_EXPORT_SECONDS) -> int:
+    """Remove the temporary export folders a killed server left under ``data_dir/exports``
+    (those untouched for ``older_than`` seconds, so a live export of another server sharing the
+    folder is never touched); returns how many were removed."""
+    import shutil
+    from pathlib import Path as FilePath
+
+    parent = FilePath(data_dir) / EXPORTS_FOLDER
+    if not parent.is_dir():
+        return 0
+    removed = 0
+    for folder in parent.glob("export-*"):
+        try:
+            if folder.is_dir() and time.time() - folder.stat().st_mtime > older_than:
+                shutil.rmtree(folder)
+                removed += 1
+        except OSError:  # gone meanwhile, or not ours to remove: never a reason not to start
+            continue
+    return removed
 
 
 async def _export_tenant(request: Request, caller: Caller, filter_text: str | None) -> Response:
