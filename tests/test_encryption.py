@@ -273,11 +273,12 @@ class BoundedMemoryStore(MemoryStore):
     capabilities = attrs.evolve(MemoryStore.capabilities, max_record_bytes=2048, max_metadata_bytes=1500)
 
 
-def test_sealed_capabilities_lower_only_the_byte_limits():
+def test_sealed_capabilities_lower_the_byte_limits_and_turn_lexical_search_off():
     inner = BoundedMemoryStore.capabilities
     caps = sealed_capabilities(inner)
     assert caps.max_record_bytes == (2048 - 106) * 3 // 4 and caps.max_metadata_bytes == (1500 - 53) * 3 // 4
-    assert attrs.evolve(caps, max_record_bytes=2048, max_metadata_bytes=1500) == inner
+    assert inner.lexical_search and not caps.lexical_search  # sealed text has no words to search
+    assert attrs.evolve(caps, max_record_bytes=2048, max_metadata_bytes=1500, lexical_search=True) == inner
     assert sealed_capabilities(StoreCapabilities()).max_record_bytes is None
     assert EncryptedTextStore(BoundedMemoryStore(), parse_key(KEY_A)).capabilities == caps
 

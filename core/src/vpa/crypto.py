@@ -257,6 +257,10 @@ def sealed_capabilities(caps: StoreCapabilities) -> StoreCapabilities:
     """
     changes: dict[str, Any] = {
         "max_metadata_bytes": max(1, (caps.max_metadata_bytes - SEAL_GROWTH) * 3 // 4),
+        # The store holds ciphertext: its words cannot be searched (lexical and hybrid queries are
+        # refused by name rather than answered over base64).
+        "lexical_search": False,
+        "native_fusion": False,
     }
     if caps.max_record_bytes is not None:
         changes["max_record_bytes"] = max(1, (caps.max_record_bytes - 2 * SEAL_GROWTH) * 3 // 4)
@@ -302,6 +306,17 @@ class _StoreView(VectorStore):
 
     async def _get(self, info: CollectionInfo, ids: list[str]) -> list[Record]:
         return await self.inner.get(info.name, ids)
+
+    async def _lexical_query(
+        self, info: CollectionInfo, text: str, terms: list[str], top_k: int, node: Node | None
+    ) -> list[Hit]:
+        return await self.inner.lexical_query(info.name, text, top_k, node)
+
+    async def _hybrid_query(
+        self, info: CollectionInfo, vector: Any, text: str, terms: list[str], top_k: int, node: Node | None,
+        fusion: str, alpha: float,
+    ) -> list[Hit]:
+        return await self.inner.hybrid_query(info.name, vector, text, top_k, node, fusion=fusion, alpha=alpha)
 
     async def _delete(self, info: CollectionInfo, ids: list[str] | None, node: Node | None) -> int:
         return await self.inner.delete(info.name, ids=ids, filter=node)
@@ -577,6 +592,23 @@ class SealedDataGuard(_StoreView):
         records = await self.inner.get(collection, ids)
         self._refuse_ciphertext(collection, records)
         return records
+
+    async def lexical_query(
+        self, collection: str, text: str, top_k: int = 10, filter: FilterLike = None
+    ) -> list[Hit]:
+        await self._open(collection)
+        hits = await self.inner.lexical_query(collection, text, top_k, filter)
+        self._refuse_ciphertext(collection, hits)
+        return hits
+
+    async def hybrid_query(
+        self, collection: str, vector: Sequence[float], text: str, top_k: int = 10, filter: FilterLike = None,
+        *, fusion: str = "rrf", alpha: float = 0.5,
+    ) -> list[Hit]:
+        await self._open(collection)
+        hits = await self.inner.hybrid_query(collection, vector, text, top_k, filter, fusion=fusion, alpha=alpha)
+        self._refuse_ciphertext(collection, hits)
+        return hits
 
     async def delete(
         self, collection: str, ids: Sequence[str] | None = None, filter: FilterLike = None

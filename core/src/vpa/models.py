@@ -82,7 +82,8 @@ class Record:
 
 @attrs.frozen
 class Hit:
-    """One query result. ``score`` is cosine similarity in [-1, 1]: higher is closer."""
+    """One query result. ``score`` is cosine similarity in [-1, 1] for ``query``, BM25 (positive)
+    for ``lexical_query``, the fused score for ``hybrid_query``: higher is closer in each."""
 
     id: str
     score: float
@@ -221,6 +222,16 @@ class StoreCapabilities:
     #: Whether ``update`` is the engine's own metadata update (True) or VPA's documented
     #: read-modify-write (False: a concurrent upsert of the same record may be overwritten).
     native_update: bool = False
+    #: Lexical search (optional, any contract version): ``lexical_query`` scores records by BM25 of
+    #: their text (`vpa.lexical`), and ``hybrid_query`` fuses it with dense search. A store that
+    #: does not declare it raises `UnsupportedOperation` — never a silent dense-only answer.
+    lexical_search: bool = False
+    #: Whether lexical hits rank exactly as `vpa.lexical.Bm25Index` (VPA's BM25); if not, the
+    #: store returns at least ``lexical_min_recall`` of the reference top-k (its own analyser).
+    lexical_exact: bool = True
+    lexical_min_recall: float = 1.0
+    #: Whether the engine fuses a hybrid query itself (else VPA fuses the two rankings).
+    native_fusion: bool = False
 
     @property
     def contract_1_1(self) -> bool:

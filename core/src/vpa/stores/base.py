@@ -35,6 +35,17 @@ Contract 1.1 adds (for a store that declares it):
   exactly as they were; returns how many records matched (and were updated). Native where
   ``native_update``, otherwise a read-modify-write (`_update`'s default): a concurrent upsert of
   the same record may then be overwritten.
+
+Lexical search (optional, declared by ``lexical_search``):
+
+- ``lexical_query(collection, text, top_k, filter)``: the records whose text best matches the
+  query's words by VPA's BM25 (`vpa.lexical`: the tokens, the formula, statistics over the whole
+  collection), best first, at most ``top_k``, only records holding at least one query token. The
+  filter is the engine's, as for ``query``. A store with its own analyser declares
+  ``lexical_exact=False`` and ``lexical_min_recall``.
+- ``hybrid_query(collection, vector, text, top_k, filter, fusion="rrf", alpha=0.5)``: the dense
+  and lexical rankings fused (`vpa.lexical.fuse`), the filter applied to both halves; by the engine
+  where ``native_fusion``, else here from `candidates_for` hits of each half.
 """
 
 from __future__ import annotations
@@ -345,6 +356,59 @@ class VectorStore(abc.ABC):
             raise ValidationError(f"top_k {top_k} exceeds this store's limit of {limit}")
         node = self.prepare_filter(filter)
         return await self._query(info, query_vector, top_k, node)
+
+    def _check_top_k(self, top_k: Any) -> int:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValidationError(f"top_k must be a positive integer, got {top_k!r}")
+        limit = self.capabilities.max_top_k
+        if limit is not None and top_k > limit:
+            raise ValidationError(f"top_k {top_k} exceeds this store's limit of {limit}")
+        return top_k
+
+    def _require_lexical(self, what: str) -> None:
+        if not self.capabilities.lexical_search:
+            raise UnsupportedOperation(
+                f"{type(self).__name__} does not declare lexical search, so it cannot answer {what}; "
+                "use a store that does (see `vpa plugins`) or mode='dense'"
+            )
+
+    async def lexical_query(
+        self, collection: str, text: str, top_k: int = 10, filter: FilterLike = None
+    ) -> list[Hit]:
+        """The ``top_k`` records whose text best matches ``text`` by BM25 (see the module
+        docstring), best first; ``score`` is the BM25 score."""
+        from vpa.lexical import query_terms
+
+        self._require_lexical("a lexical query")
+        info = await self.open_collection(collection)
+        terms = query_terms(text)
+        top_k = self._check_top_k(top_k)
+        node = self.prepare_filter(filter)
+        return await self._lexical_query(info, text, terms, top_k, node)
+
+    async def hybrid_query(
+        self,
+        collection: str,
+        vector: Sequence[float],
+        text: str,
+        top_k: int = 10,
+        filter: FilterLike = None,
+        *,
+        fusion: str = "rrf",
+        alpha: float = 0.5,
+    ) -> list[Hit]:
+        """Dense and lexical search fused (`vpa.lexical.fuse`), the filter on both halves; ``score``
+        is the fused score."""
+        from vpa.lexical import check_fusion, query_terms
+
+        self._require_lexical("a hybrid query")
+        info = await self.open_collection(collection)
+        query_vector = check_vector(vector, info.dimension, where="query vector")
+        terms = query_terms(text)
+        top_k = self._check_top_k(top_k)
+        fusion, alpha = check_fusion(fusion, alpha)
+        node = self.prepare_filter(filter)
+        return await self._hybrid_query(info, query_vector, text, terms, top_k, node, fusion, alpha)
 
     async def get(self, collection: str, ids: Sequence[str]) -> list[Record]:
         info = await self.open_collection(collection)
@@ -666,6 +730,36 @@ class VectorStore(abc.ABC):
         new process (a key to resume after, an offset token — not a live server-side iterator),
         and records that exist for the whole scroll come back exactly once."""
         raise UnsupportedOperation(f"{type(self).__name__} does not implement scroll")
+
+    async def _lexical_query(
+        self, info: CollectionInfo, text: str, terms: list[str], top_k: int, node: Node | None
+    ) -> list[Hit]:
+        """The engine's lexical search: ``text`` as given, ``terms`` its distinct VPA tokens."""
+        raise UnsupportedOperation(f"{type(self).__name__} does not implement lexical search")
+
+    async def _hybrid_query(
+        self,
+        info: CollectionInfo,
+        vector: Any,
+        text: str,
+        terms: list[str],
+        top_k: int,
+        node: Node | None,
+        fusion: str,
+        alpha: float,
+    ) -> list[Hit]:
+        """Default: both halves (`vpa.lexical.candidates_for` hits each, concurrently), fused here.
+        An engine that fuses natively overrides this and declares ``native_fusion``."""
+        from vpa.lexical import candidates_for, fuse
+
+        depth = candidates_for(top_k, self.capabilities.max_top_k)
+        dense, lexical = await asyncio.gather(
+            self._query(info, vector, depth, node), self._lexical_query(info, text, terms, depth, node)
+        )
+        return [
+            Hit(hit.id, score, hit.text, hit.metadata)
+            for hit, score in fuse(dense, lexical, top_k, fusion=fusion, alpha=alpha)
+        ]
 
     async def _update(
         self,

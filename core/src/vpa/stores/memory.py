@@ -37,6 +37,7 @@ import numpy as np
 from vpa.errors import CollectionNotFound, StoreError
 from vpa.filters import Node, evaluate
 from vpa.hookspecs import hookimpl
+from vpa.lexical import Bm25Index
 from vpa.log import get_logger
 from vpa.models import CollectionInfo, Hit, Record, contract_1_1, from_json_dict, to_json_dict
 from vpa.offload import Offloader
@@ -64,6 +65,7 @@ class _Table:
         self.metadata: list[dict[str, Any]] = []
         self._index: ColumnIndex | None = None  # filter columns, dropped on every write
         self._order: tuple[list[str], np.ndarray] | None = None  # ids sorted, and their rows (scroll)
+        self._lexical: Bm25Index | None = None  # BM25 of the texts, dropped on every text change
 
     @property
     def size(self) -> int:
@@ -87,6 +89,7 @@ class _Table:
     def upsert(self, ids: list[str], matrix: np.ndarray, texts: list[str], metadata: list[dict[str, Any]]) -> None:
         self._index = None
         self._order = None
+        self._lexical = None
         rows = np.empty(len(ids), dtype=np.int64)
         self._grow(self.size + len(ids))
         for i, (id_, text, meta) in enumerate(zip(ids, texts, metadata, strict=True)):
@@ -110,6 +113,7 @@ class _Table:
         if removed:
             self._index = None
             self._order = None
+            self._lexical = None
         for row in sorted((self.row_of[i] for i in removed), reverse=True):
             last = self.size - 1
             del self.row_of[self.ids[row]]
@@ -156,6 +160,12 @@ class _Table:
             self._index = ColumnIndex(self.metadata)
         return self._index.mask(node)
 
+    def lexical(self) -> Bm25Index:
+        """The BM25 index of the texts (built on the first lexical query after a write)."""
+        if self._lexical is None:
+            self._lexical = Bm25Index(self.texts)
+        return self._lexical
+
     def record(self, row: int) -> Record:
         return Record(self.ids[row], self.vectors[row], self.texts[row], self.metadata[row])
 
@@ -190,7 +200,7 @@ class MemorySettings:
 class MemoryStore(VectorStore):
     """Exact search over numpy arrays; ``path=None`` keeps everything in this process only."""
 
-    capabilities = contract_1_1(exact=True, persistent=True, native_update=True)
+    capabilities = contract_1_1(exact=True, persistent=True, native_update=True, lexical_search=True)
     settings_class = MemorySettings
     provider = "memory"
 
@@ -364,6 +374,32 @@ class MemoryStore(VectorStore):
 
         # Small collections answer in well under a millisecond: inline then (see vpa.offload).
         return await self._offload.run((info.name, "query"), search, self._lock)
+
+    async def _lexical_query(
+        self, info: CollectionInfo, text: str, terms: list[str], top_k: int, node: Node | None
+    ) -> list[Hit]:
+        """Exact BM25 (`vpa.lexical.Bm25Index`, the definition), statistics over the collection."""
+        table = self._require(info)
+
+        def search() -> list[Hit]:  # runs holding self._lock
+            n = table.size
+            if n == 0:
+                return []
+            scores = table.lexical().scores(terms, n)
+            mask = table.mask(node)
+            keep = scores > 0 if mask is None else (scores > 0) & mask
+            candidates = np.flatnonzero(keep)
+            k = min(top_k, candidates.shape[0])
+            if k == 0:
+                return []
+            pool = scores[candidates]
+            top = np.argpartition(-pool, k - 1)[:k] if k < pool.shape[0] else np.arange(pool.shape[0])
+            rows = candidates[top[np.argsort(-pool[top], kind="stable")]]
+            return [
+                Hit(table.ids[r], float(scores[r]), table.texts[r], table.metadata[r]) for r in rows.tolist()
+            ]
+
+        return await self._offload.run((info.name, "lexical"), search, self._lock)
 
     async def _get(self, info: CollectionInfo, ids: list[str]) -> list[Record]:
         table = self._require(info)
