@@ -36,6 +36,8 @@ ENV_VARS: dict[str, str] = {
     "VPA_EMBEDDER": "embedder",
     "VPA_EMBEDDING_MODEL": "embedding_model",
     "VPA_EMBEDDING_BATCH_SIZE": "embedding_batch_size",
+    "VPA_QUERY_BATCH_SIZE": "query_batch_size",
+    "VPA_QUERY_BATCH_WINDOW_MS": "query_batch_window_ms",
     "VPA_CHUNKER": "chunker",
     "VPA_CHUNK_SIZE": "chunk_size",
     "VPA_CHUNK_OVERLAP": "chunk_overlap",
@@ -99,6 +101,11 @@ class VPAConfig:
     embedder: str = "sentence-transformers"
     embedding_model: str | None = None
     embedding_batch_size: int = 64
+    #: Queries of concurrent searches encoded in one embedder call, at most this many (1: each
+    #: alone); a lone search never waits (`vpa.embedders.batching`).
+    query_batch_size: int = 32
+    #: How long a short batch of queued queries may wait for more, from its oldest query's arrival.
+    query_batch_window_ms: float = 2.0
     chunker: str = "recursive"
     chunk_size: int = 1000
     chunk_overlap: int = 200
@@ -327,6 +334,9 @@ def validate_config(config: VPAConfig) -> list[str]:
                  "max_document_bytes", "max_export_records", "rate_limit_per_minute", "search_history_size"):
         if getattr(config, name) < 1:
             errors.append(f"{_var(name)} must be positive")
+    from vpa.embedders.batching import query_batching_problems
+
+    errors.extend(query_batching_problems(config.query_batch_size, config.query_batch_window_ms))
     if config.cache_ttl_seconds <= 0:
         errors.append("VPA_CACHE_TTL_SECONDS must be positive")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

@@ -240,6 +240,10 @@ class RAGSystem:
 
         self.store = protect_store(self.store, self.config)
         self.embedder = embedder or registry.create("embedder", self.config.embedder, self.config)
+        # Concurrent searches encode their queries in shared batches (VPA_QUERY_BATCH_SIZE).
+        from vpa.embedders.batching import QueryBatcher
+
+        self.query_batcher = QueryBatcher.from_config(self.embedder, self.config)
         self.chunker = chunker or registry.create("chunker", self.config.chunker, self.config)
         self.cache = cache or registry.create("cache", self.config.cache, self.config)
         self.collection = self.config.collection
@@ -863,7 +867,7 @@ class RAGSystem:
         if cached is not None:
             return cached
         with tracing.span("vpa.embed", texts=1, embedder=self.embedder.fingerprint.describe()):
-            vector = (await self.embedder.aembed([query]))[0]
+            vector = await self.query_batcher.embed_query(query)
         self.cache.set(namespace, query, vector)
         return vector
 
