@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from vpa_qdrant.settings import QdrantSettings
@@ -15,8 +16,11 @@ SERVER_SKIP = (
 
 
 def make_store(mode: str, tmp_path) -> QdrantStore:
+    """``edge`` (Qdrant Edge), ``local`` (qdrant-client's local mode), ``memory`` or ``server``."""
+    if mode == "edge":
+        return QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant-edge")))
     if mode == "local":
-        return QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant")))
+        return QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant"), engine="client"))
     if mode == "memory":
         return QdrantStore(QdrantSettings(in_memory=True))
     if not SERVER_URL:
@@ -24,9 +28,20 @@ def make_store(mode: str, tmp_path) -> QdrantStore:
     return QdrantStore(QdrantSettings(url=SERVER_URL), api_key=SERVER_API_KEY)
 
 
-@pytest.fixture(params=["local", "server"])
+def edge_points(root: Path, collection: str, point_ids: list[str]) -> list:
+    """The points as Qdrant Edge stores them, read from the shard itself (the store closed)."""
+    import qdrant_edge
+
+    shard = qdrant_edge.EdgeShard.load(str(Path(root) / "collections" / collection / "shard"))
+    try:
+        return shard.retrieve(point_ids, True, True)
+    finally:
+        shard.close()
+
+
+@pytest.fixture(params=["edge", "local", "server"])
 async def store(request, tmp_path):
-    """A fresh store in each mode (server mode only when VPA_QDRANT_URL is set)."""
+    """A fresh store on each engine (server mode only when VPA_QDRANT_URL is set)."""
     s = make_store(request.param, tmp_path)
     yield s
     for name in await s.list_collections():
@@ -37,6 +52,7 @@ async def store(request, tmp_path):
 
 @pytest.fixture
 async def local_store(tmp_path):
-    s = make_store("local", tmp_path)
+    """Qdrant Edge, the default embedded engine."""
+    s = make_store("edge", tmp_path)
     yield s
     await s.close()

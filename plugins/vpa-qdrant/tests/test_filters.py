@@ -1,9 +1,15 @@
-"""The filter translation, checked against the real engine and VPA's reference evaluator.
+"""The filter translation, checked against the real engines and VPA's reference evaluator.
 
 Every operator, on every metadata type (datetimes included), on missing fields, lists and empty
 lists, ``$exists``, loader-style keys, with negation: the ids Qdrant returns for a native filter
 must be exactly those `vpa.filters.evaluate` accepts. Payloads are written by the codec, as the
 store writes them.
+
+There is one translation (`vpa_qdrant.filters.to_native`, to ``qdrant_client.models``) for every
+engine; Qdrant Edge gets it converted node for node (`vpa_qdrant.edge.edge_filter`). Each check
+runs on both embedded engines — Qdrant Edge (Qdrant's Rust engine, the server's filter code) and
+qdrant-client's local mode — and the random trees are drawn once and asked of both, so the two
+engines are shown to agree with the reference, and so with each other.
 """
 
 from __future__ import annotations
@@ -156,26 +162,43 @@ def compound_filters() -> list[dict]:
     return out
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    from qdrant_client import QdrantClient
-
-    client = QdrantClient(path=str(tmp_path_factory.mktemp("filters")))
-    client.create_collection("f", vectors_config=models.VectorParams(size=2, distance=models.Distance.COSINE))
-    points = [
+def _points() -> list[models.PointStruct]:
+    return [
         models.PointStruct(
             id=str(uuid.UUID(int=i + 1)), vector=[1.0, float(i)], payload={"i": i, "m": encode_metadata(md)}
         )
         for i, md in enumerate(METADATA)
     ]
-    client.upsert("f", points=points, wait=True)
-    yield client
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    """Both embedded engines, holding the same points: {"edge": ..., "client": ...}."""
+    from qdrant_client import QdrantClient
+    from vpa_qdrant.edge import EdgeEngine
+
+    vectors = models.VectorParams(size=2, distance=models.Distance.COSINE)
+    client = QdrantClient(path=str(tmp_path_factory.mktemp("filters-client")))
+    client.create_collection("f", vectors_config=vectors)
+    client.upsert("f", points=_points(), wait=True)
+    edge = EdgeEngine(tmp_path_factory.mktemp("filters-edge"))
+    edge.create_collection("f", vectors_config=vectors, metadata={})
+    edge.upsert("f", points=_points())
+    yield {"edge": edge, "client": client}
     client.close()
+    edge.close()
 
 
-def native_ids(client, spec) -> set[int]:
+@pytest.fixture(scope="module", params=["edge", "client"])
+def engine(request, engines):
+    return engines[request.param]
+
+
+def native_ids(engine, spec) -> set[int]:
+    """The ids the engine (Edge or qdrant-client's local mode) returns for the translated filter:
+    both take the same ``models.Filter`` (Edge converts it, `vpa_qdrant.edge`)."""
     native = to_native(parse_filter(spec))
-    points, _ = client.scroll("f", scroll_filter=native, limit=1000, with_payload=True)
+    points, _ = engine.scroll("f", scroll_filter=native, limit=1000, with_payload=True)
     return {p.payload["i"] for p in points}
 
 
@@ -270,7 +293,12 @@ def test_every_key_round_trips_and_parses_as_one_segment(key):
     assert SERVER_SEGMENT.fullmatch(key_path(key).removeprefix("m.")), key
 
 
-async def test_store_query_count_delete_use_the_filter(local_store):
+@pytest.mark.parametrize("engine_name", ["edge", "client"])
+async def test_store_query_count_delete_use_the_filter(tmp_path, engine_name):
+    from vpa_qdrant.settings import QdrantSettings
+    from vpa_qdrant.store import QdrantStore
+
+    local_store = QdrantStore(QdrantSettings(path=str(tmp_path / "q"), engine=engine_name))
     await local_store.create_collection("t_filters", 2)
     records = [Record(f"r{i}", np.array([1.0, i + 1.0]), f"t{i}", md) for i, md in enumerate(METADATA)]
     await local_store.upsert("t_filters", records)
@@ -283,6 +311,7 @@ async def test_store_query_count_delete_use_the_filter(local_store):
     assert await local_store.delete("t_filters", filter=spec) == len(want)
     assert await local_store.count("t_filters") == len(METADATA) - len(want)
     assert await local_store.count("t_filters", spec) == 0
+    await local_store.close()
 
 
 # --- random trees ----------------------------------------------------------------------------------
@@ -319,5 +348,28 @@ _TREES = st.recursive(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=_TREES)
-def test_random_trees_equal_reference(engine, spec):
-    assert native_ids(engine, spec) == reference_ids(spec)
+def test_random_trees_equal_reference_on_both_engines(engines, spec):
+    want = reference_ids(spec)
+    assert native_ids(engines["edge"], spec) == want
+    assert native_ids(engines["client"], spec) == want
+
+
+def test_edge_conversion_keeps_every_node():
+    """`edge_filter` maps each node of the shared translation to Edge's class of the same name,
+    with the same keys and bounds (a bool as a boolean: see `vpa_qdrant.edge._match_value`)."""
+    import qdrant_edge
+    from vpa_qdrant.edge import _match_value, edge_filter
+
+    spec = {"$or": [{"n": {"$gte": 1, "$lt": 3}}, {"s": {"$in": ["a", "b"]}}, {"$not": {"b": True}},
+                    {"d": D0}, {"k": None}]}
+    converted = edge_filter(to_native(parse_filter(spec)))
+    assert isinstance(converted, qdrant_edge.Filter) and len(converted.should) == 5
+    ranges, strings, negation, date, empty = converted.should
+    assert [(c.key, c.range.gte, c.range.lt) for c in ranges.must] == [("m.n", 1.0, None), ("m.n", None, 3.0)]
+    assert strings.key == "m.s" and strings.match.value == ["a", "b"]
+    flag = negation.must_not[0].match.value
+    assert type(flag).__name__ == "bool" and bool(flag) is True  # a boolean, not the integer 1
+    assert date.key == "m.d._vpa_datetime_us" and date.match.value == to_micros(D0)
+    assert isinstance(empty, qdrant_edge.IsEmptyCondition)
+    assert type(_match_value(True)).__name__ == "bool" and _match_value(1) == 1
+    assert edge_filter(None) is None

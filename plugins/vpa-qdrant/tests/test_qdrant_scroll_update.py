@@ -1,6 +1,7 @@
 """Contract 1.1 on Qdrant: native scroll (keyset by point id) and update (``set_payload``),
-datetimes, ``$exists`` and loader-style keys, against the real embedded engine (and a server
-when one is given), and what the payload looks like in Qdrant afterwards."""
+datetimes, ``$exists`` and loader-style keys, against the real embedded engines (Qdrant Edge and
+qdrant-client's local mode; a server when one is given), and what the payload looks like in
+Qdrant afterwards."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from conftest import edge_points
 from qdrant_client import QdrantClient
 from vpa.errors import InvalidCursor, LimitExceeded
 from vpa.models import Record
@@ -35,7 +37,19 @@ RNG = np.random.default_rng(11)
 
 
 def local(path, **options) -> QdrantStore:
+    """Qdrant Edge on ``path``."""
     return QdrantStore(QdrantSettings(path=str(path), **options))
+
+
+def stored_points(engine: str, path, collection: str, ids: list[str]) -> list:
+    """The points as the embedded engine stores them, read without VPA (the store closed)."""
+    if engine == "edge":
+        return edge_points(path, collection, [point_id(i) for i in ids])
+    client = QdrantClient(path=str(path))
+    try:
+        return client.retrieve(collection, [point_id(i) for i in ids], with_payload=True, with_vectors=True)
+    finally:
+        client.close()
 
 
 def records(n: int, start: int = 0, dim: int = 4) -> list[Record]:
@@ -52,6 +66,7 @@ async def scroll_ids(store: QdrantStore, name: str, spec=None, **kwargs) -> list
 def test_both_modes_declare_contract_1_1():
     for settings in (
         QdrantSettings(path="/p"),
+        QdrantSettings(path="/p", engine="client"),
         QdrantSettings(in_memory=True),
         QdrantSettings(url="http://h:1"),
     ):
@@ -113,14 +128,15 @@ async def test_scroll_is_exactly_once_under_concurrent_upserts_and_deletes(store
     assert {r.id for r in stable} <= set(seen)
 
 
-async def test_a_cursor_resumes_in_a_new_store_on_a_reopened_engine(tmp_path):
-    store = local(tmp_path / "q")
+@pytest.mark.parametrize("engine", ["edge", "client"])
+async def test_a_cursor_resumes_in_a_new_store_on_a_reopened_engine(tmp_path, engine):
+    store = local(tmp_path / "q", engine=engine)
     await store.create_collection("t_resume", 4)
     written = records(30)
     await store.upsert("t_resume", written)
     first = await store.scroll_page("t_resume", {"even": True}, batch_size=4)
     await store.close()  # the engine is released: the next store opens the folder afresh
-    again = local(tmp_path / "q")
+    again = local(tmp_path / "q", engine=engine)
     rest = await scroll_ids(again, "t_resume", {"even": True}, batch_size=4, cursor=first.cursor)
     assert sorted([r.id for r in first.records] + rest) == [r.id for r in written if r.metadata["even"]]
     with pytest.raises(InvalidCursor):  # bound to its filter
@@ -188,14 +204,14 @@ async def test_update_replaces_values_whole_across_types(store):
     assert await store.count("t_update_types", {"z": D0}) == 1
 
 
-async def test_unset_removes_the_key_from_the_payload(tmp_path):
-    store = local(tmp_path / "q")
+@pytest.mark.parametrize("engine", ["edge", "client"])
+async def test_unset_removes_the_key_from_the_payload(tmp_path, engine):
+    store = local(tmp_path / "q", engine=engine)
     await store.create_collection("t_unset", 2)
     await store.upsert("t_unset", [Record("a", [3, 4], "hi", {"k": 1, "og:title": "t", "keep": "x"})])
     assert await store.update("t_unset", ids=["a"], unset=["k", "og:title"], set={"n": D0}) == 1
     await store.close()
-    client = QdrantClient(path=str(tmp_path / "q"))
-    (point,) = client.retrieve("t_unset", [point_id("a")], with_payload=True, with_vectors=True)
+    (point,) = stored_points(engine, tmp_path / "q", "t_unset", ["a"])
     assert point.payload == {
         "_vpa_id": "a",
         "_vpa_text": "hi",
@@ -203,7 +219,6 @@ async def test_unset_removes_the_key_from_the_payload(tmp_path):
         "m": {"keep": "x", "n": {"_vpa_datetime_us": 1714564800000000}},
     }
     np.testing.assert_allclose(point.vector, [0.6, 0.8], rtol=1e-6)
-    client.close()
 
 
 async def test_wide_keys_and_datetimes_round_trip_and_filter(store):
@@ -236,12 +251,11 @@ async def test_wide_keys_and_datetimes_round_trip_and_filter(store):
     assert w.metadata == {**{k: v for k, v in WIDE.items() if k != "source-url"}, "Größe": 2}
 
 
-async def test_wide_keys_are_stored_readable_in_the_payload(tmp_path):
-    store = local(tmp_path / "q")
+@pytest.mark.parametrize("engine", ["edge", "client"])
+async def test_wide_keys_are_stored_readable_in_the_payload(tmp_path, engine):
+    store = local(tmp_path / "q", engine=engine)
     await store.create_collection("t_keys", 2)
     await store.upsert("t_keys", [Record("a", [1, 0], "", {"og:title": "t", "page.number": 1, 'q"': 2})])
     await store.close()
-    client = QdrantClient(path=str(tmp_path / "q"))
-    (point,) = client.retrieve("t_keys", [point_id("a")], with_payload=True)
+    (point,) = stored_points(engine, tmp_path / "q", "t_keys", ["a"])
     assert point.payload["m"] == {"og:title": "t", "page.number": 1, "b64-cSI": 2}
-    client.close()

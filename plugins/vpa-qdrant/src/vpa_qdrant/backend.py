@@ -1,17 +1,22 @@
-"""The two ways of talking to Qdrant, behind one ``await backend.call(method, ...)``: which client,
+"""The ways of talking to Qdrant, behind one ``await backend.call(method, ...)``: which engine,
 how it runs, how it is shared and released. The store wraps each call in ``vendor_errors``.
 
+- `EdgeBackend` (the default): Qdrant Edge, Qdrant's Rust engine in this process
+  (`vpa_qdrant.edge.EdgeEngine`), one shard per collection under ``VPA_DATA_DIR/qdrant-edge``.
+  Its calls release the GIL and run in a worker thread, or on the event loop for a kind of call
+  it has lately answered in under 3 ms (`vpa.offload.Offloader`).
 - `RemoteBackend`: a Qdrant server over REST or gRPC, through the vendor's `AsyncQdrantClient`.
-- `LocalBackend`: the client's embedded engine (``path=`` or ``":memory:"``). The vendor's async
-  local engine does all its work synchronously inside ``async def``s, which would block the event
-  loop; so local mode uses the sync `QdrantClient`, one call at a time per data folder (the
-  embedded engine is not thread-safe), in a worker thread or, for a kind of call the engine has
-  lately answered in under 3 ms, on the event loop (`vpa.offload.Offloader`). No connection pool.
+- `LocalBackend` (``engine = "client"``): qdrant-client's own local mode (``path=`` or
+  ``":memory:"``), a pure-Python re-implementation kept to read folders written by vpa-qdrant
+  0.3 and to migrate them. The vendor's async local engine does all its work synchronously inside
+  ``async def``s, which would block the event loop; so it uses the sync `QdrantClient`, one call
+  at a time per data folder (it is not thread-safe), through `vpa.offload.Offloader` as well.
 
-The embedded engine takes an exclusive file lock on its folder, so two clients in one process
-cannot open the same folder. Local clients are therefore shared per folder within a process and
-reference-counted: every store on ``VPA_DATA_DIR/qdrant`` uses the same engine, and the last one
-to close releases the folder for other processes.
+Both embedded engines own their folder: Edge through VPA's `FolderLock` (``.vpa.lock``, a second
+process gets `DataFolderLocked` naming the owner's PID), qdrant-client's local mode through its
+own file lock. Engines are therefore shared per folder within a process and reference-counted:
+every store on the same folder uses the same engine, and the last one to close releases the
+folder for other processes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from vpa.errors import StoreError
 from vpa.offload import Offloader
 
+from vpa_qdrant.edge import EdgeEngine
 from vpa_qdrant.settings import QdrantSettings
 
 # --- local mode ------------------------------------------------------------------------------
@@ -123,6 +129,85 @@ class LocalBackend:
                 shared, self._shared = self._shared, None
             if shared is not None:
                 _release(shared, self.path)
+
+        await asyncio.to_thread(release)
+
+
+# --- Qdrant Edge -----------------------------------------------------------------------------
+
+
+class _SharedEdge:
+    def __init__(self, engine: EdgeEngine) -> None:
+        self.engine = engine
+        self.refs = 0
+
+
+_EDGE_POOL: dict[str, _SharedEdge] = {}
+
+
+def _acquire_edge(path: str | None) -> tuple[_SharedEdge, str | None]:
+    if path is None:  # in_memory: a private folder, removed on close
+        import tempfile
+
+        shared = _SharedEdge(EdgeEngine(tempfile.mkdtemp(prefix="vpa-qdrant-edge-"), persistent=False))
+        shared.refs = 1
+        return shared, None
+    key = os.path.realpath(path)
+    with _POOL_LOCK:
+        shared = _EDGE_POOL.get(key)
+        if shared is None:
+            shared = _EDGE_POOL[key] = _SharedEdge(EdgeEngine(key))
+        shared.refs += 1
+        return shared, key
+
+
+def _release_edge(shared: _SharedEdge, key: str | None) -> None:
+    with _POOL_LOCK:
+        shared.refs -= 1
+        if shared.refs > 0:
+            return
+        if key is not None:
+            _EDGE_POOL.pop(key, None)
+    shared.engine.close()
+
+
+class EdgeBackend:
+    """Qdrant Edge on a folder (``path``), or on a private temporary one (``path=None``)."""
+
+    kind = "edge"
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = None if path is None else os.fspath(path)
+        self._shared: _SharedEdge | None = None
+        self._key: str | None = None
+        self._open_lock = threading.Lock()
+        self._offload = Offloader()
+        self._closed = False
+
+    def _open(self) -> EdgeEngine:
+        with self._open_lock:
+            if self._closed:
+                raise StoreError("this store was closed")
+            if self._shared is None:
+                self._shared, self._key = _acquire_edge(self.path)
+            return self._shared.engine
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        shared = self._shared
+        engine = shared.engine if shared is not None else await asyncio.to_thread(self._open)
+        # Inline only when the lock the call needs is free at once: the loop never waits for it.
+        name = args[0] if args else None
+        kind = (method, name, _filtered(kwargs))
+        bound = getattr(engine, method)
+        return await self._offload.run(kind, lambda: bound(*args, **kwargs), engine.lock_for(name))
+
+    async def close(self) -> None:
+        def release() -> None:
+            with self._open_lock:
+                self._closed = True
+                shared, self._shared = self._shared, None
+            if shared is not None:
+                _release_edge(shared, self._key)
 
         await asyncio.to_thread(release)
 

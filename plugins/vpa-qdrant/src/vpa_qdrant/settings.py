@@ -1,8 +1,10 @@
 """``[providers.qdrant]``: the options of the `qdrant` store, and the mode they select.
 
-The local-or-server rule lives here, once (`QdrantSettings.mode`, completed by `resolve` with the
-main config's VPA_VECTOR_DB_HOST/PORT and VPA_DATA_DIR). No qdrant-client import: the settings
-are read (``vpa config``, the registry's declaration) without loading the vendor client.
+The embedded-or-server rule lives here, once (`QdrantSettings.mode`, completed by `resolve` with
+the main config's VPA_VECTOR_DB_HOST/PORT and VPA_DATA_DIR). Embedded means Qdrant Edge
+(``edge``, the default: Qdrant's own engine) or, with ``engine = "client"``, qdrant-client's
+pure-Python local mode (``local``, kept to read and migrate vpa-qdrant 0.3 folders). No vendor
+import: the settings are read (``vpa config``, the registry's declaration) without loading them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import attrs
 from vpa.errors import ConfigError
 from vpa.settings import setting
 
-Mode = Literal["local", "memory", "server"]
+Mode = Literal["edge", "local", "memory", "server"]
+ENGINES = ("edge", "client")
+#: The folder under VPA_DATA_DIR of each embedded engine.
+FOLDERS = {"edge": "qdrant-edge", "client": "qdrant"}
 
 SECTION = "[providers.qdrant]"
 READ_CONSISTENCY = ("all", "majority", "quorum")
@@ -50,13 +55,28 @@ def _write_ordering(value: Any) -> str | None:
     raise ConfigError(f"{SECTION}.write_ordering must be weak, medium or strong, not {value!r}")
 
 
+def _engine(value: Any) -> str:
+    if isinstance(value, str) and value.lower() in ENGINES:
+        return value.lower()
+    raise ConfigError(f"{SECTION}.engine must be edge or client, not {value!r}")
+
+
 @attrs.frozen
 class QdrantSettings:
     """``[providers.qdrant]``, every option optional (an unknown one is an error)."""
 
-    # local mode
-    path: str | None = setting(None, "local mode: the data folder (default VPA_DATA_DIR/qdrant)")
-    in_memory: bool = setting(False, "local mode without persistence (':memory:')")
+    # embedded
+    engine: str = setting(
+        "edge",
+        "embedded engine: 'edge' (Qdrant Edge, Qdrant's own engine) or 'client' (qdrant-client's "
+        "pure-Python local mode, for folders written by vpa-qdrant 0.3)",
+        converter=_engine,
+    )
+    path: str | None = setting(
+        None,
+        "embedded: the data folder (default VPA_DATA_DIR/qdrant-edge; VPA_DATA_DIR/qdrant for 'client')",
+    )
+    in_memory: bool = setting(False, "embedded without persistence (a private temporary folder for Edge)")
     # server mode
     url: str | None = setting(None, "server mode: the server's URL, instead of VPA_VECTOR_DB_HOST/PORT")
     https: bool | None = setting(None, "server mode: use TLS when the URL is built from host and port")
@@ -89,10 +109,17 @@ class QdrantSettings:
 
     @property
     def mode(self) -> Mode:
-        """``memory`` with ``in_memory`` (it wins), ``server`` with a ``url``, else ``local``."""
+        """``memory`` with ``in_memory`` (it wins), ``server`` with a ``url``, else ``edge`` (or
+        ``local`` with ``engine = "client"``)."""
         if self.in_memory:
             return "memory"
-        return "server" if self.url is not None else "local"
+        if self.url is not None:
+            return "server"
+        return "edge" if self.engine == "edge" else "local"
+
+    @property
+    def embedded(self) -> bool:
+        return self.mode != "server"
 
     def resolve(
         self,
@@ -102,14 +129,14 @@ class QdrantSettings:
         data_dir: str | os.PathLike[str] | None = None,
     ) -> QdrantSettings:
         """These settings completed by the main config: without a ``url``, VPA_VECTOR_DB_HOST (and
-        PORT) select server mode; without either, local mode keeps its data in ``path`` or
-        ``VPA_DATA_DIR/qdrant``."""
-        if self.mode != "local":
+        PORT) select server mode; without either, the embedded engine keeps its data in ``path``
+        or ``VPA_DATA_DIR/qdrant-edge`` (``VPA_DATA_DIR/qdrant`` for ``engine = "client"``)."""
+        if self.mode not in ("edge", "local"):
             return self
         if host:
             return attrs.evolve(self, url=build_url(host, port, https=self.https))
         if self.path is None and data_dir is not None:
-            return attrs.evolve(self, path=os.fspath(Path(data_dir) / "qdrant"))
+            return attrs.evolve(self, path=os.fspath(Path(data_dir) / FOLDERS[self.engine]))
         return self
 
 

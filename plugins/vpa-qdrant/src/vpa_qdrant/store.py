@@ -1,8 +1,10 @@
-"""`QdrantStore`: the VPA store contract on Qdrant, embedded (local mode) or on a server.
+"""`QdrantStore`: the VPA store contract on Qdrant, embedded (Qdrant Edge, the default; or
+qdrant-client's local mode) or on a server.
 
-How records and collections are laid out is `vpa_qdrant.codec`; filters are `vpa_qdrant.filters`;
-which client runs a call is `vpa_qdrant.backend`. Every write waits for Qdrant to apply it
-(``wait=True``), so reads see it at once.
+How records and collections are laid out is `vpa_qdrant.codec`; filters are `vpa_qdrant.filters`
+(one translation, to ``qdrant_client.models``, for every engine: `vpa_qdrant.edge` converts it
+node for node into Edge's classes); which engine runs a call is `vpa_qdrant.backend`. Every
+write waits for Qdrant to apply it (``wait=True``), so reads see it at once.
 
 Contract 1.1: `_scroll` is Qdrant's own ``scroll``, keyset by point id (the position is the id of
 the next point, a UUID string: it resumes in any process, and a deleted point still marks where
@@ -28,7 +30,7 @@ from vpa.stores.base import VectorStore
 from vpa.validation import record_bytes_bound
 
 from vpa_qdrant import codec, errors
-from vpa_qdrant.backend import LocalBackend, RemoteBackend
+from vpa_qdrant.backend import EdgeBackend, LocalBackend, RemoteBackend
 from vpa_qdrant.filters import to_native, with_ids
 from vpa_qdrant.settings import QdrantSettings
 
@@ -54,8 +56,13 @@ SERVER_CAPABILITIES = contract_1_1(
     native_update=True,
 )
 
-#: Local mode, the default: brute force, so exact. It evaluates a filter in Python, condition by
-#: condition on every point: about 25 ms a term per 1,000 points measured (a 1,024-term ``$or``
+#: Qdrant Edge, the default: Qdrant's Rust engine, with the server's filter evaluation (so the
+#: server's filter bounds). VPA never builds an HNSW index on an Edge shard (Edge optimises only
+#: when asked) and asks for exact search besides, so a search is an exact scan of every segment.
+EDGE_CAPABILITIES = attrs.evolve(SERVER_CAPABILITIES, exact=True, min_recall=1.0)
+
+#: qdrant-client's local mode (``engine = "client"``): brute force, so exact. It evaluates a
+#: filter in Python, condition by condition on every point: about 25 ms a term per 1,000 points measured (a 1,024-term ``$or``
 #: took 12 s, the ``$not`` of an ``$and`` of 1,024 ordering comparisons 27 s, over 1,000 points),
 #: holding the GIL. It survives any width, but a quarter of the server's bound keeps one search
 #: from stalling the process for long.
@@ -66,12 +73,13 @@ class QdrantStore(VectorStore):
     """A VPA store on Qdrant. Built by `from_config`, or directly from `QdrantSettings`:
 
     ``QdrantStore(QdrantSettings(path=...))`` or ``QdrantStore(QdrantSettings(in_memory=True))``
-    for the embedded engine; ``QdrantStore(QdrantSettings(url="http://host:6333"), api_key=...)``
+    for Qdrant Edge (``engine="client"`` for qdrant-client's local mode);
+    ``QdrantStore(QdrantSettings(url="http://host:6333"), api_key=...)``
     or ``QdrantStore(host="host", port=6333)`` for a server. Nothing is opened or contacted
     before the first call.
     """
 
-    capabilities = LOCAL_CAPABILITIES
+    capabilities = EDGE_CAPABILITIES
     settings_class = QdrantSettings
     provider = "qdrant"
     translate_error = staticmethod(errors.translate_error)
@@ -90,23 +98,26 @@ class QdrantStore(VectorStore):
         super().__init__(capabilities=self.declare(settings))
         self.settings = settings
         self.mode = settings.mode
-        self._backend: LocalBackend | RemoteBackend
+        self._backend: EdgeBackend | LocalBackend | RemoteBackend
         if settings.mode == "server":
             self._backend = RemoteBackend(
                 settings, api_key=api_key, connection_pool_size=connection_pool_size
             )
             self.location = str(settings.url)
-        elif settings.mode == "local" and settings.path is None:
+        elif settings.mode in ("edge", "local") and settings.path is None:
             raise ConfigError(
-                "QdrantStore needs a url or host (server mode), a path or in_memory (local mode)"
+                "QdrantStore needs a url or host (server mode), a path or in_memory (embedded)"
             )
+        elif settings.engine == "edge":
+            self._backend = EdgeBackend(settings.path)
+            self.location = settings.path or ":memory:"
         else:
             self._backend = LocalBackend(settings.path)
             self.location = settings.path or ":memory:"
         self._search_params: models.SearchParams | None = None
         self._read: dict[str, Any] = {}
         self._write: dict[str, Any] = {"wait": True}
-        if settings.mode == "server":  # local mode is brute force; it ignores (and warns on) these
+        if settings.mode == "server":  # embedded search is exact (see EDGE_CAPABILITIES)
             if settings.exact:
                 self._search_params = models.SearchParams(exact=True)
             elif settings.hnsw_ef:
@@ -122,7 +133,7 @@ class QdrantStore(VectorStore):
 
     @classmethod
     def from_config(cls, config: Any) -> QdrantStore:
-        """Server mode when ``url`` or VPA_VECTOR_DB_HOST is set, else local mode."""
+        """Server mode when ``url`` or VPA_VECTOR_DB_HOST is set, else embedded (Qdrant Edge)."""
         return cls(
             cls.settings_from(config),
             host=config.host,
@@ -142,8 +153,9 @@ class QdrantStore(VectorStore):
                 min_recall=recall,
                 max_batch_size=settings.max_batch_size,
             )
+        embedded = EDGE_CAPABILITIES if settings.engine == "edge" else LOCAL_CAPABILITIES
         return attrs.evolve(
-            cls.capabilities, persistent=settings.mode == "local", max_batch_size=settings.max_batch_size
+            embedded, persistent=settings.mode != "memory", max_batch_size=settings.max_batch_size
         )
 
     @classmethod
@@ -162,8 +174,8 @@ class QdrantStore(VectorStore):
         return record_bytes_bound(record) + 24 * info.dimension + 6 * len(record.id) + 200 + tags
 
     async def _client_call(self, method: str, collection: str | None = None, **kwargs: Any) -> Any:
-        """``client.<method>(collection, **kwargs)`` as the backend runs it (local mode through
-        `vpa.offload`, a server through the async client), in `vendor_errors`."""
+        """``client.<method>(collection, **kwargs)`` as the backend runs it (embedded engines
+        through `vpa.offload`, a server through the async client), in `vendor_errors`."""
         with self.vendor_errors(method, collection):
             return await self._backend.call(method, *(() if collection is None else (collection,)), **kwargs)
 
@@ -177,10 +189,13 @@ class QdrantStore(VectorStore):
         if not await self._client_call("collection_exists", name):
             return None
         try:
-            description = await self._client_call("get_collection", name)
+            if self._backend.kind == "edge":  # kept beside the shard, as a server keeps it
+                metadata = await self._client_call("collection_metadata", name)
+            else:
+                metadata = (await self._client_call("get_collection", name)).config.metadata
         except CollectionNotFound:
             return None
-        return codec.read_definition(name, description.config.metadata)
+        return codec.read_definition(name, metadata)
 
     async def _create_collection(self, info: CollectionInfo) -> None:
         try:
