@@ -277,19 +277,28 @@ def ingest(paths: tuple[str, ...], meta: tuple[str, ...], tenant: str | None, st
                    "keeps it, one `vpa search` run forgets it)")
 @click.option("--group-by", type=click.Choice(["document", "chunk"]), default="document", show_default=True,
               help="one result per document (its best chunk), or one per chunk")
+@click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid"]), default="dense", show_default=True,
+              help="rank by meaning (embeddings), by words (BM25), or both fused; the score shown is the mode's "
+                   "(cosine, BM25 or fused: see docs/search.md)")
+@click.option("--fusion", type=click.Choice(["rrf", "linear"]),
+              help="with --mode hybrid: reciprocal rank fusion (the default) or a linear blend of the scores")
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0),
+              help="with --fusion linear: the dense half's weight, from 0 (words only) to 1 (meaning only); "
+                   "default 0.5")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @common_options
 def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, user: str, group_by: str,
-           as_json: bool, **options: Any) -> None:
+           mode: str, fusion: str | None, alpha: float | None, as_json: bool, **options: Any) -> None:
     """Search the collection."""
-    from vpa.rag import flatten
+    from vpa.rag import check_mode, flatten
 
     filters = _filter_option(filter_json)
+    check_mode(mode, fusion, alpha)  # a setting that would not be used is refused before the store is opened
 
     results = _run(_with_system(
         _component_options(**options),
         lambda system: system.search_knowledge(user, query, top_k=top_k, filters=filters, tenant=tenant,
-                                                group_by=group_by),
+                                                group_by=group_by, mode=mode, fusion=fusion, alpha=alpha),
     ))
     if as_json:
         click.echo(_dumps(flatten(results), indent=2))
@@ -298,7 +307,7 @@ def search(query: str, top_k: int, filter_json: str | None, tenant: str | None, 
         click.echo("no results")
     for rank, result in enumerate(results, 1):
         snippet = " ".join(result.content.split())
-        click.echo(f"{rank}. [{result.similarity:.3f}] {result.title or result.document_id}  ({result.document_id})")
+        click.echo(f"{rank}. [{result.score:.3f}] {result.title or result.document_id}  ({result.document_id})")
         click.echo(textwrap.indent(textwrap.fill(snippet[:300] + ("…" if len(snippet) > 300 else ""), 96), "   "))
         if result.metadata:
             click.echo("   " + ", ".join(f"{k}={_shown(v)}" for k, v in sorted(result.metadata.items())))

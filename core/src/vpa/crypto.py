@@ -52,6 +52,7 @@ from vpa.errors import (
     EmbedderMismatch,
     StoreError,
     UnsupportedFilter,
+    UnsupportedOperation,
     ValidationError,
 )
 from vpa.filters import FilterLike, Node, fields_used
@@ -432,6 +433,13 @@ class EncryptedTextStore(_StoreView):
         self._verify(created)
 
     # --- records -----------------------------------------------------------------------------
+
+    def _require_lexical(self, what: str) -> None:
+        raise UnsupportedOperation(
+            f"encryption at rest seals each record's text in the {type(self.inner).__name__}, so it cannot "
+            f"answer {what}: encrypted text cannot be searched by words; use mode='dense', or a store that "
+            "encrypts on its own (the memory store)"
+        )
 
     def prepare_filter(self, spec: FilterLike) -> Node | None:
         node = super().prepare_filter(spec)

@@ -267,20 +267,31 @@ class HealthStatus:
 @attrs.frozen
 class SearchResult:
     """One result of ``search_knowledge``: a document's best-matching chunk (or, with
-    ``group_by="chunk"``, any matching chunk), with its similarity.
+    ``group_by="chunk"``, any matching chunk), with the score it was ranked by.
+
+    ``score`` is what the results are ordered by (higher is better) and means what the search's
+    ``mode`` makes it: the cosine similarity (``"dense"``), the BM25 score of the chunk's text
+    (``"lexical"``: positive, unbounded, comparable only within one query's results), or the fused
+    score (``"hybrid"``: RRF's ``sum 1 / (60 + rank)``, or the linear fusion's value in [0, 1]).
+    ``similarity`` is the cosine similarity where the search computed one — in dense mode, where it
+    equals ``score`` — and None otherwise: a BM25 or fused score is never passed off as a cosine.
 
     ``metadata`` is taken as given, not copied (unlike `Hit`): the RAG layer builds a fresh dict
     for every result, and a second copy cost ~3 µs a hit on the search path."""
 
     document_id: str
     chunk_id: str
-    similarity: float
+    similarity: float | None
     content: str
     metadata: Metadata = attrs.field(factory=dict, hash=False)
     title: str = ""
     #: With ``group_by="document"`` and ``passages=True``: the document's other matching chunks,
     #: best first (each a `SearchResult` without passages of its own).
     passages: tuple[SearchResult, ...] = attrs.field(default=(), hash=False)
+    #: The ranking score (see above); by default the similarity (a dense result).
+    score: float = attrs.field(default=attrs.Factory(lambda self: self.similarity, takes_self=True))
+    #: The search mode that ranked this result: ``"dense"``, ``"lexical"`` or ``"hybrid"``.
+    mode: str = "dense"
 
 
 def _make_converter() -> cattrs.Converter:

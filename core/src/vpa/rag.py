@@ -155,6 +155,31 @@ def _summary(head: Record) -> DocumentSummary:
 GROUP_BY = ("document", "chunk")
 #: Chunks asked for per document wanted, before asking again (long documents rank several).
 DOCUMENT_FETCH_FACTOR = 3
+#: How a search ranks: by meaning (the query's vector, cosine), by words (BM25 of the chunk's
+#: text, `vpa.lexical`), or both fused. ``dense`` is the default.
+MODES = ("dense", "lexical", "hybrid")
+#: A hybrid search's fusion and linear weight when none is given (`vpa.lexical.fuse`).
+DEFAULT_FUSION = "rrf"
+DEFAULT_ALPHA = 0.5
+
+
+def check_mode(mode: Any, fusion: Any = None, alpha: Any = None) -> tuple[str, str, float]:
+    """A search's ``mode``, ``fusion`` and ``alpha`` checked (`ValidationError`), with the defaults
+    filled in. ``fusion`` only means something to a hybrid search and ``alpha`` only to the linear
+    fusion (RRF has no weight), so either given where it would not be used is refused rather than
+    ignored."""
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValidationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if fusion is not None and mode != "hybrid":
+        raise ValidationError(f"fusion applies to mode='hybrid' only, not mode={mode!r}")
+    if alpha is not None and (mode != "hybrid" or fusion != "linear"):
+        raise ValidationError(
+            "alpha weighs the linear fusion only: give mode='hybrid' and fusion='linear' with it"
+        )
+    from vpa.lexical import check_fusion
+
+    fusion, alpha = check_fusion(DEFAULT_FUSION if fusion is None else fusion, DEFAULT_ALPHA if alpha is None else alpha)
+    return mode, fusion, alpha
 
 
 def embedding_input(title: str, text: str) -> str:
@@ -167,14 +192,16 @@ def _document_key(hit: Hit) -> tuple[str, str]:
     return (str(hit.metadata.get(TENANT, "")), str(hit.metadata[DOC_ID]))
 
 
-def _result(hit: Hit) -> SearchResult:
+def _result(hit: Hit, mode: str = "dense") -> SearchResult:
+    """A hit as a result: its score is the mode's (a cosine only in dense mode, see `SearchResult`)."""
     return SearchResult(
-        document_id=str(hit.metadata[DOC_ID]), chunk_id=public_chunk_id(hit.metadata), similarity=hit.score,
-        content=hit.text, metadata=user_metadata(hit.metadata), title=str(hit.metadata.get(TITLE, "")),
+        document_id=str(hit.metadata[DOC_ID]), chunk_id=public_chunk_id(hit.metadata),
+        similarity=hit.score if mode == "dense" else None, score=hit.score, mode=mode, content=hit.text,
+        metadata=user_metadata(hit.metadata), title=str(hit.metadata.get(TITLE, "")),
     )
 
 
-def _group(hits: list[Hit], top_k: int, passages: bool) -> list[SearchResult]:
+def _group(hits: list[Hit], top_k: int, passages: bool, mode: str = "dense") -> list[SearchResult]:
     """One result per document, best first, from hits ordered best first."""
     groups: dict[tuple[str, str], list[Hit]] = {}
     for hit in hits:
@@ -185,9 +212,9 @@ def _group(hits: list[Hit], top_k: int, passages: bool) -> list[SearchResult]:
             groups[key] = [hit]
     out = []
     for best, *others in groups.values():
-        result = _result(best)
+        result = _result(best, mode)
         if passages and others:
-            result = attrs.evolve(result, passages=tuple(_result(h) for h in others))
+            result = attrs.evolve(result, passages=tuple(_result(h, mode) for h in others))
         out.append(result)
     return out
 
@@ -900,24 +927,71 @@ class RAGSystem:
         ]
 
     async def _query_complete(
-        self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None, *, distinct: bool = False
+        self,
+        info: CollectionInfo,
+        vector: np.ndarray | None,
+        top_k: int,
+        node: Node | None,
+        *,
+        distinct: bool = False,
+        text: str | None = None,
+        mode: str = "dense",
+        fusion: str = DEFAULT_FUSION,
+        alpha: float = DEFAULT_ALPHA,
     ) -> list[Hit]:
         """Hits of completed versions, best first: ``top_k`` of them, or with ``distinct`` enough to
         hold ``top_k`` documents. Asks the store for more while hits were dropped or documents
-        repeated (bounded by the store's ``max_top_k`` and `REFILL_ROUNDS`)."""
+        repeated (bounded by the store's ``max_top_k`` and `REFILL_ROUNDS`). The same in every
+        ``mode``: the store ranks (by ``vector``, by the words of ``text``, or both fused), the
+        filter ``node`` is the store's in each, and a lexical store call that returns fewer hits
+        than asked has no more to give."""
         limit = min(filter(None, (self.store.capabilities.max_top_k, MAX_TOP_K * 4)))
         asked = min(limit, top_k * DOCUMENT_FETCH_FACTOR) if distinct else top_k
         kept: list[Hit] = []
         for _ in range(REFILL_ROUNDS):
             with tracing.span("vpa.store.query", provider=self.config.provider, collection=info.name, top_k=asked,
-                              filtered=node is not None):
-                hits = await self.store.query(info.name, vector, asked, node)
+                              filtered=node is not None, mode=mode):
+                hits = await self._store_hits(info, vector, text, asked, node, mode, fusion, alpha)
             kept = await self._complete_hits(info, hits)
             found = len({_document_key(h) for h in kept}) if distinct else len(kept)
             if found >= top_k or len(hits) < asked or asked >= limit:
                 break
             asked = min(limit, asked * 2 + (top_k - found))
         return kept if distinct else kept[:top_k]
+
+    async def _store_hits(
+        self, info: CollectionInfo, vector: np.ndarray | None, text: str | None, top_k: int,
+        node: Node | None, mode: str, fusion: str, alpha: float,
+    ) -> list[Hit]:
+        """One store call of a search in ``mode``: dense, lexical or hybrid (fused by the store)."""
+        if mode == "lexical":
+            assert text is not None
+            return await self.store.lexical_query(info.name, text, top_k, node)
+        assert vector is not None
+        if mode == "hybrid":
+            assert text is not None
+            return await self.store.hybrid_query(
+                info.name, vector, text, top_k, node, fusion=fusion, alpha=alpha
+            )
+        return await self.store.query(info.name, vector, top_k, node)
+
+    def _require_lexical(self, mode: str) -> None:
+        """Refuses, before any I/O, a lexical or hybrid search the store cannot answer: never a
+        silent dense answer instead. Under encryption at rest the reason is the sealed text."""
+        if self.store.capabilities.lexical_search:
+            return
+        from vpa.crypto import EncryptedTextStore
+
+        if isinstance(self.store, EncryptedTextStore):
+            raise UnsupportedOperation(
+                f"mode={mode!r} searches the words of the stored text, but encryption at rest seals the "
+                f"text the {self.config.provider!r} store holds: encrypted text cannot be searched by words; "
+                "use mode='dense' (or the memory store, which encrypts on its own)"
+            )
+        raise UnsupportedOperation(
+            f"mode={mode!r} needs a store that declares lexical search; the {self.config.provider!r} store "
+            "does not: use mode='dense' or a store that does (see `vpa plugins`)"
+        )
 
     async def search_knowledge(
         self,
@@ -929,26 +1003,57 @@ class RAGSystem:
         tenant: str | None = None,
         group_by: str = "document",
         passages: bool = False,
+        mode: str = "dense",
+        fusion: str | None = None,
+        alpha: float | None = None,
     ) -> list[SearchResult]:
         """The documents most relevant to ``query`` that match ``filters`` (and the tenant), best
         first: each as its best-matching chunk, one result a document (``passages=True`` adds its
         other matching chunks). ``group_by="chunk"`` returns chunks instead, several of one
-        document if they rank so."""
+        document if they rank so.
+
+        ``mode`` is how chunks are ranked, and what each result's ``score`` is:
+
+        - ``"dense"`` (the default): by the cosine similarity of the query's embedding to the
+          chunk's; ``score`` and ``similarity`` are that cosine, in [-1, 1].
+        - ``"lexical"``: by BM25 of the query's words in the chunk's text (`vpa.lexical`: Unicode
+          words case-folded, no stemming, statistics over the whole collection); ``score`` is the
+          BM25 score (positive, unbounded: comparable within one query's results only) and
+          ``similarity`` is None. Chunks holding none of the words are not returned, so fewer
+          than ``top_k`` results may come back. The query is not embedded.
+        - ``"hybrid"``: both rankings fused (by the engine where it fuses, else by VPA):
+          ``fusion="rrf"`` (the default; ``score`` is ``sum 1 / (60 + rank)`` over the two
+          rankings, at most 2/61) or ``fusion="linear"`` (``score`` is ``alpha * dense + (1 - alpha)
+          * lexical`` over min-max normalised scores, in [0, 1]; ``alpha`` defaults to 0.5);
+          ``similarity`` is None.
+
+        ``fusion`` is for hybrid only and ``alpha`` for the linear fusion only: given elsewhere
+        they are refused (`ValidationError`), not ignored. Filters and the tenant are applied by
+        the store to both halves. A store that does not declare lexical search (or one whose text
+        is sealed by encryption at rest) raises `UnsupportedOperation` for lexical and hybrid —
+        never a dense answer instead. Every argument is checked before any store call."""
+        traced_mode = mode if isinstance(mode, str) and mode in MODES else None
         with tracing.span("vpa.search", provider=self.config.provider, collection=self.collection, top_k=top_k,
-                          filtered=filters is not None, group_by=group_by):
-            info = await self.initialize()
+                          filtered=filters is not None, group_by=group_by, mode=traced_mode):
             check_tenant(tenant)
             if group_by not in GROUP_BY:
                 raise ValidationError(f"group_by must be one of {', '.join(GROUP_BY)}, got {group_by!r}")
+            mode, fusion, alpha = check_mode(mode, fusion, alpha)
             if not isinstance(query, str) or not query.strip():
                 raise ValidationError("query must be a non-empty string")
             if not is_encodable(query):
                 raise ValidationError("query is not valid Unicode text (a lone surrogate)")
             if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
                 raise ValidationError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
-            started = time.perf_counter()
+            if mode != "dense":
+                from vpa.lexical import query_terms
+
+                query_terms(query)  # its words within the lexical bounds, before any I/O
+                self._require_lexical(mode)
             node = self._scope(filters, tenant)
-            key = f"{top_k}|{group_by}|{passages}|{canonical_json(node)}|{query}"
+            info = await self.initialize()
+            started = time.perf_counter()
+            key = f"{mode}|{fusion}|{alpha!r}|{top_k}|{group_by}|{passages}|{canonical_json(node)}|{query}"
             # An eventually consistent store may still answer with pre-write data right after a write:
             # caching that would pin stale results for a whole TTL, so only exact-now stores are cached.
             cache_results = not self.store.capabilities.eventually_consistent
@@ -957,15 +1062,17 @@ class RAGSystem:
                 if current is not None:
                     current.set_attribute("hit", results is not None)
             if results is None:
-                vector = await self._embed_query(query)
+                vector = await self._embed_query(query) if mode != "lexical" else None
                 distinct = group_by == "document"
-                hits = await self._query_complete(info, vector, top_k, node, distinct=distinct)
-                results = _group(hits, top_k, passages) if distinct else [_result(hit) for hit in hits]
+                hits = await self._query_complete(info, vector, top_k, node, distinct=distinct, text=query,
+                                                  mode=mode, fusion=fusion, alpha=alpha)
+                results = (_group(hits, top_k, passages, mode) if distinct
+                           else [_result(hit, mode) for hit in hits])
                 if cache_results:
                     self.cache.set(self._results_namespace(), key, results)
             latency = (time.perf_counter() - started) * 1000
             self.telemetry.record(tenant, user_id, query, top_k, len(results), latency, filters is not None)
-            log.debug("rag.search", top_k=top_k, results=len(results), ms=round(latency, 2))
+            log.debug("rag.search", top_k=top_k, mode=mode, results=len(results), ms=round(latency, 2))
             return list(results)
 
     async def count_matching(
@@ -1038,5 +1145,6 @@ def create_enhanced_rag_system(config: VPAConfig | Mapping[str, Any] | None = No
 
 
 def flatten(results: Sequence[SearchResult]) -> list[dict[str, Any]]:
-    """Search results as JSON-ready dicts (document_id, chunk_id, similarity, content, metadata, title)."""
+    """Search results as JSON-ready dicts (document_id, chunk_id, similarity, content, metadata, title,
+    passages, score, mode)."""
     return [attrs.asdict(r) for r in results]

@@ -13,7 +13,7 @@ GET      /documents/{document_id}    reader  the document as it was added
 PUT      /documents/{document_id}    writer  change title, content or metadata of a document
 PATCH    /documents/{document_id}    writer  change metadata in place: ``{"set", "unset"}`` (store 1.1)
 DELETE   /documents/{document_id}    writer  remove a document and its chunks
-POST     /search                     reader  search by meaning, with a metadata filter
+POST     /search                     reader  search by meaning or words, with a metadata filter
 GET      /search/history             reader  the calling key's recent searches (hashes, not text)
 GET      /stats                      reader  `get_system_stats()` for the caller's tenant
                                      operator  ... for every tenant
@@ -786,13 +786,18 @@ def _add_search_routes(app: FastAPI) -> None:
     @app.post(
         f"{PREFIX}/search",
         response_model=s.Envelope[s.SearchOut],
-        responses=s.error_responses(400, 415, 422, *AUTH_ERRORS, *STORE_ERRORS),
+        responses=s.error_responses(400, 413, 415, 422, *AUTH_ERRORS, *STORE_ERRORS),
         tags=["search"],
     )
     async def search(request: Request, body: s.SearchIn, caller: Reader) -> Any:
-        """The documents most similar to `query` among the caller's that match `filters`, best
+        """The documents most relevant to `query` among the caller's that match `filters`, best
         first, as `data.results` (one a document, its best chunk; `group_by=chunk` for chunks). Page with `top_k` and `offset`, or with `page` and
-        `per_page` (the original interface); `pagination.total` counts every match."""
+        `per_page` (the original interface); `pagination.total` counts every match of the filter (null
+        for a full lexical page: only chunks holding a query word are ranked, and they are not counted).
+        `mode` ranks by meaning (dense, the default), by words (lexical, BM25) or both (hybrid, with
+        `fusion` and `alpha`); each result's `score` is that mode's, `similarity` the cosine in dense
+        mode only. Lexical and hybrid on a store without lexical search (or with its text sealed by
+        encryption at rest): 422 unsupported_operation."""
         svc = _service(request)
         if body.page is not None or body.per_page is not None:
             if "top_k" in body.model_fields_set or "offset" in body.model_fields_set:
@@ -805,6 +810,11 @@ def _add_search_routes(app: FastAPI) -> None:
             field = "page" if body.page is not None else "offset"
             raise HTTPError(422, "invalid_input", f"top_k + offset (the end of the page) must be at most {MAX_TOP_K}",
                             field=field)
+        if body.mode != "dense":
+            from vpa.lexical import query_terms
+
+            with _blame("query"):  # its words within the lexical bounds (413 limit_exceeded, 422 no words)
+                query_terms(body.query)
         started = time.perf_counter()
         with _blame("filters"):
             results = await svc.system.search_knowledge(
@@ -815,9 +825,14 @@ def _add_search_routes(app: FastAPI) -> None:
                 tenant=caller.tenant,
                 group_by=body.group_by,
                 passages=body.passages,
+                mode=body.mode,
+                fusion=body.fusion,
+                alpha=body.alpha,
             )
+            # A lexical search ranks only what holds a query word: how many do is not counted.
             total = (
                 offset + len(results[offset:]) if len(results) < limit + offset
+                else None if body.mode == "lexical"
                 else await svc.system.count_matching(
                     body.filters, tenant=caller.tenant, documents=body.group_by == "document"
                 )
@@ -833,11 +848,17 @@ def _add_search_routes(app: FastAPI) -> None:
                 document_id=r.document_id,
                 chunk_id=r.chunk_id,
                 similarity=r.similarity,
+                score=r.score,
+                mode=r.mode,
                 content=r.content,
                 title=r.title,
                 metadata=r.metadata,
-                passages=[s.PassageOut(chunk_id=p.chunk_id, similarity=p.similarity, content=p.content)
-                          for p in r.passages] if body.passages else None,
+                passages=[
+                    s.PassageOut(
+                        chunk_id=p.chunk_id, similarity=p.similarity, score=p.score, content=p.content
+                    )
+                    for p in r.passages
+                ] if body.passages else None,
             )
             for r in page
         ]

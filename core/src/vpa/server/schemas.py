@@ -17,14 +17,18 @@ from pydantic import (
     Field,
     PlainSerializer,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
 
 from vpa.errors import InvalidFilter, LimitExceeded, ValidationError
 from vpa.filters import MAX_FILTER_DEPTH, MAX_FILTER_TERMS, parse_filter
+from vpa.lexical import MAX_QUERY_CHARS as MAX_LEXICAL_QUERY_CHARS
+from vpa.lexical import MAX_QUERY_TERMS as MAX_LEXICAL_QUERY_TERMS
 from vpa.rag import MAX_DOCUMENT_ID_LENGTH, MAX_TOP_K
 from vpa.typedjson import DateError, decode_metadata, encode_metadata
 from vpa.validation import MAX_KEY_LENGTH, check_metadata
@@ -248,9 +252,44 @@ class SearchIn(_Model):
         max_length=MAX_USER_ID_LENGTH,
         description="the end user searching, for the search history (scoped to the calling key)",
     )
+    mode: Literal["dense", "lexical", "hybrid"] = Field(
+        "dense",
+        description="rank by meaning (dense: cosine of embeddings), by words (lexical: BM25, at most "
+        f"{MAX_LEXICAL_QUERY_CHARS} characters and {MAX_LEXICAL_QUERY_TERMS} distinct words), or both fused "
+        "(hybrid); each result's `score` is the mode's. A store without lexical search answers 422 "
+        "unsupported_operation for lexical and hybrid",
+    )
+    fusion: Literal["rrf", "linear"] | None = Field(
+        None,
+        description="with mode=hybrid only: reciprocal rank fusion (default) or a linear blend of the scores",
+    )
+    alpha: StrictFloat | None = Field(
+        None, ge=0, le=1,
+        description="with fusion=linear only: the dense half's weight, 0 (words only) to 1 (meaning only); "
+        "default 0.5",
+    )
 
     check_query = field_validator("query")(_has_text)
     check_filters = field_validator("filters")(_check_filter)
+
+    @field_validator("fusion")
+    @classmethod
+    def check_fusion(cls, value: str | None, info: ValidationInfo) -> str | None:
+        mode = info.data.get("mode")
+        if value is not None and mode is not None and mode != "hybrid":
+            raise ValueError(f"fusion applies to mode 'hybrid' only, not {mode!r}")
+        return value
+
+    @field_validator("alpha")
+    @classmethod
+    def check_alpha(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and "mode" in info.data and "fusion" in info.data and (
+            info.data["mode"] != "hybrid" or info.data["fusion"] != "linear"
+        ):
+            raise ValueError(
+                "alpha weighs the linear fusion only: give mode 'hybrid' and fusion 'linear' with it"
+            )
+        return value
 
 
 class KeyIn(_Model):
@@ -348,16 +387,28 @@ class DeletedOut(BaseModel):
     deleted: bool
 
 
+#: What a result's ``score`` is, per mode (the OpenAPI description).
+SCORE_DESCRIPTION = (
+    "what the results are ranked by, higher is better: the cosine similarity (dense, in [-1, 1]), the BM25 "
+    "score (lexical: positive, comparable within one query's results only), or the fused score (hybrid: "
+    "rrf's sum of 1/(60 + rank), at most 2/61; linear in [0, 1])"
+)
+SIMILARITY_DESCRIPTION = "the cosine similarity, in dense mode (equal to score); null in lexical and hybrid mode"
+
+
 class PassageOut(BaseModel):
     chunk_id: str
-    similarity: float
+    similarity: float | None = Field(description=SIMILARITY_DESCRIPTION)
+    score: float = Field(description=SCORE_DESCRIPTION)
     content: str
 
 
 class SearchResultOut(BaseModel):
     document_id: str
     chunk_id: str
-    similarity: float
+    similarity: float | None = Field(description=SIMILARITY_DESCRIPTION)
+    score: float = Field(description=SCORE_DESCRIPTION)
+    mode: Literal["dense", "lexical", "hybrid"] = Field(description="the search mode that ranked it")
     content: str
     title: str
     metadata: MetadataOut
