@@ -10,6 +10,7 @@ import threading
 import uuid
 from pathlib import Path
 
+import attrs
 import chromadb
 import httpx
 import numpy as np
@@ -505,8 +506,8 @@ def test_registered_through_the_entry_point(tmp_path: Path) -> None:
 
 
 def test_capabilities_are_declared_once(tmp_path: Path) -> None:
-    """One definition, the class's: the registry, both modes and a built store all see it, with
-    the bounds measured on Chroma 1.5 (see the README)."""
+    """One definition, the class's: the registry, both modes and a built store all see it (server
+    mode without lexical search), with the bounds measured on Chroma 1.5 (see the README)."""
     caps = ChromaStore.capabilities
     assert (caps.exact, caps.min_recall, caps.max_batch_size, caps.persistent) == (False, 0.9, 5461, True)
     assert (caps.max_filter_terms, caps.max_filter_depth) == (200, 32)
@@ -514,9 +515,12 @@ def test_capabilities_are_declared_once(tmp_path: Path) -> None:
     assert not caps.eventually_consistent and caps.max_request_bytes is None
     registration = Registry().get("store", "chroma")
     server = VPAConfig(host="chroma.internal", providers={"chroma": {"index": "spann"}})
-    for config in (VPAConfig(data_dir=tmp_path), server):
-        assert registration.declared(config) == ChromaStore.declared(config) == caps
-        assert ChromaStore.from_config(config).capabilities == caps
+    assert caps.lexical_search and caps.lexical_exact and not caps.native_fusion
+    # lexical search is the embedded store's only (a side index cannot follow a server's other clients)
+    remote = attrs.evolve(caps, lexical_search=False)
+    for config, expected in ((VPAConfig(data_dir=tmp_path), caps), (server, remote)):
+        assert registration.declared(config) == ChromaStore.declared(config) == expected
+        assert ChromaStore.from_config(config).capabilities == expected
     import importlib.util
 
     assert importlib.util.find_spec("vpa_chroma.capabilities") is None

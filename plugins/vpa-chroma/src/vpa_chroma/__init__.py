@@ -2,4 +2,4 @@
 
 The store is `vpa_chroma.store.ChromaStore`; importing this package does not import chromadb."""
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"

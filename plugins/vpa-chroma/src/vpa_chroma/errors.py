@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import httpx
 from chromadb import errors as chroma_errors
 from vpa.errors import (
     CollectionNotFound,
+    StorageFull,
     StoreAuthError,
     StoreError,
     StoreTimeout,
@@ -29,6 +32,10 @@ def translate_error(exc: BaseException, *, where: str, collection: str | None = 
         return StoreUnavailable(f"cannot reach the Chroma server ({type(exc).__name__})")
     if isinstance(exc, chroma_errors.RateLimitError | chroma_errors.QuotaError):
         return StoreUnavailable(f"Chroma refused the request: {_brief(exc)}")
+    if isinstance(exc, sqlite3.Error):  # the lexical index beside the folder (`vpa_chroma.lexical`)
+        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+            return StorageFull(f"the disk is full: {where} (the lexical index could not be written)")
+        return StoreError(f"the lexical index failed: {where}: {type(exc).__name__}: {_brief(exc)}")
     if isinstance(exc, ValueError) and "Could not connect" in str(exc):
         return StoreUnavailable("cannot reach the Chroma server: connection refused")
     return StoreError(f"Chroma failed: {where}: {type(exc).__name__}: {_brief(exc)}")

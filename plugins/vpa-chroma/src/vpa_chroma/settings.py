@@ -54,6 +54,11 @@ class ChromaSettings:
     ef_search: int | None = setting(None, "HNSW ef_search of new collections (default 200)")
     ef_construction: int | None = setting(None, "HNSW ef_construction of new collections")
     max_neighbors: int | None = setting(None, "HNSW max_neighbors of new collections")
+    lexical: bool | None = setting(
+        None,
+        "embedded: keep VPA's BM25 index beside the folder for lexical and hybrid search (default on); "
+        "false turns it off; true with a host is a ConfigError (a server's other clients bypass it)",
+    )
     write_call_seconds: float = setting(
         WRITE_CALL_SECONDS,
         "embedded: writes are cut into calls of about this many seconds",

@@ -10,11 +10,16 @@ The client is synchronous, so every call runs in a worker thread (`run_vendor`);
 created on first use, never in the constructor. Collections are created with the cosine space and
 carry VPA's definition in their metadata (`vpa_chroma.codec`), so a new process can describe
 them. Scores are ``1 - cosine distance``.
+
+Lexical search (embedded mode): Chroma scores no words, so the store keeps VPA's BM25 postings of
+each collection beside the folder (`vpa_chroma.lexical`), followed on every upsert, delete and drop
+through a journal; a lexical query ranks there and asks Chroma, with the filter, for the records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -29,13 +34,14 @@ from chromadb.config import Settings
 from vpa.config import not_applicable
 from vpa.errors import CollectionNotFound, ConfigError, InvalidCollection, LimitExceeded
 from vpa.filters import Node
-from vpa.models import CollectionInfo, Hit, Record, contract_1_1
+from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities, contract_1_1
 from vpa.stores.base import VectorStore
 from vpa.validation import metadata_bytes
 
 from vpa_chroma import codec
 from vpa_chroma.errors import translate_error
 from vpa_chroma.filters import scroll_where, to_native
+from vpa_chroma.lexical import LexicalIndex, documents_of, index_file
 from vpa_chroma.settings import ChromaSettings
 
 T = TypeVar("T")
@@ -69,6 +75,12 @@ EXACT_SHARE = 10
 SEQ_EPOCH_MICROS = 1_704_067_200_000_000
 SEQ_SPREAD = 1024
 
+#: A lexical query asks Chroma for its BM25 candidates (with the filter) in chunks: the first of
+#: this many times top_k (top_k alone without a filter), each next one twice the last.
+LEXICAL_CHUNK_FACTOR = 4
+#: Records a page while the lexical index of an existing collection is built from a scroll.
+LEXICAL_BUILD_PAGE = 1000
+
 
 class ChromaStore(VectorStore):
     """VPA's store contract on Chroma, embedded (``path``) or client/server (``host``)."""
@@ -99,6 +111,11 @@ class ChromaStore(VectorStore):
         max_page_size=1000,
         # update is Chroma's own metadata merge (``collection.update``), see `_update`
         native_update=True,
+        # VPA's BM25 in a side index (`vpa_chroma.lexical`), embedded mode only (see `declare`);
+        # hybrid queries are fused by VPA (the base class), Chroma has nothing to fuse
+        lexical_search=True,
+        lexical_exact=True,
+        native_fusion=False,
     )
     settings_class = ChromaSettings
     provider = "chroma"
@@ -121,7 +138,12 @@ class ChromaStore(VectorStore):
             raise ConfigError("ChromaStore needs either a path (embedded) or a host (client/server)")
         if not isinstance(connection_pool_size, int) or connection_pool_size < 0:
             raise ConfigError(f"connection_pool_size must be 0 or more, not {connection_pool_size!r}")
-        super().__init__()
+        if settings.lexical and settings.host is not None:
+            raise ConfigError(
+                "[providers.chroma].lexical: the lexical index is kept beside an embedded folder only; a "
+                "Chroma server is written by other clients too, so a side index could not follow it (README)"
+            )
+        super().__init__(self.declare(settings))
         self.settings = settings
         self.path = settings.path
         self._api_key = api_key
@@ -133,6 +155,27 @@ class ChromaStore(VectorStore):
         self._pace = FIRST_WRITE_CALL
         self._seq = 0
         self._upgraded: set[str] = set()
+        #: VPA's BM25 beside the folder (None: not declared); the collections (Chroma ids) whose
+        #: index this instance has checked (journal recovered, built)
+        self._lexical = LexicalIndex(index_file(settings.path)) if self.capabilities.lexical_search else None
+        self._lexical_ready: set[str] = set()
+
+    @classmethod
+    def declare(cls, settings: ChromaSettings) -> StoreCapabilities:
+        """Lexical search only in embedded mode (and unless ``lexical = false``): the side index
+        follows the writes of this folder's store; a server's other clients it cannot see."""
+        if settings.host is not None or settings.path is None or settings.lexical is False:
+            return attrs.evolve(cls.capabilities, lexical_search=False)
+        return cls.capabilities
+
+    @classmethod
+    def _resolve_settings(cls, settings: ChromaSettings, config: Any) -> ChromaSettings:
+        """Server mode when a host is set (``VPA_VECTOR_DB_HOST`` wins), else embedded on
+        ``path`` or ``<VPA_DATA_DIR>/chroma``: what `declared` and ``from_config`` both see."""
+        host = config.host or settings.host
+        if host:
+            return attrs.evolve(settings, host=host, port=config.port or settings.port, path=None)
+        return attrs.evolve(settings, path=settings.path or Path(config.data_dir) / "chroma")
 
     def __repr__(self) -> str:  # never shows the API key
         s = self.settings
@@ -156,12 +199,8 @@ class ChromaStore(VectorStore):
     @classmethod
     def from_config(cls, config: Any) -> ChromaStore:
         """The store for a `vpa.config.VPAConfig`: server mode when a host is set, else embedded."""
-        settings = cls.settings_from(config)
-        host = config.host or settings.host
-        if host:
-            settings = attrs.evolve(settings, host=host, port=config.port or settings.port, path=None)
-        else:
-            settings = attrs.evolve(settings, path=settings.path or Path(config.data_dir) / "chroma")
+        settings = cls.settings_from(config)  # resolved: see `_resolve_settings`
+        if settings.host is None:
             not_applicable(config, "connection_pool_size", "embedded Chroma has no connection pool")
         return cls(settings, api_key=config.api_key, connection_pool_size=config.connection_pool_size)
 
@@ -228,7 +267,7 @@ class ChromaStore(VectorStore):
             reported = max(1, int(client.get_max_batch_size()))
         except Exception:  # an older or unusual server: keep the declared limit
             return
-        declared = type(self).capabilities
+        declared = self.declare(self.settings)
         self.capabilities = (  # type: ignore[misc]  # this instance's refinement
             attrs.evolve(declared, max_batch_size=reported) if reported < CHROMA_MAX_BATCH else declared
         )
@@ -390,6 +429,9 @@ class ChromaStore(VectorStore):
                 return
             self._handles[info.name] = handle
             self._upgraded.add(info.name)
+            if self._lexical is not None:  # a new collection's index: built, empty
+                self._lexical.forget(info.name)
+                self._lexical.created(str(handle.id), info.name)
 
         await self._vendor("create collection", create)
 
@@ -417,6 +459,11 @@ class ChromaStore(VectorStore):
             except (CollectionNotFound, chroma_errors.NotFoundError, InvalidCollection):
                 return False
 
+        lexical = self._lexical
+        if lexical is not None:
+            # the index goes first: a drop cut short leaves a collection without one, which is
+            # rebuilt from Chroma when next used, never an index of records that are gone
+            await self._vendor("drop collection", lambda: lexical.forget(name))
         while await self._vendor("drop collection", clear_some):
             pass
 
@@ -426,6 +473,9 @@ class ChromaStore(VectorStore):
                 self._connect().delete_collection(codec.chroma_name(name))
             except chroma_errors.NotFoundError:
                 return False
+            finally:
+                if lexical is not None:  # and whatever a lexical query built meanwhile
+                    lexical.forget(name)
             return True
 
         return await self._vendor("drop collection", drop)
@@ -448,13 +498,14 @@ class ChromaStore(VectorStore):
                 seq = codec.seq_of(stored)
                 seq = next(fresh) if seq is None else seq
                 rows.append((r, codec.encode_metadata(r.metadata, seq, stored)))
-            self._paced(rows, lambda chunk: collection.upsert(**codec.upsert_columns(chunk)))
+            with self._lexical_writing(collection, info.name, ids):
+                self._paced(rows, lambda chunk: collection.upsert(**codec.upsert_columns(chunk)))
             new = {r.id: m for r, m in rows if r.id not in previous}
             if new:  # chroma#7594: shed list metadata a new record inherited from a dropped collection
                 stored = self._read_ids(collection, list(new), include=["metadatas"])
-                ids, fixes = codec.orphan_fixes(new, stored)
-                if ids:
-                    collection.update(ids=ids, metadatas=fixes)
+                fixed, fixes = codec.orphan_fixes(new, stored)
+                if fixed:
+                    collection.update(ids=fixed, metadatas=fixes)
 
         def locked() -> None:
             with self._write_lock(info.name):  # read-then-write: one writer per collection here
@@ -521,7 +572,8 @@ class ChromaStore(VectorStore):
                         collection.get(ids=ids[start : start + size], where=where, include=[])["ids"]
                     )
             # ``where`` again: a record changed since the read is only removed if it still matches.
-            self._paced(found, lambda chunk: collection.delete(ids=list(chunk), where=where))
+            with self._lexical_writing(collection, info.name, found):
+                self._paced(found, lambda chunk: collection.delete(ids=list(chunk), where=where))
             return len(found)
 
         return await self._vendor("delete", lambda: self._on_collection(info.name, remove), info.name)
@@ -535,6 +587,84 @@ class ChromaStore(VectorStore):
             return len(collection.get(where=where, include=[])["ids"])
 
         return await self._vendor("count", lambda: self._on_collection(info.name, count), info.name)
+
+    # --- lexical search (embedded: VPA's BM25 beside the folder, `vpa_chroma.lexical`) ----------
+
+    def _documents(self, collection: Any) -> Callable[[Sequence[str]], dict[str, str]]:
+        """Reads ``{id: text}`` of the ids that exist now (what the index follows)."""
+        return lambda ids: documents_of(self._read_ids(collection, ids, include=["documents"]))
+
+    def _lexical_writing(self, collection: Any, name: str, ids: Sequence[str]) -> Any:
+        """Around a Chroma write of ``ids``: the index's journal, then the index follows."""
+        if self._lexical is None:
+            return contextlib.nullcontext()
+        return self._lexical.writing(str(collection.id), name, ids, self._documents(collection))
+
+    def _lexical_key(self, name: str, collection: Any) -> str:
+        """The collection's index key (its Chroma id), the index made ready first: once an
+        instance, the journal of writers that are gone replayed; an index that is missing,
+        unbuilt, or holds another number of records than Chroma (a folder restored beside a
+        newer index) built from a scroll of the collection."""
+        lexical = self._lexical
+        assert lexical is not None
+        key = str(collection.id)
+        state = lexical.state(key)
+        if key in self._lexical_ready and state is not None and state[0]:
+            return key
+        with self._write_lock(name):  # one build at a time here; writers meanwhile only journal and follow
+            state = lexical.state(key)
+            read = self._documents(collection)
+            if state is not None and state[0]:
+                lexical.recover(key, name, read)
+                state = lexical.state(key)
+                if state is not None and state[1] != int(collection.count()):
+                    state = None
+            if state is None or not state[0]:
+
+                def page(after: str | None) -> tuple[list[tuple[str, str]], str | None]:
+                    records, following = self._scroll_page(collection, None, LEXICAL_BUILD_PAGE, after, False)
+                    return [(r.id, r.text) for r in records], following
+
+                lexical.build(key, name, page)
+            self._lexical_ready.add(key)
+        return key
+
+    async def _lexical_query(
+        self, info: CollectionInfo, text: str, terms: list[str], top_k: int, node: Node | None
+    ) -> list[Hit]:
+        """BM25 from the side index, over every record holding a query term; then the best
+        candidates, in chunks (`LEXICAL_CHUNK_FACTOR`), through Chroma's own ``get`` with the
+        filter, until ``top_k`` match or the candidates run out. The filter is Chroma's."""
+        lexical = self._lexical
+        if lexical is None:  # not declared: the base class refused already
+            return await super()._lexical_query(info, text, terms, top_k, node)
+        where = to_native(node)
+
+        def search(collection: Any) -> list[Hit]:
+            ranked = lexical.scores(self._lexical_key(info.name, collection), terms)
+            hits: list[Hit] = []
+            start, size = 0, top_k if where is None else LEXICAL_CHUNK_FACTOR * top_k
+            while start < len(ranked) and len(hits) < top_k:
+                chunk = ranked[start : start + size]
+                result = self._read_ids(
+                    collection, [i for i, _ in chunk], where=where, include=["documents", "metadatas"]
+                )
+                found = dict(
+                    zip(
+                        result["ids"], zip(result["documents"], result["metadatas"], strict=True), strict=True
+                    )
+                )
+                for record_id, score in chunk:
+                    if record_id in found:
+                        doc, meta = found[record_id]
+                        hits.append(Hit(record_id, score, doc or "", codec.decode_metadata(meta)))
+                        if len(hits) == top_k:
+                            break
+                start += len(chunk)
+                size *= 2
+            return hits
+
+        return await self._vendor("lexical query", lambda: self._on_collection(info.name, search), info.name)
 
     # --- contract 1.1 --------------------------------------------------------------------------
 
@@ -552,56 +682,64 @@ class ChromaStore(VectorStore):
         page (the second of ids only); a range that turns out fuller is narrowed and read again.
         """
         where = to_native(node)
+        codec.load_position(after)  # a bad position is refused before any I/O
+
+        def page(collection: Any) -> tuple[list[Record], str | None]:
+            return self._scroll_page(collection, where, limit, after, with_vectors)
+
+        return await self._vendor("scroll", lambda: self._on_collection(info.name, page), info.name)
+
+    def _scroll_page(
+        self, collection: Any, where: Any, limit: int, after: str | None, with_vectors: bool
+    ) -> tuple[list[Record], str | None]:
+        """`_scroll`'s page, on a collection handle and a native ``where`` (blocking)."""
         lower, tie = codec.load_position(after)
         include = ["documents", "metadatas", *(["embeddings"] if with_vectors else [])]
 
-        def page(collection: Any) -> tuple[list[Record], str | None]:
-            def read(clause: Any, count: int | None = None) -> list[tuple[int, str, Record]]:
-                result = collection.get(where=clause, limit=count, include=include)
-                return codec.scroll_rows(result, with_vectors)
+        def read(clause: Any, count: int | None = None) -> list[tuple[int, str, Record]]:
+            result = collection.get(where=clause, limit=count, include=include)
+            return codec.scroll_rows(result, with_vectors)
 
-            done: list[tuple[int, str, Record]] = []
-            if tie is not None:  # the rest of a group of records sharing one key (see below)
-                group = [row for row in read(scroll_where(where, at=lower)) if row[1] > tie]
-                if len(group) >= limit:
-                    return [r for *_, r in group[:limit]], codec.dump_position(lower, group[limit - 1][1])
-                done = group
-            need = limit - len(done)
-            upto: int | None = None  # the range is (lower, upto]; None: no upper end
-            rows = read(scroll_where(where, above=lower), need + 1)
-            while True:
-                if len(rows) <= need:  # the whole range
-                    following = None if upto is None else codec.dump_position(upto)
-                    return [r for *_, r in done + rows], following
-                last = rows[need - 1][0]
-                if rows[need][0] > last:
-                    # (lower, last] holds these `need` records, and maybe others Chroma has not
-                    # returned: a read of that range's ids says which
-                    clause = scroll_where(where, above=lower, upto=last)
-                    ids = collection.get(where=clause, limit=need + 1, include=[])["ids"]
-                    if sorted(ids) == sorted(row[1] for row in rows[:need]):
-                        return [r for *_, r in done + rows[:need]], codec.dump_position(last)
-                    upto = last
-                    rows = read(scroll_where(where, above=lower, upto=upto), need + 1)
-                    continue
-                # Records sharing the key `last` straddle the page's end (keys given by two
-                # processes at the same microsecond): the range below it, then the group by id.
-                below = []
-                if last - 1 > lower:
-                    below = read(scroll_where(where, above=lower, upto=last - 1), need + 1)
-                if len(below) > need:
-                    upto, rows = last - 1, below
-                    continue
-                group = read(scroll_where(where, at=last))
-                chosen = group[: need - len(below)]
-                records = [r for *_, r in done + below + chosen]
-                if len(chosen) == len(group):
-                    return records, codec.dump_position(last)
-                if chosen:
-                    return records, codec.dump_position(last, chosen[-1][1])
-                return records, codec.dump_position(last - 1)
-
-        return await self._vendor("scroll", lambda: self._on_collection(info.name, page), info.name)
+        done: list[tuple[int, str, Record]] = []
+        if tie is not None:  # the rest of a group of records sharing one key (see below)
+            group = [row for row in read(scroll_where(where, at=lower)) if row[1] > tie]
+            if len(group) >= limit:
+                return [r for *_, r in group[:limit]], codec.dump_position(lower, group[limit - 1][1])
+            done = group
+        need = limit - len(done)
+        upto: int | None = None  # the range is (lower, upto]; None: no upper end
+        rows = read(scroll_where(where, above=lower), need + 1)
+        while True:
+            if len(rows) <= need:  # the whole range
+                following = None if upto is None else codec.dump_position(upto)
+                return [r for *_, r in done + rows], following
+            last = rows[need - 1][0]
+            if rows[need][0] > last:
+                # (lower, last] holds these `need` records, and maybe others Chroma has not
+                # returned: a read of that range's ids says which
+                clause = scroll_where(where, above=lower, upto=last)
+                ids = collection.get(where=clause, limit=need + 1, include=[])["ids"]
+                if sorted(ids) == sorted(row[1] for row in rows[:need]):
+                    return [r for *_, r in done + rows[:need]], codec.dump_position(last)
+                upto = last
+                rows = read(scroll_where(where, above=lower, upto=upto), need + 1)
+                continue
+            # Records sharing the key `last` straddle the page's end (keys given by two
+            # processes at the same microsecond): the range below it, then the group by id.
+            below = []
+            if last - 1 > lower:
+                below = read(scroll_where(where, above=lower, upto=last - 1), need + 1)
+            if len(below) > need:
+                upto, rows = last - 1, below
+                continue
+            group = read(scroll_where(where, at=last))
+            chosen = group[: need - len(below)]
+            records = [r for *_, r in done + below + chosen]
+            if len(chosen) == len(group):
+                return records, codec.dump_position(last)
+            if chosen:
+                return records, codec.dump_position(last, chosen[-1][1])
+            return records, codec.dump_position(last - 1)
 
     async def _update(
         self,
