@@ -51,6 +51,10 @@ SCHEMA = "1"
 BUSY_SECONDS = 60.0
 #: Ids a transaction re-reads from Chroma per call while recovering.
 RECOVER_CHUNK = 500
+#: Ids per ``IN (...)`` when reading their index rows.
+ID_CHUNK = 500
+#: The SQLite page cache of a connection (KiB): postings inserts touch many B-tree pages.
+CACHE_KIB = 65_536
 
 #: Test hook (durability tests only): when this variable names a file, a writer creates it once its
 #: Chroma write is done and before the index follows, then blocks — the test kills it there.
@@ -108,40 +112,49 @@ class _Txn:
             "SELECT docs, total FROM collections WHERE cid = ?", (cid,)
         ).fetchone()
 
-    def put(self, record_id: str, text: str | None) -> None:
-        """The record as Chroma holds it now: ``text`` (``""`` without one), or None if absent."""
-        old = self.db.execute(
-            "SELECT len, terms FROM docs WHERE cid = ? AND id = ?", (self.cid, record_id)
-        ).fetchone()
-        if old is not None:
+    def put(self, records: Sequence[tuple[str, str | None]]) -> None:
+        """The records as Chroma holds them now: ``(id, text)`` (``""`` without one), text None if
+        the record is absent. Each record's old rows go, its new ones come; the statements are
+        batched and sorted by key (B-tree inserts in order: about twice as fast as record by
+        record)."""
+        latest = dict(records)  # an id given twice: its last state
+        ids = list(latest)
+        old: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(ids), ID_CHUNK):
+            part = ids[start : start + ID_CHUNK]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT id, len, terms FROM docs WHERE cid = ? AND id IN ({marks})"
+            old.update((i, (n, t)) for i, n, t in self.db.execute(query, (self.cid, *part)))
+        if old:
             self.db.executemany(
                 "DELETE FROM postings WHERE cid = ? AND term = ? AND id = ?",
-                [(self.cid, t, record_id) for t in old[1].split(" ") if t],
+                sorted((self.cid, t, i) for i, (_, terms) in old.items() for t in terms.split(" ") if t),
             )
-            self.db.execute("DELETE FROM docs WHERE cid = ? AND id = ?", (self.cid, record_id))
-            self.docs -= 1
-            self.total -= old[0]
-        if text is None:
-            return
-        counts = Counter(tokenize(text))
-        length = sum(counts.values())
-        # tokens are runs of word characters: a space never occurs in one
-        self.db.execute(
-            "INSERT INTO docs (cid, id, len, terms) VALUES (?, ?, ?, ?)",
-            (self.cid, record_id, length, " ".join(counts)),
-        )
-        self.db.executemany(
-            "INSERT INTO postings (cid, term, id, tf, dl) VALUES (?, ?, ?, ?, ?)",
-            [(self.cid, t, record_id, tf, length) for t, tf in counts.items()],
-        )
-        self.docs += 1
-        self.total += length
+            self.db.executemany(
+                "DELETE FROM docs WHERE cid = ? AND id = ?", [(self.cid, i) for i in sorted(old)]
+            )
+            self.docs -= len(old)
+            self.total -= sum(n for n, _ in old.values())
+        docs, postings = [], []
+        for record_id, text in latest.items():
+            if text is None:
+                continue
+            counts = Counter(tokenize(text))
+            length = sum(counts.values())
+            # tokens are runs of word characters: a space never occurs in one
+            docs.append((self.cid, record_id, length, " ".join(counts)))
+            postings.extend((self.cid, t, record_id, tf, length) for t, tf in counts.items())
+            self.docs += 1
+            self.total += length
+        docs.sort()
+        postings.sort()
+        self.db.executemany("INSERT INTO docs (cid, id, len, terms) VALUES (?, ?, ?, ?)", docs)
+        self.db.executemany("INSERT INTO postings (cid, term, id, tf, dl) VALUES (?, ?, ?, ?, ?)", postings)
 
     def follow(self, ids: Sequence[str], read: Callable[[Sequence[str]], Mapping[str, str]]) -> None:
         """Re-read ``ids`` from Chroma (inside this transaction) and index what it holds."""
         found = read(ids)
-        for record_id in dict.fromkeys(ids):
-            self.put(record_id, found.get(record_id))
+        self.put([(i, found.get(i)) for i in dict.fromkeys(ids)])
 
     def close(self) -> None:
         self.db.execute(
@@ -167,6 +180,7 @@ class LexicalIndex:
         db = sqlite3.connect(self.file, timeout=BUSY_SECONDS, isolation_level=None)
         try:
             db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             yield db
         finally:
             db.close()
@@ -277,8 +291,7 @@ class LexicalIndex:
         while True:
             with self._write(key, name) as txn:
                 rows, after = page(after)
-                for record_id, text in rows:
-                    txn.put(record_id, text)
+                txn.put(rows)
                 if after is None:
                     txn.db.execute("UPDATE collections SET built = 1 WHERE cid = ?", (txn.cid,))
                     return txn.docs
