@@ -290,3 +290,27 @@ def test_names_without_hyphen_are_kept():
     assert milvus_name("a_0-b") != milvus_name("a-0_b")
     assert vpa_name("_not_escaped_x") is None  # '_x' is no escape: not one of ours
     assert vpa_name("_plain") is None  # decodes to a name without '-': not one of ours
+
+
+def test_long_conjunctions_and_disjunctions_are_balanced():
+    """A declared-size ``$or``/``$in``/``$and`` is a balanced tree of pairs (depth ~log2 of the
+    terms): a flat chain as deep as it is long fails a Milvus 2.3 server's search past ~50 terms
+    (the server-mode conformance run's filter_limits clause checks that on the real server)."""
+
+    def depth(expression: str) -> int:
+        deepest = level = 0
+        for ch in re.sub(r'"(?:[^"\\]|\\.)*"', '""', expression):
+            level += ch == "("
+            deepest = max(deepest, level)
+            level -= ch == ")"
+        return deepest
+
+    for spec in (
+        {"$or": [{"k": f"v{i}"} for i in range(256)]},
+        {"$and": [{"k": {"$ne": i}} for i in range(256)]},
+        {"k": {"$in": list(range(256))}},
+    ):
+        expression = to_native(parse_filter(spec))
+        assert depth(expression) <= 16, (spec, depth(expression))
+    three = to_native(parse_filter({"$or": [{"a": 1.5}, {"b": 2.5}, {"c": 3.5}]}))
+    assert three.count(" or ") == 2 and three.endswith("== 3.5))))")  # (a or (b or c))

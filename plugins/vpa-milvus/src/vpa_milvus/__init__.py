@@ -2,4 +2,4 @@
 
 The store is `vpa_milvus.store.MilvusStore`; importing this package never imports pymilvus."""
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"

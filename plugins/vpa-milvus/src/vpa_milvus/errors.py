@@ -47,6 +47,22 @@ def _grpc_code(exc: BaseException) -> Any:
     return code
 
 
+def _cause_code(exc: BaseException) -> Any:
+    """The gRPC status of the first `grpc.RpcError` among ``exc``'s causes. pymilvus wraps the
+    server's UNAUTHENTICATED answer to its connect handshake in a ``MilvusException`` with code 2
+    ("Fail connecting to server ..., illegal connection params or server unavailable"), the
+    RpcError kept as ``__cause__``: without looking there a wrong token reads as an outage."""
+    seen = 0
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and seen < 8:
+        if grpc is not None and isinstance(cause, grpc.RpcError):
+            code = _grpc_code(cause)
+            if isinstance(code, grpc.StatusCode):
+                return code
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return None
+
+
 def _auth_like(text: str) -> bool:
     return any(word in text for word in _AUTH_WORDS)
 
@@ -59,6 +75,9 @@ def translate_error(exc: BaseException, *, where: str, collection: str | None = 
     message = str(getattr(exc, "message", "") or exc)
     lowered = message.lower()
     code = _grpc_code(exc)
+    denied = _cause_code(exc)
+    if grpc is not None and denied in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return StoreAuthError(f"Milvus rejected the credentials during {where}")
     if grpc is not None and isinstance(code, grpc.StatusCode):
         if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
             return StoreAuthError(f"Milvus rejected the credentials during {where}")

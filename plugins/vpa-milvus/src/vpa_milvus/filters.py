@@ -110,14 +110,26 @@ class _Translator:
         return f"((exists {self.path(tag, key)}) and ({condition}))"
 
     @staticmethod
+    def balanced(parts: Sequence[str], word: str) -> str:
+        """``parts`` joined by ``word`` as a balanced tree of pairs, ``((a or b) or (c or d))``:
+        its depth grows with log2 of the terms, not with their count. A flat ``a or b or c ...``
+        parses into a chain as deep as it is long, and a Milvus 2.3 server fails a *search*
+        whose filter chain is past ~50 terms deep ("unsupported expr proto node": the plan no
+        longer parses within protobuf's nesting limit), while a declared 256-term ``$or`` is
+        8 pairs deep this way."""
+        if len(parts) == 1:
+            return parts[0]
+        middle = len(parts) // 2
+        left, right = _Translator.balanced(parts[:middle], word), _Translator.balanced(parts[middle:], word)
+        return f"({left} {word} {right})"
+
+    @staticmethod
     def any_of(parts: Iterable[str]) -> str:
-        parts = list(parts)
-        return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+        return _Translator.balanced(list(parts), "or")
 
     @staticmethod
     def all_of(parts: Iterable[str]) -> str:
-        parts = list(parts)
-        return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
+        return _Translator.balanced(list(parts), "and")
 
     @staticmethod
     def negate(expr: str) -> str:
