@@ -16,11 +16,12 @@ SERVER_SKIP = (
 
 
 def make_store(mode: str, tmp_path) -> QdrantStore:
-    """``edge`` (Qdrant Edge), ``local`` (qdrant-client's local mode), ``memory`` or ``server``."""
-    if mode == "edge":
-        return QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant-edge")))
+    """``local`` (qdrant-client's local mode, the default), ``edge`` (Qdrant Edge, opt-in),
+    ``memory`` or ``server``."""
     if mode == "local":
-        return QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant"), engine="client"))
+        return QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant")))
+    if mode == "edge":
+        return QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant-edge"), engine="edge"))
     if mode == "memory":
         return QdrantStore(QdrantSettings(in_memory=True))
     if not SERVER_URL:
@@ -39,7 +40,7 @@ def edge_points(root: Path, collection: str, point_ids: list[str]) -> list:
         shard.close()
 
 
-@pytest.fixture(params=["edge", "local", "server"])
+@pytest.fixture(params=["local", "edge", "server"])
 async def store(request, tmp_path):
     """A fresh store on each engine (server mode only when VPA_QDRANT_URL is set)."""
     s = make_store(request.param, tmp_path)
@@ -52,7 +53,7 @@ async def store(request, tmp_path):
 
 @pytest.fixture
 async def local_store(tmp_path):
-    """Qdrant Edge, the default embedded engine."""
-    s = make_store("edge", tmp_path)
+    """qdrant-client's local mode, the default embedded engine."""
+    s = make_store("local", tmp_path)
     yield s
     await s.close()

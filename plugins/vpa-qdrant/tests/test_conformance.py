@@ -1,15 +1,24 @@
-"""The VPA conformance suite against Qdrant: Qdrant Edge (the embedded engine) always, a server
-when one is given.
+"""The VPA conformance suite against Qdrant: qdrant-client's local mode (the default embedded
+engine) always, a server when one is given.
 
 Server mode needs a running Qdrant server (none can be installed on the development machine):
 ``VPA_QDRANT_URL=http://host:6333 [VPA_QDRANT_API_KEY=...] pytest plugins/vpa-qdrant/tests``.
-qdrant-client's local mode (``engine = "client"``, kept for 0.3 folders) is covered by the
-store, filter and scroll tests, not by this run.
+
+Qdrant Edge (``engine = "edge"``, opt-in) is not run through the suite: qdrant-edge-py 0.9 stores
+about one in eight drawn 17-significant-digit floats one ulp off, so the suite's "every record
+comes back as written" fails on it by that known defect (the README; the strict xfail
+``test_store.py::test_edge_keeps_17_digit_floats_exactly``). Edge is covered by the plugin's own
+tests instead: filters on random trees against the reference (`test_filters.py`), scroll and
+update (`test_qdrant_scroll_update.py`), payload layout, folder lock and ``kill -9`` durability
+(`test_store.py`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from vpa_conformance import StoreContract
@@ -20,16 +29,35 @@ SERVER_URL = os.environ.get("VPA_QDRANT_URL")
 SERVER_API_KEY = os.environ.get("VPA_QDRANT_API_KEY")
 
 
-class TestQdrantEdgeConformance(StoreContract):
-    """Qdrant Edge, persisted to a fresh folder on disk (it does not fsync per write)."""
+@pytest.fixture
+def data_dir(tmp_path):
+    """A fresh data folder, on tmpfs when the machine has one.
+
+    The client's local mode commits every point to SQLite separately; on a disk each commit waits
+    for an fsync (about 5 ms here), which makes the suite's 5,000-record clauses take minutes.
+    The behaviour under test is the same on tmpfs; the folder is removed afterwards.
+    """
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path / "qdrant"
+        return
+    folder = Path(tempfile.mkdtemp(prefix="vpa-qdrant-", dir=shm))
+    try:
+        yield folder / "qdrant"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class TestQdrantLocalConformance(StoreContract):
+    """qdrant-client's local mode, the default embedded engine, persisted to a fresh folder."""
 
     @pytest.fixture
-    def store(self, tmp_path):
-        return QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant-edge")))
+    def store(self, data_dir):
+        return QdrantStore(QdrantSettings(path=str(data_dir)))
 
     @pytest.fixture
-    def store_factory(self, tmp_path):
-        return lambda: QdrantStore(QdrantSettings(path=str(tmp_path / "qdrant-edge")))
+    def store_factory(self, data_dir):
+        return lambda: QdrantStore(QdrantSettings(path=str(data_dir)))
 
 
 @pytest.mark.skipif(

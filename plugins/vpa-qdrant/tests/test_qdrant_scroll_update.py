@@ -1,6 +1,6 @@
 """Contract 1.1 on Qdrant: native scroll (keyset by point id) and update (``set_payload``),
-datetimes, ``$exists`` and loader-style keys, against the real embedded engines (Qdrant Edge and
-qdrant-client's local mode; a server when one is given), and what the payload looks like in
+datetimes, ``$exists`` and loader-style keys, against the real embedded engines (qdrant-client's
+local mode, the default, and Qdrant Edge; a server when one is given), and what the payload looks like in
 Qdrant afterwards."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ RNG = np.random.default_rng(11)
 
 
 def local(path, **options) -> QdrantStore:
-    """Qdrant Edge on ``path``."""
+    """The embedded engine on ``path``: qdrant-client's local mode unless ``engine="edge"``."""
     return QdrantStore(QdrantSettings(path=str(path), **options))
 
 
@@ -66,8 +66,9 @@ async def scroll_ids(store: QdrantStore, name: str, spec=None, **kwargs) -> list
 def test_both_modes_declare_contract_1_1():
     for settings in (
         QdrantSettings(path="/p"),
-        QdrantSettings(path="/p", engine="client"),
+        QdrantSettings(path="/p", engine="edge"),
         QdrantSettings(in_memory=True),
+        QdrantSettings(in_memory=True, engine="edge"),
         QdrantSettings(url="http://h:1"),
     ):
         caps = QdrantStore.declare(settings)
@@ -128,7 +129,7 @@ async def test_scroll_is_exactly_once_under_concurrent_upserts_and_deletes(store
     assert {r.id for r in stable} <= set(seen)
 
 
-@pytest.mark.parametrize("engine", ["edge", "client"])
+@pytest.mark.parametrize("engine", ["client", "edge"])
 async def test_a_cursor_resumes_in_a_new_store_on_a_reopened_engine(tmp_path, engine):
     store = local(tmp_path / "q", engine=engine)
     await store.create_collection("t_resume", 4)
@@ -204,7 +205,7 @@ async def test_update_replaces_values_whole_across_types(store):
     assert await store.count("t_update_types", {"z": D0}) == 1
 
 
-@pytest.mark.parametrize("engine", ["edge", "client"])
+@pytest.mark.parametrize("engine", ["client", "edge"])
 async def test_unset_removes_the_key_from_the_payload(tmp_path, engine):
     store = local(tmp_path / "q", engine=engine)
     await store.create_collection("t_unset", 2)
@@ -251,7 +252,7 @@ async def test_wide_keys_and_datetimes_round_trip_and_filter(store):
     assert w.metadata == {**{k: v for k, v in WIDE.items() if k != "source-url"}, "Größe": 2}
 
 
-@pytest.mark.parametrize("engine", ["edge", "client"])
+@pytest.mark.parametrize("engine", ["client", "edge"])
 async def test_wide_keys_are_stored_readable_in_the_payload(tmp_path, engine):
     store = local(tmp_path / "q", engine=engine)
     await store.create_collection("t_keys", 2)

@@ -1,5 +1,5 @@
-"""Direct tests of the store against the real embedded engines — Qdrant Edge (the default) and
-qdrant-client's local mode (``engine = "client"``) — and a server when one is given."""
+"""Direct tests of the store against the real embedded engines — qdrant-client's local mode (the
+default) and Qdrant Edge (``engine = "edge"``, opt-in) — and a server when one is given."""
 
 from __future__ import annotations
 
@@ -35,12 +35,19 @@ RNG = np.random.default_rng(7)
 
 
 def local(path: Path, **options) -> QdrantStore:
-    """Qdrant Edge on ``path`` (``engine="client"`` for qdrant-client's local mode)."""
+    """The default embedded engine on ``path``: qdrant-client's local mode (``engine="edge"`` for
+    Qdrant Edge)."""
     return QdrantStore(QdrantSettings(path=str(path), **options))
 
 
 def client_local(path: Path, **options) -> QdrantStore:
+    """qdrant-client's local mode, asked for by name."""
     return local(path, engine="client", **options)
+
+
+def edge(path: Path, **options) -> QdrantStore:
+    """Qdrant Edge on ``path`` (opt-in)."""
+    return local(path, engine="edge", **options)
 
 
 def vec(dim: int = 8) -> np.ndarray:
@@ -104,7 +111,9 @@ async def test_query_scores_are_cosine_best_first(store):
     assert last[-1].id == "z" and last[-1].score == pytest.approx(-1.0, abs=1e-6)
 
 
-async def test_exact_search_matches_brute_force(local_store):
+@pytest.mark.parametrize("engine", ["client", "edge"])
+async def test_exact_search_matches_brute_force(tmp_path, engine):
+    local_store = local(tmp_path / "q", engine=engine)
     await local_store.create_collection("t_exact", 16)
     matrix = RNG.normal(size=(400, 16)).astype(np.float32)
     await local_store.upsert(
@@ -118,6 +127,7 @@ async def test_exact_search_matches_brute_force(local_store):
         want = [f"r{i}" for i in np.argsort(-np.where(np.arange(400) % 2 == 0, scores, -9))[:10]]
         assert [h.id for h in hits] == want
         np.testing.assert_allclose([h.score for h in hits], np.sort(scores[::2])[::-1][:10], atol=1e-5)
+    await local_store.close()
 
 
 async def test_delete_by_ids_filter_and_both(store):
@@ -241,7 +251,7 @@ async def test_edge_collection_without_a_definition_is_refused(tmp_path):
     folder = tmp_path / "q" / "collections" / "plain"
     folder.mkdir(parents=True)
     (folder / "collection.json").write_text("{}")  # no vpa_definition: not made by VPA
-    store = local(tmp_path / "q")
+    store = edge(tmp_path / "q")
     with pytest.raises(InvalidCollection, match="not created by VPA"):
         await store.create_collection("plain", 3)
     (folder / "collection.json").write_text("[not json")
@@ -261,7 +271,7 @@ LAYOUT_PAYLOAD = {
 async def test_edge_stores_the_same_payload_layout(tmp_path):
     """Point ids, payload and unit vector exactly as in the client's local mode and on a server
     (the test below), so moving a collection between modes needs no conversion."""
-    store = local(tmp_path / "q")
+    store = edge(tmp_path / "q")
     await store.create_collection("t_layout", 2)
     await store.upsert("t_layout", [Record("doc#1", [3, 4], "hi", {"_vpa_id": "user value", "m": "x"})])
     await store.close()
@@ -298,7 +308,7 @@ async def test_point_ids_are_deterministic_uuids_and_payload_is_namespaced(tmp_p
 ENGINE_CLASSES = {"edge": EdgeEngine, "client": QdrantClient}
 
 
-@pytest.mark.parametrize("engine", ["edge", "client"])
+@pytest.mark.parametrize("engine", ["client", "edge"])
 async def test_embedded_calls_run_off_the_event_loop(tmp_path, engine):
     store = local(tmp_path / "q", engine=engine)
     await store.create_collection("t_thread", 2)
@@ -360,6 +370,7 @@ async def test_in_memory_mode_is_private_and_not_persistent(engine):
 
 async def test_constructor_does_no_io(tmp_path):
     local(tmp_path / "never")
+    edge(tmp_path / "never")
     QdrantStore(QdrantSettings(url="http://127.0.0.1:1"))
     QdrantStore(data_dir=tmp_path / "never")
     assert not (tmp_path / "never").exists()
@@ -383,7 +394,7 @@ from vpa_qdrant.settings import QdrantSettings
 from vpa_qdrant.store import QdrantStore
 
 async def main():
-    store = QdrantStore(QdrantSettings(path=sys.argv[1]))
+    store = QdrantStore(QdrantSettings(path=sys.argv[1], engine="edge"))
     await store.create_collection("t_held", 2)
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.read)
@@ -408,7 +419,7 @@ async def test_edge_folder_held_by_another_process_is_data_folder_locked(tmp_pat
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
-        store = local(folder)
+        store = edge(folder)
         for call in (store.list_collections, lambda: store.create_collection("t_other", 2)):
             with pytest.raises(DataFolderLocked, match=rf"in use by another process \(PID {holder.pid}\)"):
                 await call()
@@ -417,7 +428,7 @@ async def test_edge_folder_held_by_another_process_is_data_folder_locked(tmp_pat
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=60)
-    store = local(folder)
+    store = edge(folder)
     assert await store.list_collections() == ["t_held"]
     await store.create_collection("t_other", 2)
     await store.close()
@@ -442,7 +453,7 @@ from vpa_qdrant.settings import QdrantSettings
 from vpa_qdrant.store import QdrantStore
 
 async def main():
-    store = QdrantStore(QdrantSettings(path=sys.argv[1]))
+    store = QdrantStore(QdrantSettings(path=sys.argv[1], engine="edge"))
     await store.create_collection("t_durable", 4)
     for batch in range(1000):
         records = [Record(f"b{batch}-{i}", np.array([1.0, batch, i, 1.0]), f"text {batch}", {"batch": batch})
@@ -479,7 +490,7 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path):
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(timeout=60)
     assert acknowledged >= 25, "the writer did not get going"
-    store = local(folder)
+    store = edge(folder)
     total = await store.count("t_durable")
     for batch in range(acknowledged + 1):
         ids = [f"b{batch}-{i}" for i in range(20)]
@@ -529,16 +540,16 @@ def test_registered_through_the_entry_point():
     registration = get_registry().get("store", "qdrant")
     assert registration.package == "vpa-qdrant"
     assert registration.capabilities.max_batch_size == 256
-    assert registration.capabilities == EDGE_CAPABILITIES  # the default mode (no host configured)
+    assert registration.capabilities == LOCAL_CAPABILITIES  # the default mode (no host configured)
 
 
 def test_config_embedded_mode_uses_data_dir(tmp_path):
     store = QdrantStore.from_config(VPAConfig(data_dir=tmp_path))
+    assert store.mode == "local" and Path(store.location) == tmp_path / "qdrant"  # the folder of 0.3
+    assert store.capabilities == LOCAL_CAPABILITIES and store._backend.kind == "local"
+    store = QdrantStore.from_config(VPAConfig(data_dir=tmp_path, providers={"qdrant": {"engine": "edge"}}))
     assert store.mode == "edge" and Path(store.location) == tmp_path / "qdrant-edge"
     assert store.capabilities == EDGE_CAPABILITIES and store._backend.kind == "edge"
-    store = QdrantStore.from_config(VPAConfig(data_dir=tmp_path, providers={"qdrant": {"engine": "client"}}))
-    assert store.mode == "local" and Path(store.location) == tmp_path / "qdrant"
-    assert store.capabilities == LOCAL_CAPABILITIES and store._backend.kind == "local"
     store = QdrantStore.from_config(VPAConfig(providers={"qdrant": {"path": str(tmp_path / "p")}}))
     assert Path(store.location) == tmp_path / "p"
     store = QdrantStore.from_config(VPAConfig(providers={"qdrant": {"in_memory": True}}))
@@ -573,7 +584,7 @@ def test_config_rejects_unknown_and_bad_options():
             QdrantStore.from_config(VPAConfig(providers={"qdrant": {option: value}}))
         with pytest.raises(ConfigError, match=rf"\.{option} must"):  # built in code, too
             QdrantSettings(**{option: value})
-    with pytest.raises(ConfigError, match=r"\[providers\.qdrant\]\.engine must be edge or client"):
+    with pytest.raises(ConfigError, match=r"\[providers\.qdrant\]\.engine must be client or edge"):
         QdrantStore.from_config(VPAConfig(providers={"qdrant": {"engine": "rocksdb"}}))
     with pytest.raises(ConfigError, match="a path or in_memory"):
         QdrantStore(QdrantSettings())  # no url, host, path, data_dir or in_memory
@@ -606,7 +617,7 @@ async def test_connection_pool_size_bounds_the_server_client(tmp_path):
     default = QdrantStore.from_config(VPAConfig(host="qdrant.internal"))
     assert "pool_size" not in default._backend._options  # 0: the client's own default
     embedded = QdrantStore.from_config(VPAConfig(data_dir=tmp_path, connection_pool_size=8))
-    assert embedded.mode == "edge"  # an embedded engine has no pool: the setting does not apply
+    assert embedded.mode == "local"  # an embedded engine has no pool: the setting does not apply
 
 
 @pytest.mark.parametrize(
@@ -629,7 +640,8 @@ def test_build_url(host, port, https, url):
         ({}, {}),
         ({}, {"in_memory": True, "max_batch_size": 64}),
         ({}, {"engine": "client"}),
-        ({}, {"engine": "client", "in_memory": True}),
+        ({}, {"engine": "edge"}),
+        ({}, {"engine": "edge", "in_memory": True}),
         ({"host": "127.0.0.1", "port": 6333}, {}),
         ({"host": "127.0.0.1", "port": 6333}, {"exact": True}),
         ({}, {"url": "http://127.0.0.1:6333", "min_recall": 0.95}),
@@ -647,9 +659,10 @@ def test_registered_capabilities_for_each_mode_match_the_store(tmp_path, overrid
 @pytest.mark.parametrize(
     ("settings", "mode"),
     [
-        (QdrantSettings(path="/p"), "edge"),
-        (QdrantSettings(path="/p", engine="client"), "local"),
+        (QdrantSettings(path="/p"), "local"),
+        (QdrantSettings(path="/p", engine="edge"), "edge"),
         (QdrantSettings(in_memory=True, url="http://h:6333"), "memory"),  # in_memory wins
+        (QdrantSettings(in_memory=True, engine="edge"), "memory"),
         (QdrantSettings(url="http://h:6333"), "server"),
     ],
 )
@@ -664,13 +677,13 @@ def test_one_declaration_for_each_mode(settings, mode):
         exact = QdrantStore.declare(attrs.evolve(settings, exact=True, max_batch_size=64))
         assert (exact.exact, exact.min_recall, exact.max_batch_size) == (True, 1.0, 64)
         assert QdrantStore.declare(attrs.evolve(settings, min_recall=0.95)).min_recall == 0.95
-    elif mode == "edge":
-        assert declared == QdrantStore.capabilities == EDGE_CAPABILITIES
-        assert (declared.exact, declared.min_recall, declared.max_filter_terms) == (True, 1.0, 1024)
+    elif mode == "local":  # the default: what the class, so the registry, declares
+        assert declared == QdrantStore.capabilities == LOCAL_CAPABILITIES
+        assert (declared.exact, declared.min_recall, declared.max_filter_terms) == (True, 1.0, 256)
         assert declared.persistent is True
-    else:  # qdrant-client's local mode, or either engine in memory
+    else:  # Qdrant Edge, or either engine in memory
         base = EDGE_CAPABILITIES if settings.engine == "edge" else LOCAL_CAPABILITIES
-        assert declared == attrs.evolve(base, persistent=mode == "local")
+        assert declared == attrs.evolve(base, persistent=mode == "edge")
         assert (declared.exact, declared.min_recall) == (True, 1.0)
         assert declared.max_filter_terms == (1024 if settings.engine == "edge" else 256)
         assert (declared.max_metadata_keys, declared.max_metadata_bytes) == (256, 64 * 1024)
@@ -680,8 +693,9 @@ def test_the_main_config_selects_the_mode_once():
     plain = QdrantSettings()
     assert plain.resolve(host="db", port=7000).url == "http://db:7000"
     assert plain.resolve(host="db", data_dir="/d").mode == "server"
-    assert plain.resolve(data_dir="/d").path == "/d/qdrant-edge"
-    assert QdrantSettings(engine="client").resolve(data_dir="/d").path == "/d/qdrant"
+    assert plain.resolve(data_dir="/d").path == "/d/qdrant"  # as in 0.3: existing folders keep working
+    assert QdrantSettings(engine="edge").resolve(data_dir="/d").path == "/d/qdrant-edge"
+    assert QdrantSettings(engine="EDGE").engine == "edge"
     assert QdrantSettings(path="/p").resolve(data_dir="/d").path == "/p"
     assert QdrantSettings(url="http://u:1").resolve(host="db").url == "http://u:1"  # url beats the host
     assert QdrantSettings(in_memory=True).resolve(host="db").mode == "memory"  # in_memory beats both
@@ -721,7 +735,7 @@ async def test_health_is_one_line_without_the_location(tmp_path):
     store = local(tmp_path / "secret-folder")
     await store.create_collection("t_health", 2)
     health = await store.health()
-    assert health.ok and health.detail == "edge mode, 1 collection(s)"
+    assert health.ok and health.detail == "local mode, 1 collection(s)"
     await store.close()
 
 
@@ -772,12 +786,28 @@ async def test_server_mode_calls_fit_the_async_client():
     "decimal form: one ulp off when the significand exceeds 2**53 (see the README)",
 )
 async def test_edge_keeps_17_digit_floats_exactly(tmp_path):
-    """Fails today, on purpose: it passes (and strict xfail flags it) once Edge stores floats exactly."""
-    store = local(tmp_path / "q")
+    """Fails today, on purpose: it passes (and strict xfail flags it) once Edge stores floats
+    exactly — then Edge can be considered as the default engine again."""
+    store = edge(tmp_path / "q")
     await store.create_collection("t_float", 2)
     value = 0.9053558666731177  # significand 9053558666731177 > 2**53
     await store.upsert("t_float", [Record("a", [1, 0], "", {"x": value})])
     (record,) = await store.get("t_float", ["a"])
     assert record.metadata["x"] == value
     assert await store.count("t_float", {"x": value}) == 1
+    await store.close()
+
+
+async def test_the_default_engine_keeps_17_digit_floats_exactly(tmp_path):
+    """Why qdrant-client's local mode is the default: the float Edge changes comes back as written,
+    and a filter on it matches, also after the folder is reopened."""
+    value, big = 0.9053558666731177, -6.5629313727343676e63
+    store = local(tmp_path / "q")
+    await store.create_collection("t_float", 2)
+    await store.upsert("t_float", [Record("a", [1, 0], "", {"x": value, "y": big})])
+    await store.close()
+    store = local(tmp_path / "q")
+    (record,) = await store.get("t_float", ["a"])
+    assert record.metadata == {"x": value, "y": big}
+    assert await store.count("t_float", {"x": value}) == 1 and await store.count("t_float", {"y": big}) == 1
     await store.close()

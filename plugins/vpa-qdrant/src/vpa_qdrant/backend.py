@@ -1,16 +1,17 @@
 """The ways of talking to Qdrant, behind one ``await backend.call(method, ...)``: which engine,
 how it runs, how it is shared and released. The store wraps each call in ``vendor_errors``.
 
-- `EdgeBackend` (the default): Qdrant Edge, Qdrant's Rust engine in this process
+- `LocalBackend` (the default, ``engine = "client"``): qdrant-client's own local mode
+  (``path=`` or ``":memory:"``), a pure-Python re-implementation that stores every value as
+  written. The vendor's async local engine does all its work synchronously inside ``async def``s,
+  which would block the event loop; so it uses the sync `QdrantClient`, one call at a time per
+  data folder (it is not thread-safe), through `vpa.offload.Offloader`.
+- `EdgeBackend` (``engine = "edge"``, opt-in): Qdrant Edge, Qdrant's Rust engine in this process
   (`vpa_qdrant.edge.EdgeEngine`), one shard per collection under ``VPA_DATA_DIR/qdrant-edge``.
   Its calls release the GIL and run in a worker thread, or on the event loop for a kind of call
-  it has lately answered in under 3 ms (`vpa.offload.Offloader`).
+  it has lately answered in under 3 ms (`vpa.offload.Offloader`). Not the default: qdrant-edge-py
+  0.9 stores some 17-significant-digit floats one ulp off (see the README).
 - `RemoteBackend`: a Qdrant server over REST or gRPC, through the vendor's `AsyncQdrantClient`.
-- `LocalBackend` (``engine = "client"``): qdrant-client's own local mode (``path=`` or
-  ``":memory:"``), a pure-Python re-implementation kept to read folders written by vpa-qdrant
-  0.3 and to migrate them. The vendor's async local engine does all its work synchronously inside
-  ``async def``s, which would block the event loop; so it uses the sync `QdrantClient`, one call
-  at a time per data folder (it is not thread-safe), through `vpa.offload.Offloader` as well.
 
 Both embedded engines own their folder: Edge through VPA's `FolderLock` (``.vpa.lock``, a second
 process gets `DataFolderLocked` naming the owner's PID), qdrant-client's local mode through its

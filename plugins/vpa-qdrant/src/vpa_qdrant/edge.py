@@ -1,5 +1,7 @@
 """Qdrant Edge (``qdrant-edge-py``): Qdrant's own Rust engine inside this process, one shard per
-VPA collection, behind the subset of qdrant-client's API that `QdrantStore` calls.
+VPA collection, behind the subset of qdrant-client's API that `QdrantStore` calls. Opt-in
+(``engine = "edge"``): qdrant-edge-py 0.9 can store a float whose shortest decimal form has a
+significand above 2**53 one ulp off (serde_json's fast parser), so it is not the default engine.
 
 Why an adapter rather than a second store: the store, its codec and its filter translation speak
 ``qdrant_client.models`` (`vpa_qdrant.filters.to_native` builds one ``models.Filter`` for every

@@ -1,10 +1,12 @@
 """``[providers.qdrant]``: the options of the `qdrant` store, and the mode they select.
 
 The embedded-or-server rule lives here, once (`QdrantSettings.mode`, completed by `resolve` with
-the main config's VPA_VECTOR_DB_HOST/PORT and VPA_DATA_DIR). Embedded means Qdrant Edge
-(``edge``, the default: Qdrant's own engine) or, with ``engine = "client"``, qdrant-client's
-pure-Python local mode (``local``, kept to read and migrate vpa-qdrant 0.3 folders). No vendor
-import: the settings are read (``vpa config``, the registry's declaration) without loading them.
+the main config's VPA_VECTOR_DB_HOST/PORT and VPA_DATA_DIR). Embedded means qdrant-client's local
+mode (``local``, the default, ``engine = "client"``: pure Python, stores every value exactly) or,
+opted into with ``engine = "edge"``, Qdrant Edge (``edge``: Qdrant's own Rust engine, faster, but
+qdrant-edge-py 0.9 stores some 17-significant-digit floats one ulp off, so it is not the default;
+see the README). No vendor import: the settings are read (``vpa config``, the registry's
+declaration) without loading them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from vpa.errors import ConfigError
 from vpa.settings import setting
 
 Mode = Literal["edge", "local", "memory", "server"]
-ENGINES = ("edge", "client")
+ENGINES = ("client", "edge")
 #: The folder under VPA_DATA_DIR of each embedded engine.
 FOLDERS = {"edge": "qdrant-edge", "client": "qdrant"}
 
@@ -58,7 +60,7 @@ def _write_ordering(value: Any) -> str | None:
 def _engine(value: Any) -> str:
     if isinstance(value, str) and value.lower() in ENGINES:
         return value.lower()
-    raise ConfigError(f"{SECTION}.engine must be edge or client, not {value!r}")
+    raise ConfigError(f"{SECTION}.engine must be client or edge, not {value!r}")
 
 
 @attrs.frozen
@@ -67,16 +69,18 @@ class QdrantSettings:
 
     # embedded
     engine: str = setting(
-        "edge",
-        "embedded engine: 'edge' (Qdrant Edge, Qdrant's own engine) or 'client' (qdrant-client's "
-        "pure-Python local mode, for folders written by vpa-qdrant 0.3)",
+        "client",
+        "embedded engine: 'client' (qdrant-client's pure-Python local mode, exact round trips) or "
+        "'edge' (Qdrant Edge, Qdrant's Rust engine: faster, but 0.9 stores some 17-digit floats one ulp off)",
         converter=_engine,
     )
     path: str | None = setting(
         None,
-        "embedded: the data folder (default VPA_DATA_DIR/qdrant-edge; VPA_DATA_DIR/qdrant for 'client')",
+        "embedded: the data folder (default VPA_DATA_DIR/qdrant; VPA_DATA_DIR/qdrant-edge for 'edge')",
     )
-    in_memory: bool = setting(False, "embedded without persistence (a private temporary folder for Edge)")
+    in_memory: bool = setting(
+        False, "embedded without persistence (':memory:'; a private temporary folder for Edge)"
+    )
     # server mode
     url: str | None = setting(None, "server mode: the server's URL, instead of VPA_VECTOR_DB_HOST/PORT")
     https: bool | None = setting(None, "server mode: use TLS when the URL is built from host and port")
@@ -109,8 +113,8 @@ class QdrantSettings:
 
     @property
     def mode(self) -> Mode:
-        """``memory`` with ``in_memory`` (it wins), ``server`` with a ``url``, else ``edge`` (or
-        ``local`` with ``engine = "client"``)."""
+        """``memory`` with ``in_memory`` (it wins), ``server`` with a ``url``, else ``local`` (or
+        ``edge`` with ``engine = "edge"``)."""
         if self.in_memory:
             return "memory"
         if self.url is not None:
@@ -130,7 +134,7 @@ class QdrantSettings:
     ) -> QdrantSettings:
         """These settings completed by the main config: without a ``url``, VPA_VECTOR_DB_HOST (and
         PORT) select server mode; without either, the embedded engine keeps its data in ``path``
-        or ``VPA_DATA_DIR/qdrant-edge`` (``VPA_DATA_DIR/qdrant`` for ``engine = "client"``)."""
+        or ``VPA_DATA_DIR/qdrant`` (``VPA_DATA_DIR/qdrant-edge`` for ``engine = "edge"``)."""
         if self.mode not in ("edge", "local"):
             return self
         if host:

@@ -1,5 +1,5 @@
-"""`QdrantStore`: the VPA store contract on Qdrant, embedded (Qdrant Edge, the default; or
-qdrant-client's local mode) or on a server.
+"""`QdrantStore`: the VPA store contract on Qdrant, embedded (qdrant-client's local mode, the
+default; or Qdrant Edge, opted into with ``engine = "edge"``) or on a server.
 
 How records and collections are laid out is `vpa_qdrant.codec`; filters are `vpa_qdrant.filters`
 (one translation, to ``qdrant_client.models``, for every engine: `vpa_qdrant.edge` converts it
@@ -56,16 +56,19 @@ SERVER_CAPABILITIES = contract_1_1(
     native_update=True,
 )
 
-#: Qdrant Edge, the default: Qdrant's Rust engine, with the server's filter evaluation (so the
-#: server's filter bounds). VPA never builds an HNSW index on an Edge shard (Edge optimises only
-#: when asked) and asks for exact search besides, so a search is an exact scan of every segment.
+#: Qdrant Edge (``engine = "edge"``, opt-in): Qdrant's Rust engine, with the server's filter
+#: evaluation (so the server's filter bounds). VPA never builds an HNSW index on an Edge shard
+#: (Edge optimises only when asked) and asks for exact search besides, so a search is an exact scan
+#: of every segment. Not the default because qdrant-edge-py 0.9 stores some 17-significant-digit
+#: floats one ulp off (the README's "Known defect"), so not every record comes back as written.
 EDGE_CAPABILITIES = attrs.evolve(SERVER_CAPABILITIES, exact=True, min_recall=1.0)
 
-#: qdrant-client's local mode (``engine = "client"``): brute force, so exact. It evaluates a
-#: filter in Python, condition by condition on every point: about 25 ms a term per 1,000 points measured (a 1,024-term ``$or``
-#: took 12 s, the ``$not`` of an ``$and`` of 1,024 ordering comparisons 27 s, over 1,000 points),
-#: holding the GIL. It survives any width, but a quarter of the server's bound keeps one search
-#: from stalling the process for long.
+#: qdrant-client's local mode (``engine = "client"``), the default embedded engine and so the
+#: class's `capabilities`: brute force, so exact, and every value stored as written. It evaluates
+#: a filter in Python, condition by condition on every point: about 25 ms a term per 1,000 points
+#: measured (a 1,024-term ``$or`` took 12 s, the ``$not`` of an ``$and`` of 1,024 ordering
+#: comparisons 27 s, over 1,000 points), holding the GIL. It survives any width, but a quarter
+#: of the server's bound keeps one search from stalling the process for long.
 LOCAL_CAPABILITIES = attrs.evolve(SERVER_CAPABILITIES, exact=True, min_recall=1.0, max_filter_terms=256)
 
 
@@ -73,13 +76,14 @@ class QdrantStore(VectorStore):
     """A VPA store on Qdrant. Built by `from_config`, or directly from `QdrantSettings`:
 
     ``QdrantStore(QdrantSettings(path=...))`` or ``QdrantStore(QdrantSettings(in_memory=True))``
-    for Qdrant Edge (``engine="client"`` for qdrant-client's local mode);
+    for qdrant-client's local mode (``engine="edge"`` for Qdrant Edge);
     ``QdrantStore(QdrantSettings(url="http://host:6333"), api_key=...)``
     or ``QdrantStore(host="host", port=6333)`` for a server. Nothing is opened or contacted
     before the first call.
     """
 
-    capabilities = EDGE_CAPABILITIES
+    #: The default mode's (qdrant-client's local mode, persisted); `declare` gives each mode's.
+    capabilities = LOCAL_CAPABILITIES
     settings_class = QdrantSettings
     provider = "qdrant"
     translate_error = staticmethod(errors.translate_error)
@@ -133,7 +137,8 @@ class QdrantStore(VectorStore):
 
     @classmethod
     def from_config(cls, config: Any) -> QdrantStore:
-        """Server mode when ``url`` or VPA_VECTOR_DB_HOST is set, else embedded (Qdrant Edge)."""
+        """Server mode when ``url`` or VPA_VECTOR_DB_HOST is set, else embedded (qdrant-client's
+        local mode, or Qdrant Edge with ``engine = "edge"``)."""
         return cls(
             cls.settings_from(config),
             host=config.host,
