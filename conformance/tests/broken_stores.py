@@ -448,3 +448,94 @@ PORTABILITY_EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
 
 for _store_class in PORTABILITY_EXPECTED:
     globals().setdefault(f"Test{_store_class.__name__}", _contract_class(_store_class))
+
+
+# --- lexical and hybrid search (vpa_conformance.store.lexical; test_lexical_clauses) ---------------
+
+
+class LexicalIgnoresFilter(MemoryStore):
+    """lexical_query answers the unfiltered top-k: the filter is dropped on the way to the
+    lexical index (and so from the lexical half of a hybrid query)."""
+
+    async def _lexical_query(self, info, text, terms, top_k, node):
+        return await super()._lexical_query(info, text, terms, top_k, None)
+
+
+class LexicalStatsFromFilteredSet(MemoryStore):
+    """A filtered lexical query scores the matching records as if they were the whole collection
+    (N, document frequencies and the average length of the filtered set only)."""
+
+    async def _lexical_query(self, info, text, terms, top_k, node):
+        if node is None:
+            return await super()._lexical_query(info, text, terms, top_k, node)
+        from vpa.lexical import Bm25Index
+
+        table = self._require(info)
+        with self._lock:
+            rows = [r for r in range(table.size) if evaluate(node, table.metadata[r])]
+            scores = Bm25Index([table.texts[r] for r in rows]).scores(terms, len(rows))
+            order = sorted((i for i in range(len(rows)) if scores[i] > 0), key=lambda i: -scores[i])[:top_k]
+            return [
+                Hit(table.ids[rows[i]], float(scores[i]), table.texts[rows[i]], table.metadata[rows[i]])
+                for i in order
+            ]
+
+
+class HybridDenseOnly(MemoryStore):
+    """hybrid_query silently answers dense search alone (the lexical half never asked)."""
+
+    async def _hybrid_query(self, info, vector, text, terms, top_k, node, fusion, alpha):
+        return await self._query(info, vector, top_k, node)
+
+
+class LexicalStaleAfterDelete(MemoryStore):
+    """A lexical index kept beside the records is updated on upsert but not on delete: deleted
+    texts still count in the statistics (deleted records themselves are not returned: the hits
+    are joined with the records that exist)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sidecar: dict[str, dict[str, str]] = {}
+
+    async def _create_collection(self, info):
+        self._sidecar.pop(info.name, None)
+        await super()._create_collection(info)
+
+    async def _drop_collection(self, name):
+        self._sidecar.pop(name, None)
+        return await super()._drop_collection(name)
+
+    async def _upsert(self, info, records):
+        await super()._upsert(info, records)
+        self._sidecar.setdefault(info.name, {}).update({r.id: r.text for r in records})
+
+    async def _lexical_query(self, info, text, terms, top_k, node):
+        from vpa.lexical import Bm25Index
+
+        table = self._require(info)
+        indexed = self._sidecar.get(info.name, {})
+        ids = list(indexed)
+        scores = Bm25Index([indexed[i] for i in ids]).scores(terms, len(ids))
+        with self._lock:
+            live = [
+                (float(scores[j]), table.row_of[i])
+                for j, i in enumerate(ids)
+                if scores[j] > 0
+                and i in table.row_of
+                and (node is None or evaluate(node, table.metadata[table.row_of[i]]))
+            ]
+            live.sort(key=lambda pair: -pair[0])
+            return [Hit(table.ids[r], s, table.texts[r], table.metadata[r]) for s, r in live[:top_k]]
+
+
+#: broken store → the lexical clauses that must fail for it (run by test_lexical_clauses, not by
+#: test_broken_stores)
+LEXICAL_EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
+    LexicalIgnoresFilter: ("test_lexical_filters", "test_hybrid_query", "test_lexical_recall"),
+    LexicalStatsFromFilteredSet: ("test_lexical_filters", "test_lexical_recall"),
+    HybridDenseOnly: ("test_hybrid_query", "test_state_machine"),
+    LexicalStaleAfterDelete: ("test_lexical_query", "test_state_machine"),
+}
+
+for _store_class in LEXICAL_EXPECTED:
+    globals().setdefault(f"Test{_store_class.__name__}", _contract_class(_store_class))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.3.1"
+__version__ = "0.3.2"
 
 _EXPORTS = {
     "StoreContract": "vpa_conformance.store",

@@ -4,6 +4,12 @@ It shares no code with any store (the memory store is under test like every othe
 kept in a plain dict, similarity is cosine computed here in float64 from the float32 vectors a
 store receives, and filters are evaluated by `vpa.filters.evaluate`, which *is* the
 specification of the filter language.
+
+Lexical search (`Oracle.lexical`) is BM25 computed here from its definition in the docstring of
+`vpa.lexical` (Lucene's formula, k1 = 1.2, b = 0.75, statistics over every record of the
+collection, a filter selecting candidates only). Only the tokenizer is core's, `vpa.lexical.tokenize`,
+because the tokenizer *is* the definition of a word; the core's index (`Bm25Index`) and its
+reference scorer (`bm25_scores`) are not used, so a bug in either is caught.
 """
 
 from __future__ import annotations
@@ -15,9 +21,15 @@ from typing import Any
 
 import numpy as np
 from vpa.filters import FilterLike, Node, evaluate, parse_filter
+from vpa.lexical import tokenize
 from vpa.models import Record
 
-__all__ = ["Oracle", "cosine", "same_metadata", "same_value"]
+__all__ = ["BM25_B", "BM25_K1", "Oracle", "cosine", "same_metadata", "same_value"]
+
+#: BM25's parameters as `vpa.lexical` defines them (written here again, not imported: the oracle
+#: is the definition's second, independent reading).
+BM25_K1 = 1.2
+BM25_B = 0.75
 
 
 def _as_float32(vector: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -131,3 +143,47 @@ class Oracle:
 
     def top_k(self, vector: Sequence[float], k: int, filter: FilterLike = None) -> list[tuple[str, float]]:
         return self.ranking(vector, filter)[:k]
+
+    # --- lexical search ------------------------------------------------------------------------
+
+    def lexical_scores(self, text: str, filter: FilterLike = None) -> dict[str, float]:
+        """BM25 of ``text`` for every record that matches ``filter`` and holds at least one of the
+        query's tokens. N, each token's document frequency and the average length are over
+        *every* record: the filter chooses who may be returned, not the statistics."""
+        terms = list(dict.fromkeys(tokenize(text)))
+        bags: dict[str, dict[str, int]] = {}
+        for record in self.records.values():
+            bag: dict[str, int] = {}
+            for token in tokenize(record.text):
+                bag[token] = bag.get(token, 0) + 1
+            bags[record.id] = bag
+        n = len(bags)
+        if n == 0 or not terms:
+            return {}
+        total = sum(sum(bag.values()) for bag in bags.values())
+        avgdl = total / n if total else 1.0
+        df = {t: sum(1 for bag in bags.values() if t in bag) for t in terms}
+        node: Node | None = parse_filter(filter)
+        out: dict[str, float] = {}
+        for record_id, bag in bags.items():
+            present = [t for t in terms if t in bag]
+            if not present or not evaluate(node, self.records[record_id].metadata):
+                continue
+            length = sum(bag.values())
+            score = 0.0
+            for t in present:
+                weight = math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5))
+                tf = bag[t]
+                score += (
+                    weight * tf * (BM25_K1 + 1.0) / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * length / avgdl))
+                )
+            out[record_id] = score
+        return out
+
+    def lexical(
+        self, text: str, top_k: int | None = None, filter: FilterLike = None
+    ) -> list[tuple[str, float]]:
+        """The lexical ranking: ``(id, BM25)`` best first (ties in no defined order), at most
+        ``top_k``; only matching records that hold a query token."""
+        ranked = sorted(self.lexical_scores(text, filter).items(), key=lambda item: -item[1])
+        return ranked if top_k is None else ranked[:top_k]

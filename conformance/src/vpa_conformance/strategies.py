@@ -41,6 +41,7 @@ from vpa.validation import (
 __all__ = [
     "ABSENT_FIELD",
     "LEGACY_MALFORMED_FILTERS",
+    "LEXICAL_WORDS",
     "LIMIT_FIELDS",
     "LOGICAL_OPS",
     "MALFORMED_FILTERS",
@@ -58,6 +59,8 @@ __all__ = [
     "float_values",
     "ids",
     "int_values",
+    "lexical_queries",
+    "lexical_texts",
     "limit_records",
     "malformed_filters",
     "metadata_dicts",
@@ -224,6 +227,82 @@ def value_kind(value: Any) -> str:
 def texts(max_size: int = 60) -> st.SearchStrategy[str]:
     """Unicode text (every code point UTF-8 can encode) and the `TRICKY_TEXTS`."""
     return st.one_of(st.sampled_from(TRICKY_TEXTS), st.text(_CHARS, max_size=max_size))
+
+
+#: The small vocabulary of `lexical_texts` and `lexical_queries`, so drawn queries hit drawn texts
+#: and documents share words (document frequencies above 1, repeated words, ties). It holds
+#: spellings that are one token under VPA's tokenizer (NFKC, case folding): "Straße" / "STRASSE"
+#: / "strasse", "Café" / "cafe\u0301" / "CAFÉ" (but not "cafe"), the "ﬁ" ligature / "file",
+#: final and capital sigma; words the tokenizer splits ("e-mail", "don't", "İstanbul", whose
+#: case folding leaves a combining dot); digits, underscores, CJK; and two 70-character words that
+#: share their first 64 characters (one token: tokens are cut at 64).
+LEXICAL_WORDS: tuple[str, ...] = (
+    "search",
+    "vector",
+    "index",
+    "query",
+    "ranking",
+    "store",
+    "record",
+    "lexical",
+    "dense",
+    "hybrid",
+    "filter",
+    "score",
+    "Straße",
+    "STRASSE",
+    "strasse",
+    "Café",
+    "cafe\u0301",
+    "CAFÉ",
+    "cafe",
+    "\ufb01le",
+    "FILE",
+    "\u03a3\u03af\u03c3\u03c5\u03c6\u03bf\u03c2",  # Σίσυφος (a final sigma)
+    "\u03a3\u038a\u03a3\u03a5\u03a6\u039f\u03a3",  # ΣΊΣΥΦΟΣ
+    "\u6771\u4eac",  # 東京
+    "2024",
+    "snake_case",
+    "e-mail",
+    "don't",
+    "\u0130stanbul",
+    "a" * 64 + "bcdefg",
+    "a" * 64 + "zzzzzz",
+)
+#: Query words no drawn text holds.
+_ABSENT_WORDS = ("zebra", "nowhere")
+_SEPARATORS = (" ", "  ", ", ", ". ", "\n", "\t", " \u2014 ", "/", "!? ")
+#: Texts without a single token (records that no lexical query may return).
+_WORDLESS = ("", " ", "\u2014", "!!! ...", "\U0001f642 \U0001f680")
+
+
+@st.composite
+def lexical_texts(draw: st.DrawFn, max_words: int = 12) -> str:
+    """A text of up to ``max_words`` words of `LEXICAL_WORDS` (repeats likely) between varied
+    separators, sometimes with no word at all."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from(_WORDLESS))
+    words = draw(st.lists(st.sampled_from(LEXICAL_WORDS), min_size=1, max_size=max_words))
+    parts = [words[0]]
+    for word in words[1:]:
+        parts += [draw(st.sampled_from(_SEPARATORS)), word]
+    return "".join(parts)
+
+
+@st.composite
+def lexical_queries(draw: st.DrawFn, max_words: int = 4) -> str:
+    """A lexical query: 1 … ``max_words`` words, mostly of `LEXICAL_WORDS` (so it hits drawn
+    texts), sometimes one no text holds, sometimes a word twice (it counts once)."""
+    words = draw(
+        st.lists(
+            st.one_of(st.sampled_from(LEXICAL_WORDS), st.sampled_from(_ABSENT_WORDS)),
+            min_size=1,
+            max_size=max_words,
+        )
+    )
+    if draw(st.booleans()):
+        words.append(words[0].upper())
+    return draw(st.sampled_from(_SEPARATORS)).join(words)
 
 
 def ids(max_size: int = 40) -> st.SearchStrategy[str]:
@@ -445,13 +524,15 @@ def records(
     *,
     schema: Schema | None = None,
     id: str | None = None,
+    text: st.SearchStrategy[str] | None = None,
 ) -> Record:
-    """One valid record for a collection of ``dimension``, within the store's size limit."""
+    """One valid record for a collection of ``dimension``, within the store's size limit; its text
+    drawn from ``text`` (default `texts`; `lexical_texts` for lexical search)."""
     if schema is None:
         schema = draw(metadata_schemas(capabilities))
     record_id = id if id is not None else draw(ids())
     vector = draw(vectors(dimension))
-    text = draw(texts())
+    text = draw(texts() if text is None else text)
     metadata = draw(metadata_dicts(capabilities, schema=schema))
     record = Record(record_id, vector, text, metadata)
     if not _fits(record, capabilities):
@@ -469,9 +550,10 @@ def record_lists(
     max_size: int = 12,
     schema: Schema | None = None,
     unique_ids: bool = True,
+    text: st.SearchStrategy[str] | None = None,
 ) -> list[Record]:
     """Records sharing one schema; ids unique unless ``unique_ids=False`` (then repeats are
-    likely, to test newest-wins)."""
+    likely, to test newest-wins); texts from ``text`` (see `records`)."""
     if schema is None:
         schema = draw(metadata_schemas(capabilities))
     if unique_ids:
@@ -479,7 +561,7 @@ def record_lists(
     else:
         pool = draw(st.lists(ids(), min_size=1, max_size=max(1, max_size // 2), unique=True))
         id_list = draw(st.lists(st.sampled_from(pool), min_size=max(min_size, 1), max_size=max_size))
-    return [draw(records(dimension, capabilities, schema=schema, id=i)) for i in id_list]
+    return [draw(records(dimension, capabilities, schema=schema, id=i, text=text)) for i in id_list]
 
 
 # --- filters ---------------------------------------------------------------------------------

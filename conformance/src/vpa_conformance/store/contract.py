@@ -14,7 +14,8 @@ checks that collections, their definition and records survive into a new instanc
 
 Every test drives the store only through its public async API (``create_collection``,
 ``upsert``, ``query``, ``get``, ``delete``, ``count``, ``drop_collection``,
-``list_collections``, ``settle``, ``close``, ``capabilities``) on the suite's own event loop,
+``list_collections``, ``settle``, ``close``, ``capabilities``; ``lexical_query`` and
+``hybrid_query`` for a store that declares ``lexical_search``) on the suite's own event loop,
 in uniquely named collections that it drops afterwards, and compares the answers with the
 `vpa_conformance.oracle.Oracle`. The clauses and their exact meaning are those of the docstrings
 of `vpa.stores.base` and `vpa.filters`.
@@ -48,6 +49,7 @@ from vpa_conformance.store.common import (
 )
 from vpa_conformance.store.concurrency import ConcurrencyClauses
 from vpa_conformance.store.filters import FilterClauses
+from vpa_conformance.store.lexical import LexicalClauses
 from vpa_conformance.store.lifecycle import LifecycleClauses
 from vpa_conformance.store.limits import LimitClauses
 from vpa_conformance.store.machine import StateMachineClauses
@@ -70,6 +72,7 @@ class StoreContract(
     DocumentAtomicityClauses,
     LifecycleClauses,
     PortabilityClauses,
+    LexicalClauses,
 ):
     """The store contract. Subclass it and provide the ``store`` fixture."""
 

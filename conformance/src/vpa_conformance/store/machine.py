@@ -2,8 +2,9 @@
 subclass it (add rules of its own, or pin a shrunk failure as a named regression test).
 
 `StoreStateMachine` drives one collection of the store under test beside the `Oracle` model:
-upserts, deletes by ids, by filter and by both, counts, queries, gets and re-opens, interleaved
-at random, with the count checked after every step. It reads the store from the class attribute
+upserts, deletes by ids, by filter and by both, counts, queries, gets and re-opens (and for a
+store with lexical search, lexical and hybrid queries: its index must follow every write),
+interleaved at random, with the count checked after every step. It reads the store from the class attribute
 ``harness`` (a `StoreHarness`), so a test binds it with `bind`::
 
     machine = StoreStateMachine.bind(harness)
@@ -23,6 +24,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from vpa.lexical import tokenize
 from vpa.models import StoreCapabilities
 
 from vpa_conformance import strategies as vst
@@ -31,9 +33,14 @@ from vpa_conformance.harness import StoreHarness, collection_name
 from vpa_conformance.oracle import Oracle
 from vpa_conformance.profiles import clause_settings
 from vpa_conformance.store.common import BASE_EXAMPLES, _fields, _fill, _has_filters
+from vpa_conformance.store.lexical import check_hybrid_hits, check_lexical_hits, hybrid, lexical
 from vpa_conformance.store.lifecycle import check_scroll
 
-__all__ = ["StateMachineClauses", "StoreStateMachine"]
+__all__ = ["INDEX_PROBE", "StateMachineClauses", "StoreStateMachine"]
+
+#: The lexical query the machine checks after every step (`lexical_index_follows`): words of
+#: `vpa_conformance.strategies.LEXICAL_WORDS`, so most drawn texts hold one.
+INDEX_PROBE = "search vector index query store record Stra\u00dfe caf\u00e9 file 2024"
 
 
 class StoreStateMachine(RuleBasedStateMachine):
@@ -79,7 +86,15 @@ class StoreStateMachine(RuleBasedStateMachine):
     def upsert(self, data: st.DataObject) -> None:
         assert self.name
         ids = data.draw(st.lists(self._ids(), min_size=1, max_size=5), label="upsert ids")
-        batch = [data.draw(vst.records(self.dim, self.caps, schema=self.schema, id=i)) for i in ids]
+        # A store with lexical search gets texts that lexical queries hit, as well as any text.
+        text = (
+            st.one_of(vst.lexical_texts(), vst.lexical_texts(), vst.lexical_texts(), vst.texts())
+            if self.caps.lexical_search
+            else None
+        )
+        batch = [
+            data.draw(vst.records(self.dim, self.caps, schema=self.schema, id=i, text=text)) for i in ids
+        ]
         _fill(self.h, self.name, self.oracle, batch)
         self.pool = vst.field_values([r.metadata for r in self.oracle.records.values()])
 
@@ -120,6 +135,45 @@ class StoreStateMachine(RuleBasedStateMachine):
         top_k = self.h.clamp_top_k(data.draw(st.integers(1, 8), label="top_k"))
         spec = self._filter(data) if self.filters and data.draw(st.booleans(), label="filtered") else None
         check_hits(self.h.query(self.name, vector, top_k, spec), self.oracle, vector, top_k, spec, self.caps)
+
+    def _lexical_text(self, data: st.DataObject) -> str:
+        own = [r.text for r in self.oracle.records.values() if tokenize(r.text) and len(r.text) <= 1000]
+        texts = (
+            st.one_of(vst.lexical_queries(), vst.lexical_queries(), st.sampled_from(own))
+            if own
+            else vst.lexical_queries()
+        )
+        return data.draw(texts, label="lexical query")
+
+    @precondition(lambda self: self.caps.lexical_search)
+    @rule(data=st.data())
+    def lexical_query(self, data: st.DataObject) -> None:
+        """A store with lexical search: BM25 over what the collection holds now (every upsert,
+        delete and update before it), filtered or not, agrees with the oracle."""
+        assert self.name
+        text = self._lexical_text(data)
+        top_k = self.h.clamp_top_k(data.draw(st.integers(1, 8), label="top_k"))
+        spec = self._filter(data) if self.filters and data.draw(st.booleans(), label="filtered") else None
+        check_lexical_hits(
+            lexical(self.h, self.name, text, top_k, spec), self.oracle, text, top_k, spec, self.caps
+        )
+
+    @precondition(lambda self: self.caps.lexical_search)
+    @rule(data=st.data())
+    def hybrid_query(self, data: st.DataObject) -> None:
+        """A store with lexical search: a hybrid query over what the collection holds now keeps
+        the properties of fusion (`check_hybrid_hits`)."""
+        assert self.name
+        vector = data.draw(vst.vectors(self.dim), label="query vector")
+        text = self._lexical_text(data)
+        top_k = self.h.clamp_top_k(data.draw(st.integers(1, 8), label="top_k"))
+        spec = self._filter(data) if self.filters and data.draw(st.booleans(), label="filtered") else None
+        fusion = data.draw(st.sampled_from(["rrf", "linear"]), label="fusion")
+        alpha = data.draw(st.sampled_from([0.0, 0.3, 1.0]), label="alpha") if fusion == "linear" else 0.5
+        hits = hybrid(self.h, self.name, vector, text, top_k, spec, fusion, alpha)
+        k = self.h.clamp_top_k(max(1, len(self.oracle.records)))
+        own = (self.h.query(self.name, vector, k, spec), lexical(self.h, self.name, text, k, spec))
+        check_hybrid_hits(hits, self.oracle, vector, text, top_k, spec, fusion, alpha, self.caps, own)
 
     @rule(data=st.data())
     def get(self, data: st.DataObject) -> None:
@@ -183,6 +237,16 @@ class StoreStateMachine(RuleBasedStateMachine):
             if got != len(self.oracle.records):
                 fail(f"count() is {got}; the model holds {len(self.oracle.records)} records")
 
+    @invariant()
+    def lexical_index_follows(self) -> None:
+        """A store with lexical search: after every step, a query of many of the drawn texts' words
+        scores as the oracle's BM25 over what the collection holds now, so an index that misses
+        a write (a delete, a rewritten text) is seen at the next step."""
+        if self.name is not None and self.caps.lexical_search and self.oracle.records:
+            top_k = self.h.clamp_top_k(8)
+            hits = lexical(self.h, self.name, INDEX_PROBE, top_k)
+            check_lexical_hits(hits, self.oracle, INDEX_PROBE, top_k, None, self.caps)
+
     def teardown(self) -> None:
         if self.name is not None:
             self.h.drop(self.name)
@@ -196,8 +260,8 @@ class StateMachineClauses:
 
     def test_state_machine(self, vpa_store: StoreHarness) -> None:
         """Interleaved upserts, deletes (by ids, filter, both), re-opens, gets, counts and queries
-        (and, for a contract 1.1 store, scrolls and updates) agree with the oracle after every
-        step."""
+        (and, for a contract 1.1 store, scrolls and updates; for a store with lexical search,
+        lexical and hybrid queries) agree with the oracle after every step."""
         run_state_machine_as_test(
             self.state_machine.bind(vpa_store),
             settings=clause_settings(BASE_EXAMPLES["state_machine"], stateful=True),
