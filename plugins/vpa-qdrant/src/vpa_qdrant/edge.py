@@ -189,11 +189,11 @@ class EdgeEngine:
         self.persistent = persistent
         self._lock = FolderLock(self.root)
         self._lock.acquire()  # DataFolderLocked if another process (or engine) owns the folder
-        self._collections = self.root / COLLECTIONS
+        self._collections_dir = self.root / COLLECTIONS
         self._shards: dict[str, _Shard] = {}
         self._catalog = threading.RLock()  # creating, opening, dropping, listing
         self._closed = False
-        prepare_folder(self._collections)
+        prepare_folder(self._collections_dir)
         self._empty_trash()
 
     # --- paths and definitions ---
@@ -201,7 +201,7 @@ class EdgeEngine:
     def _folder(self, name: str) -> Path:
         if not isinstance(name, str) or not COLLECTION_NAME_RE.fullmatch(name):
             raise InvalidCollection(f"invalid collection name {name!r}")
-        return self._collections / name
+        return self._collections_dir / name
 
     def _definition(self, name: str) -> dict[str, Any] | None:
         path = self._folder(name) / DEFINITION_FILE
@@ -220,7 +220,7 @@ class EdgeEngine:
         return data
 
     def _empty_trash(self) -> None:
-        for leftover in self._collections.glob(f"{TRASH_PREFIX}*"):
+        for leftover in self._collections_dir.glob(f"{TRASH_PREFIX}*"):
             shutil.rmtree(leftover, ignore_errors=True)
 
     def _shard(self, name: str) -> _Shard:
@@ -272,7 +272,7 @@ class EdgeEngine:
         self._check_open()
         names = sorted(
             p.name
-            for p in self._collections.iterdir()
+            for p in self._collections_dir.iterdir()
             if COLLECTION_NAME_RE.fullmatch(p.name) and (p / DEFINITION_FILE).is_file()
         )
         return CollectionsResult([CollectionName(n) for n in names])
