@@ -100,7 +100,7 @@ def _raises(expected: type[BaseException], call: Callable[[], Any], what: str) -
 
 
 #: The underscore methods a refusal "before any I/O" must not reach.
-_BACKEND_CALLS = ("_upsert", "_query", "_get", "_delete", "_count")
+_BACKEND_CALLS = ("_upsert", "_query", "_get", "_delete", "_count", "_lexical_query", "_hybrid_query")
 
 
 @contextlib.contextmanager

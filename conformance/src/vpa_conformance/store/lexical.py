@@ -26,10 +26,9 @@ silent dense-only answer.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,7 +45,6 @@ from vpa.errors import (
 from vpa.filters import FilterLike
 from vpa.lexical import MAX_QUERY_CHARS, MAX_QUERY_TERMS, tokenize
 from vpa.models import FilterOp, Hit, MetadataType, Record, StoreCapabilities
-from vpa.stores.base import VectorStore
 
 from vpa_conformance import strategies as vst
 from vpa_conformance.checks import SCORE_TOLERANCE, fail
@@ -54,6 +52,7 @@ from vpa_conformance.harness import StoreHarness, collection_name
 from vpa_conformance.oracle import Oracle, same_metadata
 from vpa_conformance.profiles import clause_settings
 from vpa_conformance.store.common import (
+    _backend_untouched,
     _check_unchanged,
     _fields,
     _fill,
@@ -90,9 +89,6 @@ DENSE_TIE = 2 * SCORE_TOLERANCE
 FUSED_TIE = 1e-9
 
 #: The backend methods a lexical query refused "before any I/O" must not reach.
-_BACKEND_CALLS = ("_upsert", "_query", "_get", "_delete", "_count", "_lexical_query", "_hybrid_query")
-
-
 # --- calling the store ---------------------------------------------------------------------------
 
 
@@ -415,29 +411,6 @@ def _refuses_lexical(h: StoreHarness) -> None:
                 f"hybrid_query(fusion={fusion!r}) on a store that does not declare lexical_search",
             )
         _check_unchanged(h, name, oracle)
-
-
-@contextlib.contextmanager
-def _backend_untouched(store: VectorStore, what: str) -> Iterator[None]:
-    """Inside, any call of the store's backend methods fails the clause."""
-
-    def guard(name: str) -> Callable[..., Any]:
-        async def refused(*args: Any, **kwargs: Any) -> Any:
-            fail(f"{what} reached the backend ({name}) instead of being refused before any I/O")
-
-        return refused
-
-    saved = {name: store.__dict__.get(name) for name in _BACKEND_CALLS}
-    for name in _BACKEND_CALLS:
-        setattr(store, name, guard(name))
-    try:
-        yield
-    finally:
-        for name, previous in saved.items():
-            if previous is None:
-                store.__dict__.pop(name, None)
-            else:
-                setattr(store, name, previous)
 
 
 def _own_rankings(
