@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import broken_stores
 import pytest
+from clause_runs import run_clauses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vpa.lexical import MAX_QUERY_CHARS, MAX_QUERY_TERMS, bm25_scores, query_terms, tokenize
@@ -61,50 +58,12 @@ MESSAGES = {
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
     """class::test → {"result": passed/failed, "message": ..., "examples": ..., "status": ...}."""
     work = tmp_path_factory.mktemp("lexical")
-    junit = work / "junit.xml"
     node_ids = [
         f"{HERE / 'broken_stores.py'}::Test{store.__name__}::{clause}"
         for store, clauses in broken_stores.LEXICAL_EXPECTED.items()
         for clause in clauses
     ] + [f"{HERE / 'test_memory_contract.py'}::TestMemoryStore::{clause}" for clause in CLAUSES]
-    env = dict(
-        os.environ, VPA_CONFORMANCE_NO_SHRINK="1", VPA_CONFORMANCE_DERANDOMIZE="1", PYTHONPATH=str(HERE)
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *node_ids,
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--tb=line",
-            f"--junitxml={junit}",
-            "--rootdir",
-            str(work),
-            "-c",
-            os.devnull,
-        ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    results: dict[str, dict[str, str]] = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        problem = case.find("failure")
-        if problem is None:
-            problem = case.find("error")
-        row = {"result": "passed" if problem is None else "failed"}
-        if problem is not None:
-            row["message"] = f"{problem.get('message', '')}\n{problem.text or ''}"
-        for prop in case.iter("property"):
-            row[prop.get("name", "").removeprefix("vpa_")] = prop.get("value", "")
-        results[f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"] = row
-    return results
+    return run_clauses(work, node_ids)
 
 
 @pytest.mark.parametrize(
