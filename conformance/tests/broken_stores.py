@@ -468,12 +468,10 @@ class LexicalStatsFromFilteredSet(MemoryStore):
     async def _lexical_query(self, info, text, terms, top_k, node):
         if node is None:
             return await super()._lexical_query(info, text, terms, top_k, node)
-        from vpa.lexical import Bm25Index
-
         table = self._require(info)
         with self._lock:
             rows = [r for r in range(table.size) if evaluate(node, table.metadata[r])]
-            scores = Bm25Index([table.texts[r] for r in rows]).scores(terms, len(rows))
+            scores = _bm25([table.texts[r] for r in rows], terms)
             order = sorted((i for i in range(len(rows)) if scores[i] > 0), key=lambda i: -scores[i])[:top_k]
             return [
                 Hit(table.ids[rows[i]], float(scores[i]), table.texts[rows[i]], table.metadata[rows[i]])
@@ -510,12 +508,10 @@ class LexicalStaleAfterDelete(MemoryStore):
         self._sidecar.setdefault(info.name, {}).update({r.id: r.text for r in records})
 
     async def _lexical_query(self, info, text, terms, top_k, node):
-        from vpa.lexical import Bm25Index
-
         table = self._require(info)
         indexed = self._sidecar.get(info.name, {})
         ids = list(indexed)
-        scores = Bm25Index([indexed[i] for i in ids]).scores(terms, len(ids))
+        scores = _bm25([indexed[i] for i in ids], terms)
         with self._lock:
             live = [
                 (float(scores[j]), table.row_of[i])
@@ -539,3 +535,14 @@ LEXICAL_EXPECTED: dict[type[MemoryStore], tuple[str, ...]] = {
 
 for _store_class in LEXICAL_EXPECTED:
     globals().setdefault(f"Test{_store_class.__name__}", _contract_class(_store_class))
+
+
+def _bm25(texts, terms):
+    """BM25 of each of ``texts`` as a collection of its own (the mutants' wrong statistics)."""
+    from vpa.lexical import Bm25Index
+
+    index = Bm25Index()
+    for position, text in enumerate(texts):
+        index.set(position, text)
+    found = index.scores(terms)
+    return [found.get(position, 0.0) for position in range(len(texts))]

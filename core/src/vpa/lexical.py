@@ -33,11 +33,10 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import attrs
-import numpy as np
 
 from vpa.errors import LimitExceeded, ValidationError
 
@@ -100,41 +99,58 @@ def idf(n_docs: int, doc_freq: int) -> float:
 
 
 class Bm25Index:
-    """An exact BM25 index of a collection's texts, by row: the memory store's lexical search (built
-    from its rows when first needed after a write), and the definition other stores are held to."""
+    """An exact, incremental BM25 index of texts by key (the memory store keys it by record id):
+    `set` a key's text (replacing the one it had), `remove` it, `scores` for a query. Each change
+    costs the tokens of that text only, so keeping it current costs a write what the write adds."""
 
-    def __init__(self, texts: Sequence[str], spec: Bm25Spec = BM25_SPEC) -> None:
+    def __init__(self, spec: Bm25Spec = BM25_SPEC) -> None:
         self.spec = spec
-        self.postings: dict[str, dict[int, int]] = {}
-        self.lengths = np.zeros(len(texts), dtype=np.float64)
-        for row, text in enumerate(texts):
-            counts = Counter(tokenize(text))
-            for term, tf in counts.items():
-                self.postings.setdefault(term, {})[row] = tf
-            self.lengths[row] = sum(counts.values())
-        self.total_length = float(self.lengths.sum())
+        self.postings: dict[str, dict[Hashable, int]] = {}
+        self.terms: dict[Hashable, tuple[str, ...]] = {}
+        self.lengths: dict[Hashable, int] = {}
+        self.total_length = 0
 
     @property
     def size(self) -> int:
-        return int(self.lengths.shape[0])
+        return len(self.lengths)
 
-    def scores(self, terms: Sequence[str], size: int) -> np.ndarray:
-        """BM25 of each row in ``range(size)`` for the distinct ``terms`` (0 where none occurs)."""
-        out = np.zeros(size, dtype=np.float64)
+    def set(self, key: Hashable, text: str) -> None:
+        self.remove(key)
+        counts = Counter(tokenize(text))
+        for term, tf in counts.items():
+            self.postings.setdefault(term, {})[key] = tf
+        self.terms[key] = tuple(counts)
+        length = sum(counts.values())
+        self.lengths[key] = length
+        self.total_length += length
+
+    def remove(self, key: Hashable) -> None:
+        length = self.lengths.pop(key, None)
+        if length is None:
+            return
+        self.total_length -= length
+        for term in self.terms.pop(key):
+            keys = self.postings[term]
+            del keys[key]
+            if not keys:
+                del self.postings[term]
+
+    def scores(self, terms: Sequence[str]) -> dict[Hashable, float]:
+        """BM25 of every key holding at least one of the distinct ``terms``."""
+        out: dict[Hashable, float] = {}
         n = self.size
         if n == 0:
             return out
         avgdl = self.total_length / n if self.total_length else 1.0
         k1, b = self.spec.k1, self.spec.b
         for term in dict.fromkeys(terms):
-            rows = self.postings.get(term)
-            if not rows:
+            keys = self.postings.get(term)
+            if not keys:
                 continue
-            weight = idf(n, len(rows))
-            idx = np.fromiter(rows.keys(), dtype=np.int64, count=len(rows))
-            tf = np.fromiter(rows.values(), dtype=np.float64, count=len(rows))
-            dl = self.lengths[idx]
-            out[idx] += weight * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl))
+            weight = idf(n, len(keys))
+            for key, tf in keys.items():
+                norm = k1 * (1.0 - b + b * self.lengths[key] / avgdl)
+                out[key] = out.get(key, 0.0) + weight * tf * (k1 + 1.0) / (tf + norm)
         return out
 
 

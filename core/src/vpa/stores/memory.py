@@ -65,7 +65,7 @@ class _Table:
         self.metadata: list[dict[str, Any]] = []
         self._index: ColumnIndex | None = None  # filter columns, dropped on every write
         self._order: tuple[list[str], np.ndarray] | None = None  # ids sorted, and their rows (scroll)
-        self._lexical: Bm25Index | None = None  # BM25 of the texts, dropped on every text change
+        self._lexical: Bm25Index | None = None  # BM25 of the texts by id: built on first use, then kept
 
     @property
     def size(self) -> int:
@@ -89,9 +89,11 @@ class _Table:
     def upsert(self, ids: list[str], matrix: np.ndarray, texts: list[str], metadata: list[dict[str, Any]]) -> None:
         self._index = None
         self._order = None
-        self._lexical = None
         rows = np.empty(len(ids), dtype=np.int64)
         self._grow(self.size + len(ids))
+        if self._lexical is not None:
+            for id_, text in zip(ids, texts, strict=True):
+                self._lexical.set(id_, text)
         for i, (id_, text, meta) in enumerate(zip(ids, texts, metadata, strict=True)):
             row = self.row_of.get(id_)
             if row is None:
@@ -113,7 +115,9 @@ class _Table:
         if removed:
             self._index = None
             self._order = None
-            self._lexical = None
+            if self._lexical is not None:
+                for id_ in removed:
+                    self._lexical.remove(id_)
         for row in sorted((self.row_of[i] for i in removed), reverse=True):
             last = self.size - 1
             del self.row_of[self.ids[row]]
@@ -161,9 +165,13 @@ class _Table:
         return self._index.mask(node)
 
     def lexical(self) -> Bm25Index:
-        """The BM25 index of the texts (built on the first lexical query after a write)."""
+        """The BM25 index of the texts: built on the first lexical query, then kept current by
+        every upsert and delete (a collection never searched by words pays nothing for it)."""
         if self._lexical is None:
-            self._lexical = Bm25Index(self.texts)
+            index = Bm25Index()
+            for id_, text in zip(self.ids, self.texts, strict=True):
+                index.set(id_, text)
+            self._lexical = index
         return self._lexical
 
     def record(self, row: int) -> Record:
@@ -385,7 +393,11 @@ class MemoryStore(VectorStore):
             n = table.size
             if n == 0:
                 return []
-            scores = table.lexical().scores(terms, n)
+            found = table.lexical().scores(terms)
+            scores = np.zeros(n, dtype=np.float64)
+            if found:
+                rows = np.fromiter((table.row_of[i] for i in found), dtype=np.int64, count=len(found))
+                scores[rows] = np.fromiter(found.values(), dtype=np.float64, count=len(found))
             mask = table.mask(node)
             keep = scores > 0 if mask is None else (scores > 0) & mask
             candidates = np.flatnonzero(keep)
