@@ -348,6 +348,9 @@ def validate_config(config: VPAConfig) -> list[str]:
         errors.append("VPA_CACHE_SIZE_MB must not be negative")
     if config.connection_pool_size < 0:
         errors.append("VPA_CONNECTION_POOL_SIZE must not be negative")
+    from vpa.auth.redis_store import url_problems
+
+    errors.extend(url_problems(config.redis_url))
     if config.encrypt_at_rest and not config.encryption_key:
         errors.append("VPA_ENCRYPT_AT_REST is on but VPA_ENCRYPTION_KEY is not set")
     if config.environment == "production":

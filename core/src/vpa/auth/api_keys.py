@@ -135,10 +135,21 @@ class ApiKeyAuthenticator(Authenticator):
         return sorted((info for info, _ in self._keys.values()), key=lambda i: i.created_at)
 
 
+def _for_config(config: Any) -> Authenticator:
+    """The key store ``config`` asks for: Redis when VPA_REDIS_URL is set (every replica sees the
+    same keys), else VPA_DATA_DIR/keys.json."""
+    from vpa.auth.redis_store import RedisApiKeyAuthenticator, configured_url
+
+    url = configured_url(config)
+    if url is not None:
+        return RedisApiKeyAuthenticator(url)
+    return ApiKeyAuthenticator(Path(config.data_dir) / "keys.json")
+
+
 @hookimpl
 def vpa_register_authenticators(register: Any) -> None:
     register(
         "api-keys",
-        lambda config: ApiKeyAuthenticator(Path(config.data_dir) / "keys.json"),
-        description="hashed API keys with roles and a tenant, in VPA_DATA_DIR/keys.json",
+        _for_config,
+        description="hashed API keys with roles and a tenant, in VPA_DATA_DIR/keys.json (in Redis with VPA_REDIS_URL)",
     )

@@ -12,7 +12,7 @@ import enum
 
 import attrs
 
-from vpa.errors import PermissionDenied, ValidationError
+from vpa.errors import PermissionDenied, ValidationError, VPAError
 from vpa.layout import MAX_TENANT_LENGTH  # the RAG layer's own bound: a key never holds more
 
 MAX_KEY_NAME_LENGTH = 200
@@ -111,6 +111,14 @@ def key_problem(info: ApiKeyInfo) -> str | None:
     return None
 
 
+class AuthUnavailable(VPAError):
+    """The shared key or rate-limit store (Redis, ``VPA_REDIS_URL``) cannot be reached or did not
+    answer in time. The request is refused (503 ``auth_unavailable``), never let through unchecked:
+    a key revoked elsewhere or a caller over its rate could not be told apart from a good one."""
+
+    code = "auth_unavailable"
+
+
 @attrs.frozen
 class Principal:
     """Who is calling: never carries the key itself. ``tenant`` is None only for an operator."""
@@ -142,6 +150,12 @@ class Authenticator(abc.ABC):
     @abc.abstractmethod
     def authenticate(self, key: str | None) -> Principal:
         """The principal for a key; raises `AuthenticationError` for a missing, unknown or revoked key."""
+
+    async def authenticate_async(self, key: str | None) -> Principal:
+        """`authenticate` for the server's event loop. The default calls it in place (a lookup in
+        memory); a backend that asks a server over the network (`RedisApiKeyAuthenticator`)
+        overrides it so no request waits on another's round trip."""
+        return self.authenticate(key)
 
     @abc.abstractmethod
     def revoke(self, key_id: str) -> bool: ...

@@ -57,7 +57,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from vpa import tracing
-from vpa.auth.base import Action, Role
+from vpa.auth.base import Action, AuthUnavailable, Role
 from vpa.config import VPAConfig, load_config
 from vpa.errors import (
     AuthenticationError,
@@ -109,9 +109,11 @@ from vpa.server.security import (
     Gate,
     HTTPError,
     KeyRing,
+    RedisTokenBucketLimiter,
     TokenBucketLimiter,
     authorize,
     key_from_scope,
+    make_limiter,
     registry_for,
     run_sync,
 )
@@ -129,6 +131,7 @@ REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: VPA error class → HTTP status; the first match wins.
 STATUS_BY_ERROR: tuple[tuple[type[VPAError], int], ...] = (
     (AuthenticationError, 401),
+    (AuthUnavailable, 503),
     (PermissionDenied, 403),
     (DocumentNotFound, 404),
     (InvalidCursor, 400),
@@ -163,19 +166,19 @@ class Service:
     settings: ServerSettings
     system: RAGSystem
     keyring: KeyRing | None
-    limiter: TokenBucketLimiter
+    limiter: TokenBucketLimiter | RedisTokenBucketLimiter
     metrics: Metrics
     audit: AuditLog
     tenant_metrics: TenantMetrics = attrs.field(factory=TenantMetrics)
     guard: ConnectionGuard | None = None
 
-    def authenticate(self, key: str | None) -> Caller:
+    async def authenticate(self, key: str | None) -> Caller:
         """The caller a key stands for (an unscoped admin when auth is off)."""
         if self.keyring is None:
             return Caller(ANONYMOUS, Role.ADMIN, None)
-        return Caller.from_principal(self.keyring.current().authenticate(key))
+        return Caller.from_principal(await self.keyring.current().authenticate_async(key))
 
-    def limit(self, caller: Caller, scope: Any) -> None:
+    async def limit(self, caller: Caller, scope: Any) -> None:
         """Take a token from the caller's bucket (per client address when auth is off)."""
         if self.keyring is None:
             client = scope.get("client")
@@ -183,7 +186,7 @@ class Service:
         else:
             bucket = f"key:{caller.key_id}"
         try:
-            self.limiter.check(bucket)
+            await self.limiter.check_async(bucket)
         except HTTPError:
             self.metrics.rate_limited.inc()
             if caller.tenant is not None:
@@ -225,9 +228,9 @@ def require(*actions: Action) -> Callable[..., Any]:
         context = _context(request)
         if not context.get("gated"):
             svc = _service(request)
-            caller = svc.authenticate(key_from_scope(request.scope.get("headers", [])))
+            caller = await svc.authenticate(key_from_scope(request.scope.get("headers", [])))
             context["caller"] = caller
-            svc.limit(caller, request.scope)
+            await svc.limit(caller, request.scope)
         caller = context["caller"]
         authorize(caller, *actions)
         return caller
@@ -335,9 +338,7 @@ def create_app(
         settings=settings,
         system=system,
         keyring=keyring,
-        limiter=TokenBucketLimiter(
-            config.rate_limit_per_minute, settings.rate_limit_burst or config.rate_limit_per_minute
-        ),
+        limiter=make_limiter(config, settings.rate_limit_burst),
         metrics=metrics,
         audit=AuditLog(settings.audit_log),
         guard=guard,
@@ -361,11 +362,15 @@ def create_app(
             collection=config.collection,
             auth=config.auth_enabled,
             tls=settings.tls,
+            shared_state="redis" if isinstance(service.limiter, RedisTokenBucketLimiter) else "process",
         )
         try:
             yield
         finally:
             await system.shutdown()
+            await service.limiter.aclose()
+            if keyring is not None and hasattr(keyring.authenticator, "aclose"):
+                await keyring.authenticator.aclose()
             service.audit.close()
 
     from importlib.metadata import PackageNotFoundError, version

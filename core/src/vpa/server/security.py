@@ -11,7 +11,10 @@
 - The key file is re-read when it changes on disk, so ``vpa keys create`` and ``vpa keys revoke``
   take effect on a running server at the next request.
 - A token bucket per key (per client address when auth is off): ``VPA_RATE_LIMIT_PER_MINUTE``
-  tokens a minute, up to a burst; an empty bucket is 429 with ``Retry-After``.
+  tokens a minute, up to a burst; an empty bucket is 429 with ``Retry-After``. The buckets are in
+  this process's memory, or in Redis with ``VPA_REDIS_URL`` (so is the key store,
+  `vpa.auth.redis_store`): then the rate holds across every replica, and a revocation on one is
+  seen by all. Redis unreachable is 503 ``auth_unavailable``, never a request let through unchecked.
 - At most ``VPA_MAX_CONCURRENT_REQUESTS`` authenticated requests are handled at once; the next
   one is 503 with ``Retry-After`` rather than queued without bound. A request body larger than the
   limit is 413, before it is read (``Content-Length``) or as soon as it grows past it (chunked); a
@@ -34,7 +37,7 @@ import attrs
 from cachetools import LRUCache
 
 from vpa.auth.base import MAX_TENANT_LENGTH as MAX_TENANT_LENGTH  # re-exported for the CLI
-from vpa.auth.base import Action, Authenticator, Principal, Role
+from vpa.auth.base import Action, Authenticator, AuthUnavailable, Principal, Role
 from vpa.auth.base import check_tenant_name as check_tenant_name
 from vpa.errors import AuthenticationError, PermissionDenied, VPAError
 from vpa.log import get_logger
@@ -133,7 +136,8 @@ class KeyRing:
         """Apply ``change`` (create or revoke a key) to the file's latest state, under the file lock,
         so a concurrent ``vpa keys`` command and this server never lose each other's updates."""
         with self._lock, key_file_lock(self.path):
-            self.authenticator = self._factory()
+            if self.path is not None:  # a store without a file (Redis) is always current
+                self.authenticator = self._factory()
             result = change(self.authenticator)
             self._stamp = self._file_stamp()
             return result
@@ -248,15 +252,99 @@ class TokenBucketLimiter:
             return (1.0 - tokens) / self.rate
 
     def check(self, key: str) -> None:
-        wait = self.take(key)
-        if wait > 0:
-            retry = max(1, math.ceil(wait))
-            raise HTTPError(
-                429,
-                "rate_limited",
-                f"rate limit exceeded; retry in {retry} s",
-                headers={"Retry-After": str(retry)},
-            )
+        _refuse_after(self.take(key))
+
+    async def check_async(self, key: str) -> None:
+        self.check(key)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _refuse_after(wait: float) -> None:
+    """429 ``rate_limited`` with ``Retry-After`` when a bucket says to wait ``wait`` seconds."""
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
+        raise HTTPError(
+            429,
+            "rate_limited",
+            f"rate limit exceeded; retry in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+#: The token bucket of `TokenBucketLimiter`, as one atomic Redis script: the clock is Redis's
+#: (``TIME``), so replicas whose clocks disagree still share one bucket fairly. A bucket expires
+#: once it would be full again (then absent and full are the same). Returns the wait as a string
+#: (a Lua number would come back truncated to an integer).
+_TOKEN_BUCKET = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local saved = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(saved[1])
+local last = tonumber(saved[2])
+if tokens == nil or last == nil then
+  tokens = burst
+  last = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class RedisTokenBucketLimiter:
+    """`TokenBucketLimiter` with its buckets in Redis (``VPA_REDIS_URL``): one bucket per key for
+    all replicas, so a caller spread over them gets the configured rate in total. Each check is one
+    script call (atomic in Redis; no read-modify-write race between replicas)."""
+
+    def __init__(self, url: str, rate_per_minute: float, burst: int) -> None:
+        from vpa.auth.redis_store import async_client
+
+        self.rate = rate_per_minute / 60.0
+        self.burst = float(burst)
+        self._client = async_client(url)
+        self._script = self._client.register_script(_TOKEN_BUCKET)
+
+    def __repr__(self) -> str:  # never the URL: it may hold a password
+        return f"{type(self).__name__}(rate={self.rate * 60:g}/min, burst={self.burst:g})"
+
+    async def take_async(self, key: str) -> float:
+        """Take a token; 0.0 when allowed, else the seconds until one is available."""
+        from vpa.auth.redis_store import bucket_key, redis_errors, unavailable
+
+        try:
+            wait = await self._script(keys=[bucket_key(key)], args=[repr(self.rate), repr(self.burst)])
+        except redis_errors() as exc:
+            raise unavailable("rate limiter", exc) from None
+        return float(wait)
+
+    async def check_async(self, key: str) -> None:
+        _refuse_after(await self.take_async(key))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def make_limiter(config: Any, burst: int | None) -> TokenBucketLimiter | RedisTokenBucketLimiter:
+    """The rate limiter ``config`` asks for: in Redis when VPA_REDIS_URL is set, else in memory."""
+    from vpa.auth.redis_store import configured_url
+
+    burst = burst or config.rate_limit_per_minute
+    url = configured_url(config)
+    if url is not None:
+        return RedisTokenBucketLimiter(url, config.rate_limit_per_minute, burst)
+    return TokenBucketLimiter(config.rate_limit_per_minute, burst)
 
 
 # --- ASGI middleware -------------------------------------------------------------------------
@@ -340,8 +428,8 @@ class Gate:
         app: ASGIApp,
         *,
         access: Callable[[Scope], Access],
-        authenticate: Callable[[str | None], Caller],
-        limit: Callable[[Caller, Scope], None],
+        authenticate: Callable[[str | None], Awaitable[Caller]],
+        limit: Callable[[Caller, Scope], Awaitable[None]],
         body_limit: int,
     ) -> None:
         self.app = app
@@ -360,15 +448,15 @@ class Gate:
         if access.actions is None:
             if access.routed and any(k in CREDENTIAL_HEADERS for k, _ in scope.get("headers", [])):
                 with contextlib.suppress(HTTPError, VPAError):
-                    context["viewer"] = self.authenticate(key_from_scope(scope["headers"]))
+                    context["viewer"] = await self.authenticate(key_from_scope(scope["headers"]))
             await self.app(scope, _no_body(receive), _closing(send) if closes else send)
             return
         headers: dict[str, str] = {}
         field = None
         try:
-            caller = self.authenticate(key_from_scope(scope.get("headers", [])))
+            caller = await self.authenticate(key_from_scope(scope.get("headers", [])))
             context["caller"] = caller
-            self.limit(caller, scope)
+            await self.limit(caller, scope)
             authorize(caller, *access.actions)
         except HTTPError as exc:
             status, code, message, field, headers = (
@@ -382,6 +470,8 @@ class Gate:
             status, code, message, headers = 401, exc.code, str(exc), {"WWW-Authenticate": "Bearer"}
         except PermissionDenied as exc:
             status, code, message = 403, exc.code, str(exc)
+        except AuthUnavailable as exc:  # Redis away: refuse now, the client retries
+            status, code, message, headers = 503, exc.code, str(exc), {"Retry-After": "1"}
         except Exception as exc:  # a broken key file, an authenticator plugin's bug
             log.error("server.auth_failed", error=type(exc).__name__, exc_info=exc)
             status, code, message = 500, "internal_error", "internal error; see the server log"
