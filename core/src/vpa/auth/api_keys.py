@@ -151,5 +151,6 @@ def vpa_register_authenticators(register: Any) -> None:
     register(
         "api-keys",
         _for_config,
-        description="hashed API keys with roles and a tenant, in VPA_DATA_DIR/keys.json (in Redis with VPA_REDIS_URL)",
+        description="hashed API keys with roles and a tenant, in VPA_DATA_DIR/keys.json "
+        "(in Redis when VPA_REDIS_URL is set)",
     )

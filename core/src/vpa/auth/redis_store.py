@@ -55,6 +55,8 @@ SCHEMES = ("redis", "rediss", "unix")
 #: At most one "Redis unreachable" log line per this many seconds (it is one outage, not N errors).
 LOG_EVERY_SECONDS = 10.0
 
+NEEDS_CLIENT = "VPA_REDIS_URL needs the Redis client: pip install 'vpa-core[redis]'"
+
 log = get_logger("vpa.auth")
 _last_logged = 0.0
 
@@ -134,7 +136,7 @@ def sync_client(url: str) -> Any:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
     except ImportError as exc:
-        raise DependencyMissing("VPA_REDIS_URL needs the Redis client: pip install 'vpa-core[redis]'") from exc
+        raise DependencyMissing(NEEDS_CLIENT) from exc
     return redis.Redis.from_url(url.strip(), retry=Retry(NoBackoff(), 1), **_options())
 
 
@@ -146,7 +148,7 @@ def async_client(url: str) -> Any:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
     except ImportError as exc:
-        raise DependencyMissing("VPA_REDIS_URL needs the Redis client: pip install 'vpa-core[redis]'") from exc
+        raise DependencyMissing(NEEDS_CLIENT) from exc
     return aredis.Redis.from_url(url.strip(), retry=Retry(NoBackoff(), 1), **_options())
 
 
