@@ -134,6 +134,8 @@ class VPAConfig:
     encrypt_in_transit: bool = False
     enable_tracing: bool = False
     debug: bool = False
+    #: Redis for the state replicas share: API keys and rate-limit buckets (`vpa.auth.redis_store`;
+    #: extra ``redis``). Unset: a key file and in-memory buckets, right for one process only.
     redis_url: str | None = attrs.field(default=None, repr=False)
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=False)
     #: What loading the configuration noticed: unknown ``VPA_*`` variables (with the closest
