@@ -17,7 +17,7 @@ $(STAMP): $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-dev.txt Make
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e "core[sentence-transformers,server,tracing,portability,redis]" \
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e "core[sentence-transformers,server,tracing,portability,redis,onnx]" \
 		$(foreach p,$(filter-out core,$(PACKAGES)),-e $(p))
 	touch $(STAMP)
 

@@ -36,6 +36,7 @@ ENV_VARS: dict[str, str] = {
     "VPA_EMBEDDER": "embedder",
     "VPA_EMBEDDING_MODEL": "embedding_model",
     "VPA_EMBEDDING_BATCH_SIZE": "embedding_batch_size",
+    "VPA_EMBEDDING_BACKEND": "embedding_backend",
     "VPA_QUERY_BATCH_SIZE": "query_batch_size",
     "VPA_QUERY_BATCH_WINDOW_MS": "query_batch_window_ms",
     "VPA_CHUNKER": "chunker",
@@ -101,6 +102,9 @@ class VPAConfig:
     embedder: str = "sentence-transformers"
     embedding_model: str | None = None
     embedding_batch_size: int = 64
+    #: What runs the sentence-transformers model: ``torch``, ``onnx`` (same fingerprint, proven
+    #: at export) or ``onnx-int8`` (its own fingerprint); see `vpa.embedders.onnx`.
+    embedding_backend: str = "torch"
     #: Queries of concurrent searches encoded in one embedder call, at most this many (1: each
     #: alone); a lone search never waits (`vpa.embedders.batching`).
     query_batch_size: int = 32
@@ -339,6 +343,10 @@ def validate_config(config: VPAConfig) -> list[str]:
     from vpa.embedders.batching import query_batching_problems
 
     errors.extend(query_batching_problems(config.query_batch_size, config.query_batch_window_ms))
+    from vpa.embedders.onnx import backend_problem
+
+    if problem := backend_problem(config.embedding_backend, config.embedder):
+        errors.append(problem)
     if config.cache_ttl_seconds <= 0:
         errors.append("VPA_CACHE_TTL_SECONDS must be positive")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
