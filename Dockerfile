@@ -10,10 +10,8 @@
 # secret holding VPA's encryption key and the engine's API key). No secret is ever written into a
 # layer: nothing here takes one as an ARG or ENV. deploy/README.md shows how to run it.
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
-
 # --- build: a virtual environment with torch (CPU), VPA, its plugins and the packaged model -----
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11.14-slim-trixie AS build
 
 # The same torch as the Makefile's pin; here from the PyTorch CPU wheel index, so sentence-
 # transformers never pulls a multi-GB CUDA build.
@@ -56,7 +54,8 @@ assert SentenceTransformer(str(path), device='cpu').encode(['ok']).shape == (1, 
     && /opt/vpa/bin/vpa plugins
 
 # --- runtime: the environment, a non-root user, nothing else --------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+# The same base as the build stage: the venv's Python is that image's /usr/local/bin/python3.11.
+FROM python:3.11.14-slim-trixie AS runtime
 
 LABEL org.opencontainers.image.title="vpa" \
       org.opencontainers.image.description="VPA REST API: retrieval-augmented search over any vector database" \
