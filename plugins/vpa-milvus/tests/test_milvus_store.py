@@ -33,7 +33,7 @@ from vpa.plugins import Registry
 from vpa_milvus import lite
 from vpa_milvus.errors import translate_error
 from vpa_milvus.settings import server_uri
-from vpa_milvus.store import MilvusStore
+from vpa_milvus.store import MilvusStore, without_lexical
 
 METADATA = {
     "year": 2020,
@@ -530,6 +530,7 @@ def test_settings_are_typed_with_the_defaults_of_0_1():
         "timeout": 30.0,
         "shards_num": None,
         "replica_number": None,
+        "lexical": None,
     }
     assert all(o["help"] for o in options.values())
     assert MilvusStore.settings_class is MilvusSettings and MilvusStore.provider == "milvus"
@@ -545,9 +546,14 @@ def test_registered_through_the_entry_point(tmp_path):
     assert isinstance(store, MilvusStore)
     # One definition: the class's, which the registry, every configuration and the instance share.
     assert registration.capabilities == MilvusStore.capabilities == store.capabilities
+    assert registration.declared(config) == MilvusStore.capabilities and store.capabilities.lexical_search
+    # A server's version is not known before connecting: lexical search is declared once it is
+    # (2.5+), or up front with lexical=true.
     server = load_config({"host": "milvus.internal"}, environ={})
-    assert registration.declared(config) == registration.declared(server) == MilvusStore.capabilities
-    assert MilvusStore.from_config(server).capabilities == MilvusStore.capabilities
+    assert registration.declared(server) == without_lexical(MilvusStore.capabilities)
+    assert MilvusStore.from_config(server).capabilities == without_lexical(MilvusStore.capabilities)
+    told = load_config({"host": "milvus.internal", "providers": {"milvus": {"lexical": True}}}, environ={})
+    assert registration.declared(told) == MilvusStore.capabilities
 
 
 def test_importing_the_plugin_imports_no_vendor_client():

@@ -6,6 +6,14 @@
     vector    FLOAT_VECTOR(dimension)     FLAT index, metric COSINE (exact search)
     text      VARCHAR(65535)
     metadata  JSON                        typed keys, see below
+    lexical_text  VARCHAR(65535)          analyser "standard": the BM25 input, VPA's tokens
+    lexical_bm25  SPARSE_FLOAT_VECTOR     the BM25 function's output, SPARSE_INVERTED_INDEX (BM25)
+
+The last two (vpa-milvus 0.3.2, where the engine has a BM25 function: Milvus Lite, a 2.5+
+server) carry lexical search: ``lexical_text`` holds `lexical_form` of the text — VPA's own
+tokens joined by spaces — so that Milvus's analyser sees exactly VPA's tokens. A collection
+created without them (earlier versions, a 2.3/2.4 server) answers everything but lexical
+search, which names the fix (copy it into a new collection).
 
 **Typed keys.** Milvus compares a JSON value only with a literal of the same type (an int key
 with an int literal, a float key with a float literal), treats a missing key as NULL (so ``not``
@@ -67,6 +75,13 @@ VECTOR_FIELD = "vector"
 TEXT_FIELD = "text"
 #: The JSON field that holds the typed metadata.
 METADATA_FIELD = "metadata"
+#: Lexical search (vpa-milvus 0.3.2): the VARCHAR the BM25 function reads (`lexical_form` of the
+#: text, analyser ``standard``) and the sparse vector it writes (SPARSE_INVERTED_INDEX, BM25).
+LEXICAL_TEXT_FIELD = "lexical_text"
+LEXICAL_FIELD = "lexical_bm25"
+LEXICAL_FUNCTION = "vpa_bm25"
+#: Milvus's analyser: ``\w+``, lower-cased, no stop words (Milvus Lite's and the server's name).
+ANALYZER_PARAMS = {"tokenizer": "standard"}
 #: Bytes of the id field: VPA ids are up to 512 characters, i.e. up to 2048 UTF-8 bytes.
 ID_MAX_BYTES = 2048
 #: Bytes of the VARCHAR text field, and of the JSON metadata field.
@@ -167,26 +182,38 @@ def encode_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _decode_list(value: Any) -> list[str]:
+    return [str(v) for v in value]
+
+
+def _decode_date(value: Any) -> dt.datetime:
+    return from_micros(int(value))
+
+
+#: A stored value → its VPA type, by tag (the exact Python type, whatever JSON made of it).
+_DECODERS = {INT: int, FLOAT: float, BOOL: bool, STR: str, LIST: _decode_list, DATE: _decode_date}
+
+
+@functools.lru_cache(maxsize=8192)
+def _stored_key(name: str) -> tuple[Any, str] | None:
+    """(decoder, user key) of a stored JSON key, cached: a listing meets the same few keys on
+    every row; None for a key VPA did not write."""
+    typed = _user_key(name)
+    if typed is None or typed[0] not in _DECODERS:
+        return None
+    return _DECODERS[typed[0]], typed[1]
+
+
 def decode_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The stored JSON object → VPA metadata with the original Python types and keys."""
+    """The stored JSON object → VPA metadata with the original Python types and keys (a key VPA
+    did not write is ignored rather than given a guessed type)."""
     out: dict[str, Any] = {}
-    for name, value in (stored or {}).items():
-        typed = _user_key(name)
-        if typed is None:
-            continue  # not written by VPA; ignore rather than guess a type
-        tag, key = typed
-        if tag == INT:
-            out[key] = int(value)
-        elif tag == FLOAT:
-            out[key] = float(value)
-        elif tag == BOOL:
-            out[key] = bool(value)
-        elif tag == STR:
-            out[key] = str(value)
-        elif tag == LIST:
-            out[key] = [str(v) for v in value]
-        elif tag == DATE:
-            out[key] = from_micros(int(value))
+    if not stored:
+        return out
+    for name, value in stored.items():
+        typed = _stored_key(name)
+        if typed is not None:
+            out[typed[1]] = typed[0](value)
     return out
 
 
@@ -199,14 +226,39 @@ RECORD_FIELDS = [ID_FIELD, VECTOR_FIELD, TEXT_FIELD, METADATA_FIELD]
 RECORD_FIELDS_NO_VECTOR = [ID_FIELD, TEXT_FIELD, METADATA_FIELD]
 
 
-def to_row(record: Record) -> dict[str, Any]:
-    """A validated record → the row Milvus stores."""
-    return {
+def lexical_form(text: str) -> str:
+    """What the BM25 function reads for ``text``: VPA's own tokens (`vpa.lexical.tokenize`:
+    NFKC, case-folded, ``\\w+``, cut to 64 characters) joined by single spaces, so Milvus's
+    ``standard`` analyser (``\\w+``, lower-cased) meets exactly VPA's tokens — not the raw text,
+    where it would not fold ``Straße``/``STRASSE``, ligatures or full-width letters, nor cut long
+    tokens. A form longer than the field (NFKC can expand a few rare characters) keeps the tokens
+    that fit, whole."""
+    from vpa.lexical import tokenize
+
+    form = " ".join(tokenize(text))
+    if len(form) * 4 <= TEXT_MAX_BYTES or len(form.encode("utf-8")) <= TEXT_MAX_BYTES:
+        return form
+    cut = form.encode("utf-8")[: TEXT_MAX_BYTES + 1].decode("utf-8", "ignore")
+    return cut[: cut.rfind(" ")] if " " in cut else ""
+
+
+def lexical_query_form(terms: list[str]) -> str:
+    """A lexical query's distinct VPA tokens as the text the BM25 field is searched with (each
+    once: Milvus weighs a repeated query token by its count, VPA counts it once)."""
+    return " ".join(terms)
+
+
+def to_row(record: Record, lexical: bool = False) -> dict[str, Any]:
+    """A validated record → the row Milvus stores (with the BM25 input of a lexical collection)."""
+    row = {
         ID_FIELD: record.id,
         VECTOR_FIELD: record.vector.tolist(),
         TEXT_FIELD: record.text,
         METADATA_FIELD: encode_metadata(record.metadata),
     }
+    if lexical:
+        row[LEXICAL_TEXT_FIELD] = lexical_form(record.text)
+    return row
 
 
 def record_from_row(row: Mapping[str, Any]) -> Record:
@@ -221,6 +273,83 @@ def record_from_row(row: Mapping[str, Any]) -> Record:
     )
 
 
+def row_ids(rows: list[Any]) -> list[str]:
+    """The ids of a query's rows without materialising the rest of each row (pymilvus 3 hands
+    out a list whose items decode their vector and JSON fields when first read)."""
+    return [row[ID_FIELD] for row in list.__iter__(rows)]
+
+
+def records_from_rows(rows: list[Any]) -> list[Record]:
+    """A query's rows of `RECORD_FIELDS` (or `RECORD_FIELDS_NO_VECTOR`) → records, as
+    `record_from_row` makes them, column by column where pymilvus allows it.
+
+    pymilvus 3 returns a ``HybridExtraList``: ids and text decoded, the vector and JSON fields
+    left in the response's columns (``_lazy_field_data``) and decoded cell by cell when a row is
+    first read — about 0.2 ms a row through its generic path, more than Milvus Lite takes to
+    answer the query. Here the vector column becomes one float32 array (the float32 values the
+    response carries, exactly) and each JSON cell one ``orjson.loads``. Anything else — another
+    client, a nullable column, a lazy field this does not know, a row already read — takes the
+    row-by-row path, so the records are the same either way (tests/test_milvus_scroll.py)."""
+    columns = _lazy_columns(rows)
+    if columns is None:
+        return [record_from_row(row) for row in rows]
+    raw, vectors, cells = columns
+    import orjson
+
+    out = []
+    empty = np.zeros(0, dtype=np.float32)
+    for position, row in enumerate(raw):
+        index = row.get("_original_idx", position)
+        metadata = row.get(METADATA_FIELD) if cells is None else orjson.loads(cells[index])
+        out.append(
+            Record(
+                row[ID_FIELD],
+                empty if vectors is None else vectors[index],
+                row.get(TEXT_FIELD) or "",
+                decode_metadata(metadata),
+            )
+        )
+    return out
+
+
+def _lazy_columns(rows: Any) -> tuple[list[dict[str, Any]], np.ndarray | None, Any] | None:
+    """(the rows' decoded part, the vector column as an (n, dim) float32 array or None, the JSON
+    column's cells or None) of a pymilvus 3 result, or None where that shape is not certain."""
+    lazy = getattr(rows, "_lazy_field_data", None)
+    bitmap = getattr(rows, "_materialized_bitmap", None)
+    if not isinstance(rows, list) or not isinstance(lazy, list) or not isinstance(bitmap, list):
+        return None
+    if any(bitmap):  # some rows were read already: their cells may have moved into the rows
+        return None
+    try:
+        from pymilvus import DataType
+
+        raw = list(list.__iter__(rows))
+        vectors = cells = None
+        for data in lazy:
+            if len(data.valid_data):
+                return None  # a nullable column: cells are not at their row's index
+            if data.field_name == VECTOR_FIELD and data.type == DataType.FLOAT_VECTOR:
+                dim = int(data.vectors.dim)
+                flat = np.array(data.vectors.float_vector.data, dtype=np.float32)
+                if dim <= 0 or flat.size % dim:
+                    return None
+                vectors = flat.reshape(-1, dim)
+            elif data.field_name == METADATA_FIELD and data.type == DataType.JSON and not data.is_dynamic:
+                cells = data.scalars.json_data.data
+            else:
+                return None
+        for position, row in enumerate(raw):
+            if not isinstance(row, dict) or ID_FIELD not in row:
+                return None
+            index = row.get("_original_idx", position)
+            if (vectors is not None and index >= len(vectors)) or (cells is not None and index >= len(cells)):
+                return None
+        return raw, vectors, cells
+    except (AttributeError, TypeError, ValueError, ImportError):
+        return None
+
+
 def hit_from_result(hit: Mapping[str, Any]) -> Hit:
     """One hit of a COSINE search: its distance *is* the cosine similarity (clipped to [-1, 1])."""
     entity = hit["entity"]
@@ -228,28 +357,75 @@ def hit_from_result(hit: Mapping[str, Any]) -> Hit:
     return Hit(hit["id"], score, entity.get(TEXT_FIELD) or "", decode_metadata(entity.get(METADATA_FIELD)))
 
 
+def scored_hit(hit: Mapping[str, Any]) -> Hit:
+    """One hit of a BM25 search or of an RRF ``hybrid_search``: the score is the engine's, positive
+    (Milvus Lite 3.2 reports a BM25 hit's distance negated, smaller-is-better; a server reports
+    it as it is — either way its magnitude is the BM25 score)."""
+    entity = hit["entity"]
+    score = abs(float(hit["distance"]))
+    return Hit(hit["id"], score, entity.get(TEXT_FIELD) or "", decode_metadata(entity.get(METADATA_FIELD)))
+
+
 # --- the collection ---------------------------------------------------------------------------------
 
 
-def schema(dimension: int) -> Any:
-    """The Milvus schema of a VPA collection (see the module docstring)."""
-    from pymilvus import DataType, MilvusClient
+def schema(dimension: int, lexical: bool = True) -> Any:
+    """The Milvus schema of a VPA collection (see the module docstring); ``lexical``: with the
+    BM25 input field, the BM25 function and its sparse output field."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     fields = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     fields.add_field(ID_FIELD, DataType.VARCHAR, is_primary=True, max_length=ID_MAX_BYTES)
     fields.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dimension)
     fields.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
     fields.add_field(METADATA_FIELD, DataType.JSON)
+    if lexical:
+        fields.add_field(
+            LEXICAL_TEXT_FIELD,
+            DataType.VARCHAR,
+            max_length=TEXT_MAX_BYTES,
+            enable_analyzer=True,
+            analyzer_params=dict(ANALYZER_PARAMS),
+        )
+        fields.add_field(LEXICAL_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+        fields.add_function(
+            Function(
+                name=LEXICAL_FUNCTION,
+                function_type=FunctionType.BM25,
+                input_field_names=[LEXICAL_TEXT_FIELD],
+                output_field_names=[LEXICAL_FIELD],
+            )
+        )
     return fields
 
 
-def vector_index() -> Any:
-    """FLAT with metric COSINE: brute-force cosine, the exact top-k."""
+def vector_index(lexical: bool = False, *, lite: bool = False) -> Any:
+    """FLAT with metric COSINE: brute-force cosine, the exact top-k; ``lexical``: and the BM25
+    field's SPARSE_INVERTED_INDEX with VPA's k1 and b. pymilvus 3 sends an index's parameters as
+    flat key-value pairs, which a server reads; Milvus Lite 3.2 reads only a ``params`` pair (a
+    JSON object, the older wire form) and would silently keep its own default k1 = 1.5 — so in
+    Lite mode they go in that form (tests/test_milvus_lexical.py checks the scores' k1)."""
     from pymilvus import MilvusClient
+    from vpa.lexical import BM25_SPEC
 
     index = MilvusClient.prepare_index_params()
     index.add_index(field_name=VECTOR_FIELD, index_type="FLAT", metric_type="COSINE", index_name=VECTOR_FIELD)
+    if lexical:
+        bm25 = {"bm25_k1": BM25_SPEC.k1, "bm25_b": BM25_SPEC.b}
+        index.add_index(
+            field_name=LEXICAL_FIELD,
+            index_type="SPARSE_INVERTED_INDEX",
+            metric_type="BM25",
+            index_name=LEXICAL_FIELD,
+            params={"params": bm25} if lite else bm25,
+        )
     return index
+
+
+def has_lexical(description: Mapping[str, Any]) -> bool:
+    """Whether a described collection has the BM25 field (created by vpa-milvus 0.3.2 or later
+    where the engine has BM25)."""
+    return any(field.get("name") == LEXICAL_FIELD for field in description.get("fields", []))
 
 
 def properties(info: CollectionInfo) -> dict[str, str]:

@@ -38,6 +38,13 @@ class MilvusSettings:
     replica_number: int | None = setting(
         None, "in-memory replicas when a collection is loaded (server mode)", validator=_positive
     )
+    lexical: bool | None = setting(
+        None,
+        "lexical (BM25) and hybrid search: default on in Milvus Lite; on a server, declared once a "
+        "call has found it to be 2.5 or later; true declares it up front (a server older than 2.5 "
+        "is then an error); false: not declared, new collections get no BM25 field",
+        validator=attrs.validators.optional(attrs.validators.instance_of(bool)),
+    )
 
 
 def store_uri(settings: MilvusSettings, config: Any) -> str:

@@ -22,6 +22,7 @@ instead of pymilvus's minutes of retries.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +31,9 @@ from typing import Any
 import attrs
 import numpy as np
 from vpa.config import not_applicable
-from vpa.errors import StoreError
+from vpa.errors import ConfigError, StoreError, UnsupportedOperation
 from vpa.filters import Node
-from vpa.models import CollectionInfo, Hit, Record, contract_1_1
+from vpa.models import CollectionInfo, Hit, Record, StoreCapabilities, contract_1_1
 from vpa.stores.base import VectorStore, batched
 
 from vpa_milvus import codec, errors, lite
@@ -65,6 +66,27 @@ LITE_FLUSH_AFTER_ROWS = 512
 MAX_PAGE_SIZE = 1000
 #: Records an update reads and rewrites per request (one ``query`` and one ``upsert``).
 UPDATE_BATCH = 256
+#: Milvus Lite 3.2 scores a BM25 search of its unflushed rows with statistics of the rows that
+#: match the filter (it builds their index with the filter as its mask), and of flushed segments
+#: with the statistics of the whole segment (the filter only masks the results). So a filtered
+#: lexical search would score a record differently from an unfiltered one while its row is
+#: unflushed; a lexical or hybrid search therefore flushes first whenever a row was written.
+LEXICAL_FLUSH_AFTER_ROWS = 1
+#: The first Milvus server release with the BM25 function (full-text search).
+LEXICAL_SERVER_VERSION = (2, 5)
+#: What this store guarantees of VPA's BM25 top-k (recall@k of `vpa.lexical`'s ranking): the
+#: tokens are VPA's own (`codec.lexical_form`), the formula Lucene's with VPA's k1 and b, but
+#: Milvus Lite keeps the statistics (N, document frequencies, average length) per segment — the
+#: unflushed rows and each flushed segment apart, replaced and deleted rows still counted in a
+#: flushed segment's — and scores in float32. Measured: see the README (Lexical search).
+LEXICAL_MIN_RECALL = 0.8
+
+
+def without_lexical(caps: StoreCapabilities) -> StoreCapabilities:
+    """``caps`` without lexical search (a server older than 2.5, not yet asked, or lexical=false)."""
+    return attrs.evolve(
+        caps, lexical_search=False, lexical_exact=True, lexical_min_recall=1.0, native_fusion=False
+    )
 
 
 class MilvusStore(VectorStore):
@@ -84,10 +106,27 @@ class MilvusStore(VectorStore):
         max_page_size=MAX_PAGE_SIZE,  # a scroll page is one query: limit well under Milvus's 16,384
         scroll_filters=True,  # keyset pages by id, the filter in the same native expression
         native_update=False,  # Milvus updates no JSON field in place: read-modify-write (_update)
+        # The default mode, Milvus Lite, has the BM25 function: lexical search by Milvus's BM25
+        # on VPA's tokens (LEXICAL_MIN_RECALL of VPA's top-k), RRF fused by hybrid_search.
+        lexical_search=True,
+        lexical_exact=False,
+        lexical_min_recall=LEXICAL_MIN_RECALL,
+        native_fusion=True,
     )
     settings_class = MilvusSettings
     provider = "milvus"
     translate_error = staticmethod(errors.translate_error)
+
+    @classmethod
+    def declare(cls, settings: MilvusSettings) -> StoreCapabilities:
+        """Milvus Lite has the BM25 function: lexical search is declared unless ``lexical=false``.
+        A server's version is only known once connected, so a server store declares it up front
+        only with ``lexical=true`` (and `_check_server` refuses a server older than 2.5); by
+        default it is declared once a call has found the server to be 2.5 or later."""
+        lite_mode = settings.uri is None or is_lite(settings.uri)
+        if settings.lexical is True or (settings.lexical is None and lite_mode):
+            return cls.capabilities
+        return without_lexical(cls.capabilities)
 
     def __init__(self, uri: str, *, token: str | None = None, **options: Any) -> None:
         """A store on ``uri`` (a ``.db`` path: Milvus Lite; else a server); ``options`` are the
@@ -103,11 +142,21 @@ class MilvusStore(VectorStore):
         self._lite_path: str | None = None
         #: Lite mode: rows written per collection since its last flush (see LITE_FLUSH_AFTER_ROWS).
         self._unflushed: dict[str, int] = {}
+        #: Whether each Milvus collection opened or created has the BM25 field (`codec.has_lexical`).
+        self._lexical: dict[str, bool] = {}
+        #: Whether new collections get the BM25 field: Lite unless lexical=false; a server once its
+        #: version is known (`_check_server`).
+        self._engine_lexical = self.lite and settings.lexical is not False
         self._lock = threading.Lock()
         self._closed = False
 
     def __repr__(self) -> str:
         return f"MilvusStore({'lite' if self.lite else 'server'}, {redact_uri(self.uri)!r})"
+
+    @classmethod
+    def _resolve_settings(cls, settings: MilvusSettings, config: Any) -> MilvusSettings:
+        """The URI the store will use (`store_uri`), so that `declared` knows Lite from a server."""
+        return attrs.evolve(settings, uri=store_uri(settings, config))
 
     @classmethod
     def from_config(cls, config: Any) -> MilvusStore:
@@ -138,13 +187,47 @@ class MilvusStore(VectorStore):
                         raise
                     self._lite_path = path
                 else:
-                    self._client = MilvusClient(
+                    client = MilvusClient(
                         uri=self.uri,
                         token=self._token or "",
                         db_name=self.settings.db_name,
                         timeout=self.timeout,
                     )
+                    try:
+                        self._check_server(client)
+                    except BaseException:
+                        client.close()
+                        raise
+                    self._client = client
             return self._client
+
+    def _check_server(self, client: Any) -> None:
+        """A server's version decides lexical search: BM25 came with Milvus 2.5. Below it the store
+        does not declare it (``lexical=true`` is then a `ConfigError`); from it, unless
+        ``lexical=false``, it declares it from now on and new collections get the BM25 field."""
+        wanted = self.settings.lexical
+        if wanted is False:
+            return
+        version = str(client.get_server_version(timeout=self.timeout))
+        found = re.search(r"(\d+)\.(\d+)", version)
+        supported = found is not None and (int(found[1]), int(found[2])) >= LEXICAL_SERVER_VERSION
+        if not supported:
+            if wanted:
+                raise ConfigError(
+                    f"providers.milvus.lexical is true, but the Milvus server at {redact_uri(self.uri)} is "
+                    f"{version or 'of an unknown version'}: its BM25 function needs Milvus 2.5 or later "
+                    "(upgrade the server, or leave lexical unset)"
+                )
+            return
+        self._engine_lexical = True
+        if not self.capabilities.lexical_search:
+            caps = type(self).capabilities
+            self.refine_capabilities(
+                lexical_search=True,
+                lexical_exact=caps.lexical_exact,
+                lexical_min_recall=caps.lexical_min_recall,
+                native_fusion=caps.native_fusion,
+            )
 
     def _disconnect(self) -> None:
         with self._lock:
@@ -185,7 +268,9 @@ class MilvusStore(VectorStore):
             client = self._connected()
             if not client.has_collection(mname, timeout=self.timeout):
                 return None
-            info = codec.info_from_description(name, client.describe_collection(mname, timeout=self.timeout))
+            description = client.describe_collection(mname, timeout=self.timeout)
+            info = codec.info_from_description(name, description)
+            self._lexical[mname] = codec.has_lexical(description)
             self._ensure_loaded(client, mname)
             return info
 
@@ -197,10 +282,11 @@ class MilvusStore(VectorStore):
         def create() -> None:
             client = self._connected()
             shards = self.settings.shards_num
+            lexical = self._engine_lexical  # known once connected (a server's version)
             try:
                 client.create_collection(
                     mname,
-                    schema=codec.schema(info.dimension),
+                    schema=codec.schema(info.dimension, lexical=lexical),
                     properties=codec.properties(info),
                     description=f"VPA collection {info.name}",
                     consistency_level="Strong",
@@ -211,12 +297,20 @@ class MilvusStore(VectorStore):
                 if "already exist" not in str(exc).lower():
                     raise
                 # A concurrent creator won the race; fall through and make sure it is usable.
-                existing = codec.info_from_description(info.name, client.describe_collection(mname))
+                description = client.describe_collection(mname)
+                existing = codec.info_from_description(info.name, description)
                 if existing.dimension != info.dimension:
                     raise
+                lexical = codec.has_lexical(description)
+            self._lexical[mname] = lexical
             try:
                 # Milvus Lite builds FLAT at once; pymilvus's sync wait would sleep 0.5 s per collection.
-                client.create_index(mname, codec.vector_index(), timeout=self.timeout, sync=not self.lite)
+                client.create_index(
+                    mname,
+                    codec.vector_index(lexical=lexical, lite=self.lite),
+                    timeout=self.timeout,
+                    sync=not self.lite,
+                )
             except Exception as exc:
                 if "already exist" not in str(exc).lower():
                     raise
@@ -250,6 +344,7 @@ class MilvusStore(VectorStore):
         def drop() -> bool:
             client = self._connected()
             self._unflushed.pop(mname, None)
+            self._lexical.pop(mname, None)
             if not client.has_collection(mname, timeout=self.timeout):
                 return False
             client.drop_collection(mname, timeout=self.timeout)
@@ -273,10 +368,32 @@ class MilvusStore(VectorStore):
         )
 
     def _write(self, mname: str, records: list[Record]) -> None:
-        """Upsert one batch (worker thread), counting rows to flush in Lite mode."""
-        self._connected().upsert(mname, [codec.to_row(r) for r in records], timeout=self.timeout)
+        """Upsert one batch (worker thread), counting rows to flush in Lite mode. A collection
+        with the BM25 field gets each text's `codec.lexical_form` beside it (the function derives
+        the sparse vector from it, in the same write)."""
+        client = self._connected()
+        lexical = self._has_lexical(client, mname)
+        client.upsert(mname, [codec.to_row(r, lexical) for r in records], timeout=self.timeout)
         if self.lite:
             self._unflushed[mname] = self._unflushed.get(mname, 0) + len(records)
+
+    def _has_lexical(self, client: Any, mname: str) -> bool:
+        """Whether collection ``mname`` has the BM25 field (worker thread; known from opening or
+        creating it, else described again)."""
+        known = self._lexical.get(mname)
+        if known is None:
+            description = client.describe_collection(mname, timeout=self.timeout)
+            known = self._lexical[mname] = codec.has_lexical(description)
+        return known
+
+    def _flush_if_due(self, client: Any, mname: str, after: int = LITE_FLUSH_AFTER_ROWS) -> None:
+        """Milvus Lite: flush a collection with ``after`` or more rows written since its last
+        flush, before a read that scans it. A dense search or a scroll page waits for
+        `LITE_FLUSH_AFTER_ROWS` (Lite reads unflushed rows by brute force, slowly); a lexical
+        search for one row (`LEXICAL_FLUSH_AFTER_ROWS`, see there)."""
+        if self.lite and self._unflushed.get(mname, 0) >= after:
+            self._unflushed[mname] = 0
+            client.flush(mname, timeout=self.timeout)
 
     async def _query(
         self, info: CollectionInfo, vector: np.ndarray, top_k: int, node: Node | None
@@ -286,9 +403,7 @@ class MilvusStore(VectorStore):
 
         def search() -> list[Hit]:
             client = self._connected()
-            if self.lite and self._unflushed.get(mname, 0) >= LITE_FLUSH_AFTER_ROWS:
-                self._unflushed[mname] = 0
-                client.flush(mname, timeout=self.timeout)
+            self._flush_if_due(client, mname)
             result = client.search(
                 mname,
                 data=[vector.tolist()],
@@ -306,6 +421,122 @@ class MilvusStore(VectorStore):
 
         return await self.run_vendor(f"searching {info.name!r}", search, collection=info.name)
 
+    # --- lexical and hybrid search -----------------------------------------------------------------
+
+    def _lexical_collection(self, client: Any, name: str, mname: str) -> None:
+        """Refuse (`UnsupportedOperation`, naming the fix) a collection without the BM25 field —
+        one created before vpa-milvus 0.3.2, with ``lexical=false`` or on a server older than
+        2.5: it cannot answer by words, and a dense-only answer would be a silent downgrade."""
+        if not self._has_lexical(client, mname):
+            raise UnsupportedOperation(
+                f"collection {name!r} has no BM25 field (it was created before vpa-milvus 0.3.2, with "
+                "lexical=false, or on a Milvus server older than 2.5), so it cannot answer lexical or "
+                f"hybrid search: copy it into a new collection, which gets the field (vpa migrate --from "
+                f"milvus:{name} --to milvus:{name}_v2, no re-embedding), or re-create it and ingest again"
+            )
+
+    def _lexical_request(self, terms: list[str], limit: int, expression: str) -> dict[str, Any]:
+        return {
+            "data": [codec.lexical_query_form(terms)],
+            "anns_field": codec.LEXICAL_FIELD,
+            "limit": limit,
+            "expression": expression,
+            # VPA's k1 and b are the index's (codec.vector_index); the metric is the field's.
+            "params": {"metric_type": "BM25", "params": {}},
+        }
+
+    async def _lexical_query(
+        self, info: CollectionInfo, text: str, terms: list[str], top_k: int, node: Node | None
+    ) -> list[Hit]:
+        """Milvus's BM25 search on the sparse field: the query is VPA's distinct tokens of
+        ``text`` (`codec.lexical_query_form`), the filter the same native expression as a dense
+        search's, so the engine filters (the statistics stay the collection's)."""
+        mname = milvus_name(info.name)
+        request = self._lexical_request(terms, top_k, to_native(node))
+
+        def search() -> list[Hit]:
+            client = self._connected()
+            self._lexical_collection(client, info.name, mname)
+            self._flush_if_due(client, mname, LEXICAL_FLUSH_AFTER_ROWS)
+            result = client.search(
+                mname,
+                data=request["data"],
+                filter=request["expression"],
+                limit=top_k,
+                output_fields=codec.HIT_FIELDS,
+                search_params=request["params"],
+                anns_field=request["anns_field"],
+                consistency_level="Strong",
+                timeout=self.timeout,
+            )
+            hits = [codec.scored_hit(hit) for hit in (result[0] if result else [])]
+            hits.sort(key=lambda h: -h.score)
+            return hits
+
+        return await self.run_vendor(f"searching {info.name!r} by words", search, collection=info.name)
+
+    async def _hybrid_query(
+        self,
+        info: CollectionInfo,
+        vector: np.ndarray,
+        text: str,
+        terms: list[str],
+        top_k: int,
+        node: Node | None,
+        fusion: str,
+        alpha: float,
+    ) -> list[Hit]:
+        """RRF: one ``hybrid_search`` — the dense and the BM25 request, each with the filter and
+        `vpa.lexical.candidates_for` hits, fused by ``RRFRanker(60)``, whose score is VPA's
+        ``sum 1 / (60 + rank)`` over the two rankings (rank from 1). Linear fusion is VPA's
+        (the base class, from the same two searches): Milvus's ``WeightedRanker`` normalises each
+        score by an arctangent, not by the min-max of VPA's ``alpha`` fusion, so it would rank
+        differently for the same alpha."""
+        if fusion != "rrf":
+            return await super()._hybrid_query(info, vector, text, terms, top_k, node, fusion, alpha)
+        from pymilvus import AnnSearchRequest, RRFRanker
+        from vpa.lexical import RRF_K, candidates_for
+
+        mname = milvus_name(info.name)
+        expression = to_native(node)
+        depth = candidates_for(top_k, self.capabilities.max_top_k)
+        lexical = self._lexical_request(terms, depth, expression)
+
+        def search() -> list[Hit]:
+            client = self._connected()
+            self._lexical_collection(client, info.name, mname)
+            self._flush_if_due(client, mname, LEXICAL_FLUSH_AFTER_ROWS)
+            requests = [
+                AnnSearchRequest(
+                    data=[vector.tolist()],
+                    anns_field=VECTOR_FIELD,
+                    param={"metric_type": "COSINE", "params": {}},
+                    limit=depth,
+                    expr=expression or None,
+                ),
+                AnnSearchRequest(
+                    data=lexical["data"],
+                    anns_field=lexical["anns_field"],
+                    param=lexical["params"],
+                    limit=depth,
+                    expr=expression or None,
+                ),
+            ]
+            result = client.hybrid_search(
+                mname,
+                requests,
+                ranker=RRFRanker(RRF_K),
+                limit=top_k,
+                output_fields=codec.HIT_FIELDS,
+                consistency_level="Strong",
+                timeout=self.timeout,
+            )
+            hits = [codec.scored_hit(hit) for hit in (result[0] if result else [])]
+            hits.sort(key=lambda h: -h.score)
+            return hits
+
+        return await self.run_vendor(f"hybrid search of {info.name!r}", search, collection=info.name)
+
     async def _get(self, info: CollectionInfo, ids: list[str]) -> list[Record]:
         mname = milvus_name(info.name)
 
@@ -322,7 +553,7 @@ class MilvusStore(VectorStore):
                     consistency_level="Strong",
                     timeout=self.timeout,
                 )
-                out.extend(codec.record_from_row(row) for row in rows)
+                out.extend(codec.records_from_rows(rows))
             return out
 
         return await self.run_vendor(f"reading from {info.name!r}", get, collection=info.name)
@@ -407,7 +638,7 @@ class MilvusStore(VectorStore):
             timeout=self.timeout,
             **extra,
         )
-        if ordered and any(a[ID_FIELD] >= b[ID_FIELD] for a, b in itertools.pairwise(rows)):
+        if ordered and any(a >= b for a, b in itertools.pairwise(codec.row_ids(rows))):
             raise StoreError(
                 "Milvus returned a keyset page out of primary-key order; scroll and update need a "
                 "Milvus whose iterator queries are ordered by primary key (Milvus Lite 3.2+, a server "
@@ -430,9 +661,12 @@ class MilvusStore(VectorStore):
         fields = codec.RECORD_FIELDS if with_vectors else codec.RECORD_FIELDS_NO_VECTOR
 
         def page() -> tuple[list[Record], str | None]:
+            self._flush_if_due(self._connected(), mname)
             rows = self._rows(mname, where, limit + 1, fields, ordered=True)
-            following = rows[limit - 1][ID_FIELD] if len(rows) > limit else None
-            return [codec.record_from_row(row) for row in rows[:limit]], following
+            following = codec.row_ids(rows)[limit - 1] if len(rows) > limit else None
+            # Converted whole, column by column (`codec.records_from_rows`); slicing the rows
+            # first would have pymilvus decode each row's vector and JSON on its own.
+            return codec.records_from_rows(rows)[:limit], following
 
         return await self.run_vendor(f"scrolling {info.name!r}", page, collection=info.name)
 
@@ -470,14 +704,13 @@ class MilvusStore(VectorStore):
                 yield rows
                 if len(rows) < UPDATE_BATCH:
                     return
-                last = rows[-1][ID_FIELD]
+                last = codec.row_ids(rows)[-1]
 
         def update() -> int:
             changed = 0
             for rows in matching():
                 merged = []
-                for row in rows:
-                    record = codec.record_from_row(row)
+                for record in codec.records_from_rows(rows):
                     metadata = {k: v for k, v in record.metadata.items() if k not in unset}
                     metadata.update(set)
                     merged.append(Record(record.id, record.vector, record.text, metadata))
