@@ -14,7 +14,10 @@ from pathlib import Path
 
 from weaviate_support import StandIn
 
-CLAUSES = "registration or capabilities or collection_lifecycle or persistence or filter_semantics or missing"
+CLAUSES = (
+    "registration or capabilities or collection_lifecycle or persistence or filter_semantics or missing "
+    "or lexical_declaration or lexical_bad_input or lexical_recall"
+)
 
 
 def test_vpa_conformance_weaviate_against_the_standin(standin: StandIn, tmp_path: Path) -> None:
@@ -42,12 +45,10 @@ def test_vpa_conformance_weaviate_against_the_standin(standin: StandIn, tmp_path
     assert data["passed"] and data["package"] == "vpa-weaviate"
     statuses = {row["clause"]: row["status"] for row in data["clauses"]}
     assert statuses["registration"] == "pass" and statuses["persistence"] == "pass", statuses
-    # Lexical search is optional and this plugin does not declare it yet: those clauses check the
-    # refusal (UnsupportedOperation) and report "not declared" (or "pass" where the refusal is the
-    # checked result); every other clause must pass.
-    lexical = {"lexical_declaration", "lexical_query", "lexical_filters", "hybrid_query", "lexical_recall",
-               "lexical_bad_input"}
-    assert all(statuses[c] in ("pass", "not declared") for c in lexical), statuses
-    assert all(status == "pass" for clause, status in statuses.items() if clause not in lexical), statuses
+    # Lexical search (0.3.1) is declared: the clauses run, and pass.
+    assert all(
+        statuses[c] == "pass" for c in ("lexical_declaration", "lexical_bad_input", "lexical_recall")
+    ), statuses
+    assert all(status == "pass" for status in statuses.values()), statuses
     schema = standin.requests()
     assert schema.get("rest:POST /v1/schema", 0) > 0  # the command really used the stand-in

@@ -88,6 +88,7 @@ async def test_collection_layout_in_weaviate(standin: StandIn, unique_name: str)
             "vpa_id": "text",
             "vpa_text": "text",
             "vpa_norm": "number",
+            "vpa_terms": "text",
             "m_n": "int",
             "m_f": "number",
             "m_s": "text",
@@ -99,6 +100,10 @@ async def test_collection_layout_in_weaviate(standin: StandIn, unique_name: str)
         }
         tokenization = {p.name: p.tokenization and p.tokenization.value for p in config.properties}
         assert tokenization["m_s"] == tokenization["m_l"] == "field"
+        searchable = {p.name for p in config.properties if p.index_searchable}
+        assert searchable == {"vpa_terms"} and tokenization["vpa_terms"] == "whitespace"  # BM25: VPA's tokens
+        assert (config.inverted_index_config.bm25.k1, config.inverted_index_config.bm25.b) == (1.2, 0.75)
+        assert config.inverted_index_config.stopwords.preset.value == "none"
         described = {p.name: json.loads(p.description)["vpa_key"] for p in config.properties if p.description}
         assert described["m_og_23atitle"] == "og:title" and described["m_my_key"] == "myKey"
         assert config.inverted_index_config.index_null_state is True  # $exists is IsNull

@@ -1,3 +1,3 @@
 """VPA store plugin for Weaviate, on the official ``weaviate-client`` v4 (`vpa_weaviate.store`)."""
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"

@@ -8,6 +8,14 @@ lists as ``text[]`` with ``[]`` marked; reads decode by the schema's type, so an
 and a date comes back as a UTC datetime. The keys an object has are the properties it has a
 value for (Weaviate drops a null property), so a merge (``PATCH``) adds keys without reading.
 
+Lexical search (0.3.1 classes): the record's text is also stored as VPA's tokens joined by
+spaces (``vpa_terms``, `terms_text`), the class's one searchable property, tokenized ``whitespace``
+— so Weaviate's BM25 counts exactly VPA's tokens (`vpa.lexical.tokenize`: NFKC, case folding,
+Unicode words, the 64-character cut), not its own ``word`` analyser's. The class is created with
+BM25 ``k1`` 1.2 and ``b`` 0.75 (VPA's) and stop words off (Weaviate's ``en`` preset would drop
+"the" or "a" from a query); `read_schema` checks all three and says why a class cannot answer a
+lexical query (`Schema.lexical_problem`): classes created before 0.3.1 have no ``vpa_terms``.
+
 Classes created before 0.3 (``legacy``: they have a ``vpa_keys`` property) keep their layout:
 each object lists its keys in ``vpa_keys`` and stores ``[]`` as is, and the class has no
 null-state index (``$exists`` is `UnsupportedFilter` on it).
@@ -33,11 +41,19 @@ from typing import Any
 import attrs
 import numpy as np
 from vpa.errors import StoreError, UnsupportedMetadata
+from vpa.lexical import BM25_SPEC, tokenize
 from vpa.models import CollectionInfo, Hit, MetadataType, Record
 from vpa.stores.definition import DEFINITION_KEY, dump_definition, load_definition
 from vpa.typedjson import UTC, from_micros, to_micros
 from vpa.validation import metadata_type
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.config import (
+    Configure,
+    DataType,
+    Property,
+    StopwordsPreset,
+    Tokenization,
+    VectorDistances,
+)
 from weaviate.classes.data import DataObject
 
 from vpa_weaviate import filters as wf
@@ -47,6 +63,7 @@ from vpa_weaviate.naming import (
     KEYS_PROP,
     META_PREFIX,
     NORM_PROP,
+    TERMS_PROP,
     TEXT_PROP,
     VECTOR_NAME,
     frame,
@@ -87,12 +104,18 @@ _FRACTION = re.compile(r"(?<=\.\d{6})\d+")
 class Schema:
     """What the store knows of a class: each metadata key's data type, the key each metadata
     property holds, and the class's layout — ``legacy`` for one created before 0.3 (it has
-    ``vpa_keys`` and stores ``[]`` as is), ``null_state`` if it indexes null state (``$exists``)."""
+    ``vpa_keys`` and stores ``[]`` as is), ``null_state`` if it indexes null state (``$exists``),
+    ``lexical_problem`` why it cannot answer a lexical query (None: it can, a 0.3.1 class)."""
 
     types: Mapping[str, str] = attrs.field(factory=dict)
     keys: Mapping[str, str] = attrs.field(factory=dict)
     legacy: bool = False
     null_state: bool = True
+    lexical_problem: str | None = None
+
+    @property
+    def lexical(self) -> bool:
+        return self.lexical_problem is None
 
     def with_key(self, key: str, data_type: str) -> Schema:
         return attrs.evolve(
@@ -148,17 +171,32 @@ def _utc(value: Any) -> dt.datetime:
     return from_micros(to_micros(value))
 
 
+def terms_text(text: str) -> str:
+    """What ``vpa_terms`` holds for a record's text: its VPA tokens, in order, repeats kept, joined
+    by single spaces (a token holds no white space, so Weaviate's ``whitespace`` tokenizer gives
+    them back one for one, and the property's length is the record's BM25 length)."""
+    return " ".join(tokenize(text))
+
+
 def data_object(
-    record: Record, types: Mapping[str, str], *, legacy: bool = False, norm: float | None = None
+    record: Record,
+    types: Mapping[str, str],
+    *,
+    legacy: bool = False,
+    norm: float | None = None,
+    lexical: bool = False,
 ) -> DataObject:
     """The object of a validated record; ``types`` has a data type for each of its keys. A
     ``legacy`` class also gets the ``vpa_keys`` list; ``norm`` is the vector's norm as stored
-    (given when an object is rewritten with the vector the server returned)."""
+    (given when an object is rewritten with the vector the server returned); a ``lexical`` class
+    (0.3.1) gets ``vpa_terms``."""
     props: dict[str, Any] = {
         ID_PROP: record.id,
         TEXT_PROP: record.text,
         NORM_PROP: float(np.linalg.norm(record.vector.astype(np.float64))) if norm is None else norm,
     }
+    if lexical:
+        props[TERMS_PROP] = terms_text(record.text)
     if legacy:
         props[KEYS_PROP] = list(record.metadata)
     for key, value in record.metadata.items():
@@ -233,7 +271,13 @@ def rewritten(obj: Any, schema: Schema, changes: Mapping[str, Any], removed: Seq
         raise StoreError(f"Weaviate returned object {record_id!r} without its vector")
     norm = obj.properties.get(NORM_PROP)
     record = Record(record_id, vector, text, merged)
-    return data_object(record, schema.types, legacy=schema.legacy, norm=None if norm is None else float(norm))
+    return data_object(
+        record,
+        schema.types,
+        legacy=schema.legacy,
+        norm=None if norm is None else float(norm),
+        lexical=schema.lexical,
+    )
 
 
 def restore_vector(vector: Sequence[float], norm: Any) -> np.ndarray:
@@ -264,7 +308,29 @@ def read_schema(config: Any) -> Schema:
             keys[prop.name] = key
     inverted = getattr(config, "inverted_index_config", None)
     null_state = bool(getattr(inverted, "index_null_state", False))
-    return Schema(types, keys, legacy, null_state)
+    return Schema(types, keys, legacy, null_state, lexical_problem(config))
+
+
+def lexical_problem(config: Any) -> str | None:
+    """Why a class cannot answer a lexical query by VPA's BM25 (None if it can): no ``vpa_terms``
+    (created before 0.3.1), or BM25 parameters, stop words or the property's tokenization changed
+    since (by another client)."""
+    terms = next((p for p in config.properties if p.name == TERMS_PROP), None)
+    if terms is None:
+        return "it was created before vpa-weaviate 0.3.1 and has no lexical index (no vpa_terms property)"
+    tokenization = getattr(terms.tokenization, "value", terms.tokenization)
+    if not getattr(terms, "index_searchable", False) or tokenization != Tokenization.WHITESPACE.value:
+        return "its vpa_terms property is not searchable with whitespace tokenization"
+    inverted = getattr(config, "inverted_index_config", None)
+    bm25 = getattr(inverted, "bm25", None)
+    if bm25 is None or (float(bm25.k1), float(bm25.b)) != (BM25_SPEC.k1, BM25_SPEC.b):
+        got = "unknown" if bm25 is None else f"k1={bm25.k1:g}, b={bm25.b:g}"
+        return f"its BM25 parameters are {got}, not VPA's k1={BM25_SPEC.k1:g}, b={BM25_SPEC.b:g}"
+    stopwords = getattr(inverted, "stopwords", None)
+    preset = getattr(getattr(stopwords, "preset", None), "value", getattr(stopwords, "preset", None))
+    if preset != StopwordsPreset.NONE.value or getattr(stopwords, "additions", None):
+        return "it removes stop words from queries (VPA's BM25 has none)"
+    return None
 
 
 def batch_types(metadatas: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -296,7 +362,8 @@ def check_types(name: str, needed: Mapping[str, str], types: Mapping[str, str]) 
 
 
 def _property(name: str, data_type: str, *, filterable: bool, description: str | None = None) -> Property:
-    """A property compared exactly: ``field`` tokenization for text, never searchable."""
+    """A property compared exactly: ``field`` tokenization for text, never searchable (the one
+    searchable property is `terms_property`)."""
     return Property(
         name=name,
         description=description,
@@ -313,10 +380,25 @@ def metadata_property(key: str, data_type: str) -> Property:
     return _property(prop_name(key), data_type, filterable=True, description=property_description(key))
 
 
+def terms_property() -> Property:
+    """``vpa_terms``: searchable (BM25), tokenized on white space only, never filterable."""
+    return Property(
+        name=TERMS_PROP,
+        data_type=DataType.TEXT,
+        index_filterable=False,
+        index_searchable=True,
+        index_range_filters=False,
+        tokenization=Tokenization.WHITESPACE,
+    )
+
+
 def reserved_properties() -> list[Property]:
-    """The record's id, text and vector norm: stored, never indexed."""
+    """The record's id, text and vector norm: stored, never indexed; and its terms (BM25)."""
     reserved = {ID_PROP: wf.TEXT, TEXT_PROP: wf.TEXT, NORM_PROP: wf.NUMBER}
-    return [_property(name, data_type, filterable=False) for name, data_type in reserved.items()]
+    return [
+        *(_property(name, data_type, filterable=False) for name, data_type in reserved.items()),
+        terms_property(),
+    ]
 
 
 # --- the collection's definition and class -------------------------------------------------------
@@ -372,8 +454,14 @@ def class_config(info: CollectionInfo, settings: WeaviateSettings) -> dict[str, 
     )
     return {
         "description": dump_description(info, multi_tenant),
-        # $exists is IsNull, which needs the null state indexed; Weaviate cannot add it later
-        "inverted_index_config": Configure.inverted_index(index_null_state=True),
+        # $exists is IsNull, which needs the null state indexed; Weaviate cannot add it later.
+        # Lexical search is VPA's BM25: its k1 and b, and no stop words dropped from a query
+        "inverted_index_config": Configure.inverted_index(
+            index_null_state=True,
+            bm25_k1=BM25_SPEC.k1,
+            bm25_b=BM25_SPEC.b,
+            stopwords_preset=StopwordsPreset.NONE,
+        ),
         "vector_config": Configure.Vectors.self_provided(name=VECTOR_NAME, vector_index_config=index),
         "properties": reserved_properties(),
         "multi_tenancy_config": (

@@ -69,7 +69,10 @@ ID_PROP = "vpa_id"
 TEXT_PROP = "vpa_text"
 NORM_PROP = "vpa_norm"
 KEYS_PROP = "vpa_keys"
-RESERVED_PROPS = (ID_PROP, TEXT_PROP, NORM_PROP, KEYS_PROP)
+#: The record's text as VPA's tokens (`vpa.lexical.tokenize`) joined by spaces: the one searchable
+#: property, tokenized ``whitespace``, which Weaviate's BM25 scores (0.3.1 classes).
+TERMS_PROP = "vpa_terms"
+RESERVED_PROPS = (ID_PROP, TEXT_PROP, NORM_PROP, KEYS_PROP, TERMS_PROP)
 
 #: The single named vector of every VPA collection.
 VECTOR_NAME = "default"

@@ -11,6 +11,12 @@ anything is written.
 With ``tenant`` set, collections are multi-tenant Weaviate collections and this store reads and
 writes only its tenant's shard (created on `create_collection`, removed on `drop_collection`).
 
+Lexical search is Weaviate's own ``bm25`` query on ``vpa_terms`` (the record's VPA tokens, see
+`vpa_weaviate.codec`), the filter Weaviate's; a hybrid query with ``fusion="linear"`` is Weaviate's
+``hybrid`` with ``relativeScoreFusion`` (the same min-max normalised ``alpha`` weighting as
+`vpa.lexical.fuse`), and with ``fusion="rrf"`` the two native halves fused by VPA — Weaviate's
+``rankedFusion`` is not VPA's RRF (see `_hybrid_query`).
+
 The v4 client is synchronous here and every call runs in a worker thread (`run_vendor`); it
 connects on first use, never in the constructor. Connecting is also where the store learns the
 server's version and gRPC message limit, and refines its capabilities once (`refine_capabilities`).
@@ -35,6 +41,7 @@ from vpa.errors import (
     InvalidCursor,
     StoreError,
     StoreUnavailable,
+    UnsupportedOperation,
 )
 from vpa.filters import Node, fields_used
 from vpa.log import get_logger
@@ -42,7 +49,7 @@ from vpa.models import CollectionInfo, FilterOp, Hit, Record, StoreCapabilities,
 from vpa.stores.base import VectorStore
 from weaviate.classes.config import ConsistencyLevel
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
-from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant
 from weaviate.config import ConnectionConfig
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateInvalidInputError
@@ -50,7 +57,14 @@ from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateInvalidInputE
 from vpa_weaviate import codec
 from vpa_weaviate import filters as wf
 from vpa_weaviate.errors import describe, translate_error
-from vpa_weaviate.naming import ID_PROP, VECTOR_NAME, decode_collection, encode_collection, object_uuid
+from vpa_weaviate.naming import (
+    ID_PROP,
+    TERMS_PROP,
+    VECTOR_NAME,
+    decode_collection,
+    encode_collection,
+    object_uuid,
+)
 from vpa_weaviate.settings import QUERY_MAXIMUM_RESULTS, WeaviateSettings
 
 log = get_logger("vpa_weaviate")
@@ -70,6 +84,8 @@ NOT_OPERATOR_SINCE = (1, 33, 0)
 NEGATIONS = frozenset({FilterOp.NE, FilterOp.NIN, FilterOp.NOT})
 #: Weaviate's default GRPC_MAX_MESSAGE_SIZE; a write request stays within 80% of the server's.
 GRPC_MAX_MESSAGE = 104_858_000
+#: The recall of VPA's BM25 top-k the store declares (1.0 measured against the stand-in).
+LEXICAL_MIN_RECALL = 0.9
 _CONSISTENCY = {"one": ConsistencyLevel.ONE, "quorum": ConsistencyLevel.QUORUM, "all": ConsistencyLevel.ALL}
 
 
@@ -119,6 +135,14 @@ class WeaviateStore(VectorStore):
         # a set-only update is Weaviate's own merge (PATCH); an unset rewrites the object with the
         # vector it has (Weaviate documents no other way to delete a property): the weaker claim
         native_update=False,
+        # Weaviate's BM25 on the record's VPA tokens: exact on the stand-in (recall 1.0 measured);
+        # declared with a margin for what a real server may do differently (see the README)
+        lexical_search=True,
+        lexical_exact=False,
+        lexical_min_recall=LEXICAL_MIN_RECALL,
+        # linear fusion is Weaviate's relativeScoreFusion, but RRF is fused by VPA (rankedFusion
+        # is 1 / (60 + rank - 1) weighted by alpha): the engine does not fuse every hybrid query
+        native_fusion=False,
     )
     settings_class = WeaviateSettings
     provider = "weaviate"
@@ -467,8 +491,9 @@ class WeaviateStore(VectorStore):
     def request_bytes(self, info: CollectionInfo, record: Record) -> int:
         """The default bound, plus what a Weaviate object carries besides: the id again (and its
         UUID), class and tenant names, each key again (in ``vpa_keys`` and as a property name)
-        and the frame of each text value."""
-        extra = 4 * len(record.id) + 256
+        and the frame of each text value; and the text again as VPA's tokens (``vpa_terms``, which
+        NFKC may make longer than the text, so it is measured)."""
+        extra = 4 * len(record.id) + 256 + len(codec.terms_text(record.text).encode())
         for key, value in record.metadata.items():
             extra += 6 * len(key) + 24 + (4 * len(value) if isinstance(value, list) else 2)
         return super().request_bytes(info, record) + extra
@@ -486,7 +511,9 @@ class WeaviateStore(VectorStore):
 
     def _upsert_sync(self, info: CollectionInfo, records: list[Record]) -> None:
         schema = self._schema_with(info.name, {k for r in records for k in r.metadata})
-        objects = [codec.data_object(r, schema.types, legacy=schema.legacy) for r in records]
+        objects = [
+            codec.data_object(r, schema.types, legacy=schema.legacy, lexical=schema.lexical) for r in records
+        ]
         result = self._handle(info.name).data.insert_many(objects)
         if result.errors:
             first = next(iter(result.errors.values()))
@@ -517,6 +544,104 @@ class WeaviateStore(VectorStore):
     async def _query(self, info: CollectionInfo, vector: Any, top_k: int, node: Node | None) -> list[Hit]:
         return await self.run_vendor(
             "search", self._query_sync, info, vector, top_k, node, collection=info.name
+        )
+
+    # --- lexical and hybrid search -----------------------------------------------------------------
+
+    def _lexical_schema(self, name: str) -> codec.Schema:
+        """The schema of a class that can answer a lexical query (`UnsupportedOperation` naming the
+        fix otherwise — never a dense answer instead)."""
+        schema = self._schema(name)
+        if not schema.lexical:
+            schema = self._schema(name, refresh=True)
+        if schema.lexical_problem is not None:
+            raise UnsupportedOperation(
+                f"collection {name!r} cannot be searched by words: {schema.lexical_problem}; copy it "
+                f"into a new collection (`vpa migrate weaviate:{name} weaviate:<new name>`), which "
+                "vpa-weaviate >= 0.3.1 creates with the lexical index"
+            )
+        return schema
+
+    def _lexical_sync(
+        self, info: CollectionInfo, terms: list[str], top_k: int, node: Node | None
+    ) -> list[Hit]:
+        self._lexical_schema(info.name)
+        where = self._native_filter(info.name, node)
+        if where is wf.FALSE:
+            return []
+        response = self._handle(info.name).query.bm25(
+            query=" ".join(terms),
+            query_properties=[TERMS_PROP],
+            limit=top_k,
+            filters=None if where is wf.TRUE else where,
+            return_metadata=MetadataQuery(score=True),
+            include_vector=False,
+        )
+        return self._scored_hits(info.name, response.objects)
+
+    def _scored_hits(self, name: str, objects: list[Any]) -> list[Hit]:
+        """Search results scored by Weaviate's ``score`` (BM25, or the fused score), as hits."""
+        schema = self._schema_for(name, objects)
+        hits = []
+        for obj in objects:
+            if ID_PROP not in obj.properties:
+                continue  # an object some other client put into the class
+            record_id, text, metadata = codec.decode(obj.properties, schema)
+            hits.append(Hit(record_id, float(obj.metadata.score or 0.0), text, metadata))
+        return hits
+
+    async def _lexical_query(
+        self, info: CollectionInfo, text: str, terms: list[str], top_k: int, node: Node | None
+    ) -> list[Hit]:
+        """Weaviate's ``bm25`` on ``vpa_terms`` with VPA's tokens as the query (distinct, joined by
+        spaces: the ``whitespace`` tokenizer splits them back), the filter Weaviate's; the score
+        is Weaviate's BM25 (statistics over the collection's shard, whatever the filter)."""
+        return await self.run_vendor(
+            "lexical search", self._lexical_sync, info, terms, top_k, node, collection=info.name
+        )
+
+    def _hybrid_sync(
+        self, info: CollectionInfo, vector: Any, terms: list[str], top_k: int, node: Node | None, alpha: float
+    ) -> list[Hit]:
+        self._lexical_schema(info.name)
+        where = self._native_filter(info.name, node)
+        if where is wf.FALSE:
+            return []
+        response = self._handle(info.name).query.hybrid(
+            query=" ".join(terms),
+            vector=vector.tolist(),
+            target_vector=VECTOR_NAME,
+            alpha=alpha,
+            query_properties=[TERMS_PROP],
+            fusion_type=HybridFusion.RELATIVE_SCORE,
+            limit=top_k,
+            filters=None if where is wf.TRUE else where,
+            return_metadata=MetadataQuery(score=True),
+            include_vector=False,
+        )
+        return self._scored_hits(info.name, response.objects)
+
+    async def _hybrid_query(
+        self,
+        info: CollectionInfo,
+        vector: Any,
+        text: str,
+        terms: list[str],
+        top_k: int,
+        node: Node | None,
+        fusion: str,
+        alpha: float,
+    ) -> list[Hit]:
+        """``linear``: Weaviate's ``hybrid`` with ``relativeScoreFusion`` — each half's scores
+        min-max normalised (all equal: 1), ``alpha`` on the vector half and ``1 - alpha`` on the
+        keyword half (Weaviate's alpha 1 is pure vector, as VPA's), summed: `vpa.lexical.fuse`'s
+        linear fusion, over the candidates Weaviate fetches (at least 100 per half). ``rrf``: the
+        two native halves fused by VPA (the base class), because Weaviate's ``rankedFusion`` gives
+        ``alpha / (60 + i)`` with ``i`` counted from 0 — not ``1 / (60 + rank)``, and weighted."""
+        if fusion != "linear":
+            return await super()._hybrid_query(info, vector, text, terms, top_k, node, fusion, alpha)
+        return await self.run_vendor(
+            "hybrid search", self._hybrid_sync, info, vector, terms, top_k, node, alpha, collection=info.name
         )
 
     def _get_sync(self, info: CollectionInfo, ids: list[str]) -> list[Record]:

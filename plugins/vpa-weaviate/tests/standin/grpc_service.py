@@ -19,6 +19,7 @@ from google.protobuf.json_format import MessageToDict
 from weaviate.proto.v1 import (
     aggregate_pb2,
     base_pb2,
+    base_search_pb2,
     batch_delete_pb2,
     batch_pb2,
     health_weaviate_pb2,
@@ -237,7 +238,10 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
     def _near(self, request: Any) -> tuple[str, np.ndarray] | None:
         if not request.HasField("near_vector"):
             return None
-        nv = request.near_vector
+        return self._near_vector(request.near_vector)
+
+    @staticmethod
+    def _near_vector(nv: Any) -> tuple[str, np.ndarray]:
         targets = list(nv.targets.target_vectors) if nv.HasField("targets") else list(nv.target_vectors)
         if len(targets) > 1:
             raise StandInError("the stand-in does not implement multi-target vector search")
@@ -255,15 +259,82 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
                 return vt.name, _floats32(v.vector_bytes)
         raise StandInError("near_vector has no vector")
 
+    def _hybrid_vector(self, hs: Any) -> tuple[str, np.ndarray] | None:
+        """The vector of a hybrid search: ``vector_bytes`` with its target, or a ``near_vector``."""
+        targets = list(hs.targets.target_vectors) if hs.HasField("targets") else list(hs.target_vectors)
+        if len(targets) > 1:
+            raise StandInError("the stand-in does not implement multi-target vector search")
+        target = targets[0] if targets else ""
+        if hs.HasField("near_text") or len(hs.vectors):
+            raise StandInError("the stand-in implements hybrid search with one single vector only")
+        if hs.HasField("near_vector"):
+            name, vector = self._near_vector(hs.near_vector)
+            return name or target, vector
+        if hs.vector_bytes:
+            return target, _floats32(hs.vector_bytes)
+        if len(hs.vector):
+            return target, np.asarray(list(hs.vector), dtype=np.float32)
+        return None
+
+    def _keyword(
+        self, request: search_get_pb2.SearchRequest, where: Filter | None, limit: int
+    ) -> tuple[ClassState, list[tuple[StoredObject, float]]] | None:
+        """A ``bm25`` or ``hybrid`` search, scored; None for another kind."""
+        if request.HasField("bm25_search"):
+            bm = request.bm25_search
+            if (
+                bm.HasField("search_operator")
+                and bm.search_operator.operator == bm.search_operator.OPERATOR_AND
+            ):
+                raise StandInError("the stand-in does not implement the bm25 And operator")
+            return self.model.bm25(
+                request.collection,
+                request.tenant,
+                where,
+                bm.query,
+                list(bm.properties),
+                limit,
+                request.offset,
+            )
+        if not request.HasField("hybrid_search"):
+            return None
+        hs = request.hybrid_search
+        if hs.HasField("vector_distance") or hs.HasField("selection"):
+            raise StandInError("the stand-in does not implement hybrid max vector distance or selection")
+        if hs.HasField("bm25_search_operator") and (
+            hs.bm25_search_operator.operator == hs.bm25_search_operator.OPERATOR_AND
+        ):
+            raise StandInError("the stand-in does not implement the bm25 And operator")
+        alpha = hs.alpha_param if hs.use_alpha_param else hs.alpha
+        if not 0.0 <= alpha <= 1.0:
+            raise StandInError(f"hybrid search: alpha must be between 0 and 1, got {alpha}")
+        ranked = hs.fusion_type == base_search_pb2.Hybrid.FusionType.FUSION_TYPE_RANKED
+        return self.model.hybrid(
+            request.collection,
+            request.tenant,
+            where,
+            hs.query,
+            list(hs.properties),
+            float(alpha),
+            ranked,
+            self._hybrid_vector(hs),
+            limit,
+            request.offset,
+        )
+
     def _result(
         self,
         request: search_get_pb2.SearchRequest,
         cls: ClassState,
         obj: StoredObject,
         distance: float | None,
+        score: float | None = None,
     ) -> search_get_pb2.SearchResult:
         meta = search_get_pb2.MetadataResult(id=obj.uuid, id_as_bytes=uuid_lib.UUID(obj.uuid).bytes)
         m = request.metadata
+        if score is not None and m.score:
+            meta.score = score
+            meta.score_present = True
         if distance is not None and m.distance:
             meta.distance = distance
             meta.distance_present = True
@@ -310,8 +381,6 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
         def work() -> search_get_pb2.SearchReply:
             started = time.monotonic()
             for unsupported in (
-                "hybrid_search",
-                "bm25_search",
                 "near_text",
                 "near_object",
                 "group_by",
@@ -329,6 +398,15 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
             )
             where = parse_filter(request.filters) if request.HasField("filters") else None
             limit = request.limit or 10  # QUERY_DEFAULTS_LIMIT
+            if near is not None and (request.HasField("bm25_search") or request.HasField("hybrid_search")):
+                raise StandInError("near_vector cannot be combined with bm25 or hybrid")
+            keyword = self._keyword(request, where, limit)
+            if keyword is not None:
+                cls, scored = keyword
+                return search_get_pb2.SearchReply(
+                    took=time.monotonic() - started,
+                    results=[self._result(request, cls, obj, None, score) for obj, score in scored],
+                )
             cls, found = self.model.search(
                 request.collection,
                 request.tenant,

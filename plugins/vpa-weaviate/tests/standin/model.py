@@ -30,18 +30,33 @@ deliberately reproduces the behaviours a client can trip over:
   a missing object is 404 for both;
 - a named vector's dimension is fixed by the first vector written; another length is refused;
 - multi-tenant classes need a tenant on every data request and refuse one otherwise;
-- a search, fetch or delete touches at most ``query_maximum_results`` objects.
+- a search, fetch or delete touches at most ``query_maximum_results`` objects;
+- ``bm25`` (keyword search) on one searchable text property: the query tokenized by the
+  property's tokenization, stop words of the class's preset (``en`` by default) and its additions
+  dropped, a repeated query token counting as often as it is repeated; Lucene's BM25 with the
+  class's ``k1`` and ``b`` (1.2, 0.75 by default): ``idf = ln(1 + (N - n + 0.5) / (n + 0.5))``
+  with N the shard's objects and n those holding the token, the length normalised by the mean
+  token count of the objects that have the property; the filter selects results only (the
+  statistics are the shard's); objects without a query token are not returned; scores float32;
+- ``hybrid``: the keyword half (``1 - alpha``, skipped at alpha 1) and the vector half (``alpha``,
+  skipped at alpha 0), each fetching ``max(100, offset + limit)`` (Weaviate's
+  ``hybrid.DefaultLimit``) with the filter, fused by ``relativeScoreFusion`` (the default since
+  1.24: each half min-max normalised — all equal: 1 — times its weight, summed) or
+  ``rankedFusion`` (``weight / (60 + i)``, ``i`` the 0-based position in each half, float32, as
+  Weaviate >= 1.2x computes it), best first (ties by the secondary score, then by UUID).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import struct
 import threading
 import time
 import unicodedata
 import uuid as uuid_lib
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -906,6 +921,131 @@ class Model:
         prop = cls.prop(name or "")
         return prop is not None and prop["dataType"][0] in ("date", "date[]")
 
+    # --- keyword and hybrid search -------------------------------------------------------------
+
+    def _bm25_scores(
+        self, cls: ClassState, shard: dict[str, StoredObject], query: str, props: list[str]
+    ) -> dict[str, float]:
+        if not props:
+            props = [
+                p["name"]
+                for p in cls.definition["properties"]
+                if p["dataType"][0] in ("text", "text[]") and p.get("indexSearchable")
+            ]
+        if len(props) != 1:
+            raise StandInError(
+                "the stand-in implements bm25 on exactly one searchable property "
+                "(BM25F over several is not modelled)"
+            )
+        name = props[0]
+        prop = cls.prop(name)
+        if prop is None:
+            raise StandInError(f"property {name!r} not found in class {cls.name!r}")
+        if prop["dataType"][0] not in ("text", "text[]") or not prop.get("indexSearchable"):
+            raise StandInError(f"bm25 search: property {name!r} is not searchable (indexSearchable is false)")
+        tokenization = prop["tokenization"]
+        inverted = cls.definition["invertedIndexConfig"]
+        k1, b = float(inverted["bm25"]["k1"]), float(inverted["bm25"]["b"])
+        stopwords = _stopwords(inverted.get("stopwords") or {})
+        wanted = Counter(t for t in tokenize(tokenization, query) if t not in stopwords)
+        docs: dict[str, Counter[str]] = {}
+        for o in shard.values():
+            value = o.properties.get(name)
+            if value is None:
+                continue
+            values = value if isinstance(value, list) else [value]
+            docs[o.uuid] = Counter(t for v in values for t in tokenize(tokenization, str(v)))
+        n_docs = len(shard)
+        if not docs or not wanted:
+            return {}
+        avgdl = sum(sum(c.values()) for c in docs.values()) / len(docs) or 1.0
+        freq = {t: sum(1 for c in docs.values() if t in c) for t in wanted}
+        out: dict[str, float] = {}
+        for uuid, counts in docs.items():
+            length = sum(counts.values())
+            score = 0.0
+            for term, boost in wanted.items():
+                tf = counts.get(term, 0)
+                if tf:
+                    idf = math.log(1.0 + (n_docs - freq[term] + 0.5) / (freq[term] + 0.5))
+                    score += boost * idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * length / avgdl))
+            if score > 0:
+                out[uuid] = float(np.float32(score))
+        return out
+
+    def bm25(
+        self,
+        class_name: str,
+        tenant: str,
+        f: Filter | None,
+        query: str,
+        props: list[str],
+        limit: int,
+        offset: int,
+    ) -> tuple[ClassState, list[tuple[StoredObject, float]]]:
+        with self.lock:
+            cls, shard = self._objects(class_name, tenant)
+            if offset + limit > self.query_maximum_results:
+                raise StandInError(
+                    f"query maximum results exceeded: offset {offset} + limit {limit} "
+                    f"> {self.query_maximum_results}"
+                )
+            self.validate(f, cls)
+            match = self.compile(f, cls)
+            scores = self._bm25_scores(cls, shard, query, props)
+            found = sorted(
+                ((o, scores[o.uuid]) for o in shard.values() if o.uuid in scores and match(o)),
+                key=lambda pair: (-pair[1], pair[0].seq),
+            )
+            return cls, found[offset : offset + limit]
+
+    def hybrid(
+        self,
+        class_name: str,
+        tenant: str,
+        f: Filter | None,
+        query: str,
+        props: list[str],
+        alpha: float,
+        ranked: bool,
+        near: tuple[str, np.ndarray] | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[ClassState, list[tuple[StoredObject, float]]]:
+        with self.lock:
+            depth = max(HYBRID_DEFAULT_LIMIT, offset + limit)
+            cls, _shard = self._objects(class_name, tenant)
+            sparse: list[tuple[StoredObject, float]] = []
+            dense: list[tuple[StoredObject, float]] = []
+            if alpha < 1 and query:
+                _cls, sparse = self.bm25(class_name, tenant, f, query, props, depth, 0)
+            if alpha > 0:
+                if near is None:
+                    raise StandInError("hybrid search: no vector given and no vectorizer configured")
+                _cls, found = self.search(class_name, tenant, f, depth, 0, near, None)
+                dense = [(o, 1.0 - float(d)) for o, d in found if d is not None]
+            weights = [1.0 - alpha, alpha]
+            fused: dict[str, float] = {}
+            secondary: dict[str, float] = {}
+            objects: dict[str, StoredObject] = {}
+            for weight, half in zip(weights, (sparse, dense), strict=True):
+                if not half:
+                    continue
+                values = [s for _o, s in half]
+                low, high = min(values), max(values)
+                for i, (o, s) in enumerate(half):
+                    if ranked:
+                        score = float(np.float32(weight / (i + 60)))
+                    else:
+                        score = float(np.float32(weight))
+                        if high != low:
+                            score = float(np.float32(score * (s - low) / (high - low)))
+                    fused[o.uuid] = float(np.float32(fused.get(o.uuid, 0.0) + score))
+                    secondary[o.uuid] = s
+                    objects[o.uuid] = o
+            order = sorted(fused, key=lambda u: (-fused[u], -secondary[u], u))
+            return cls, [(objects[u], fused[u]) for u in order][offset : offset + limit]
+
     # --- reads --------------------------------------------------------------------------------
 
     def _objects(self, class_name: str, tenant: str) -> tuple[ClassState, dict[str, StoredObject]]:
@@ -1106,3 +1246,55 @@ class Model:
             self.validate(f, cls)
             match = self.compile(f, cls)
             return sum(1 for o in shard.values() if match(o))
+
+
+#: Weaviate's ``hybrid.DefaultLimit``: each half of a hybrid search fetches at least this many.
+HYBRID_DEFAULT_LIMIT = 100
+#: Weaviate's ``en`` stop word preset (adapters/repos/db/inverted/stopwords/presets.go).
+STOPWORDS_EN = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
+)
+
+
+def _stopwords(config: Mapping[str, Any]) -> frozenset[str]:
+    preset = config.get("preset") or "en"
+    if preset not in ("en", "none"):
+        raise StandInError(f"the stand-in does not implement stop word preset {preset!r}")
+    words = set(STOPWORDS_EN if preset == "en" else ())
+    words |= set(config.get("additions") or ())
+    words -= set(config.get("removals") or ())
+    return frozenset(words)
