@@ -22,6 +22,8 @@ from vpa.models import Record
 from vpa_milvus.standalone import DEFAULT_TOKEN, MilvusStandalone
 from vpa_milvus.store import MilvusStore
 
+EXTERNAL_URI = os.environ.get("VPA_MILVUS_URI", "")
+
 
 @pytest.fixture(scope="module")
 def auth_server(milvus_binary_dir) -> Iterator[MilvusStandalone]:
@@ -145,3 +147,37 @@ def test_stop_ends_the_server_by_its_pid_and_removes_its_data(milvus_binary_dir)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # reaped by stop(): no such process any more
     server.stop()
+
+
+async def test_a_server_without_bm25_declares_no_lexical_search(milvus_server):
+    """Milvus 2.3.5 has no BM25 function: a server store declares no lexical search before or
+    after connecting (its version read on the first call), creates collections without the BM25
+    fields, and refuses both queries with UnsupportedOperation; lexical=true is a ConfigError
+    naming the version on the first call, before any collection is touched."""
+    from vpa.errors import ConfigError, UnsupportedOperation
+    from vpa_milvus import codec
+
+    if EXTERNAL_URI:
+        pytest.skip("the session's server is an external one, of a version not known here")
+    store = milvus_server.store()
+    try:
+        assert not store.capabilities.lexical_search
+        await store.create_collection("no_bm25", 2)
+        await store.upsert("no_bm25", [Record("a", [1.0, 0.0], "lexical words", {})])
+        assert not store.capabilities.lexical_search and not store.capabilities.native_fusion
+        client = await store.run_vendor("connect", store._connected)
+        assert not codec.has_lexical(client.describe_collection("no_bm25"))
+        with pytest.raises(UnsupportedOperation, match="does not declare lexical search"):
+            await store.lexical_query("no_bm25", "lexical")
+        with pytest.raises(UnsupportedOperation, match="does not declare lexical search"):
+            await store.hybrid_query("no_bm25", [1.0, 0.0], "lexical")
+        await store.drop_collection("no_bm25")
+    finally:
+        await store.close()
+    told = milvus_server.store(lexical=True)
+    try:
+        assert told.capabilities.lexical_search  # declared up front, as asked
+        with pytest.raises(ConfigError, match=r"lexical is true.*needs Milvus 2\.5"):
+            await told.list_collections()
+    finally:
+        await told.close()
