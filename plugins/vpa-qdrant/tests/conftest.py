@@ -29,6 +29,21 @@ def make_store(mode: str, tmp_path) -> QdrantStore:
     return QdrantStore(QdrantSettings(url=SERVER_URL), api_key=SERVER_API_KEY)
 
 
+def assert_vectors(point, dense: list[float], text: str, avg_len: float) -> None:
+    """A stored point's two vectors: the unit dense vector, and the sparse BM25 terms of ``text``
+    normalised with ``avg_len`` (`vpa_qdrant.lexical`), on either engine's point class."""
+    import numpy as np
+    from vpa_qdrant import lexical
+
+    vectors = point.vector
+    assert set(vectors) == {"", lexical.SPARSE_VECTOR}
+    np.testing.assert_allclose(vectors[""], dense, rtol=1e-6)
+    want = lexical.document_vector(text, avg_len)
+    sparse = vectors[lexical.SPARSE_VECTOR]
+    assert list(sparse.indices) == want.indices
+    np.testing.assert_allclose(list(sparse.values), want.values, rtol=1e-6)
+
+
 def edge_points(root: Path, collection: str, point_ids: list[str]) -> list:
     """The points as Qdrant Edge stores them, read from the shard itself (the store closed)."""
     import qdrant_edge

@@ -9,7 +9,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from conftest import edge_points
+from conftest import assert_vectors, edge_points
 from qdrant_client import QdrantClient
 from vpa.errors import InvalidCursor, LimitExceeded
 from vpa.models import Record
@@ -219,7 +219,7 @@ async def test_unset_removes_the_key_from_the_payload(tmp_path, engine):
         "_vpa_norm": 5.0,
         "m": {"keep": "x", "n": {"_vpa_datetime_us": 1714564800000000}},
     }
-    np.testing.assert_allclose(point.vector, [0.6, 0.8], rtol=1e-6)
+    assert_vectors(point, [0.6, 0.8], "hi", avg_len=1.0)
 
 
 async def test_wide_keys_and_datetimes_round_trip_and_filter(store):

@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pytest
-from conftest import edge_points
+from conftest import assert_vectors, edge_points
 from qdrant_client import QdrantClient, models
 from vpa.config import VPAConfig
 from vpa.errors import (
@@ -277,7 +277,7 @@ async def test_edge_stores_the_same_payload_layout(tmp_path):
     await store.close()
     (point,) = edge_points(tmp_path / "q", "t_layout", [point_id("doc#1")])
     assert str(point.id) == point_id("doc#1") and point.payload == LAYOUT_PAYLOAD
-    np.testing.assert_allclose(point.vector, [0.6, 0.8], rtol=1e-6)
+    assert_vectors(point, [0.6, 0.8], "hi", avg_len=1.0)
     definition = (tmp_path / "q" / "collections" / "t_layout" / "collection.json").read_text()
     assert load_definition("t_layout", __import__("json").loads(definition)["vpa_definition"]).dimension == 2
 
@@ -299,7 +299,7 @@ async def test_point_ids_are_deterministic_uuids_and_payload_is_namespaced(tmp_p
         "_vpa_norm": 5.0,
         "m": {"_vpa_id": "user value", "m": "x"},
     }
-    np.testing.assert_allclose(point.vector, [0.6, 0.8], rtol=1e-6)
+    assert_vectors(point, [0.6, 0.8], "hi", avg_len=1.0)
     metadata = client.get_collection("t_layout").config.metadata
     assert load_definition("t_layout", metadata["vpa_definition"]).dimension == 2
     client.close()

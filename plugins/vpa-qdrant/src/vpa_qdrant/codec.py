@@ -1,9 +1,11 @@
 """VPA records ↔ Qdrant points, and a VPA collection's definition in Qdrant.
 
-- One unnamed dense vector per point, ``Distance.COSINE``. Vectors are sent already scaled to
-  unit length (computed in float64, see `unit_vectors`), as Qdrant would store them anyway; the
-  original Euclidean norm is kept in the payload and `to_record` multiplies it back, so a vector
-  comes back as written, within float32 rounding.
+- One unnamed dense vector per point, ``Distance.COSINE``, and in a collection made for lexical
+  search (vpa-qdrant 0.3.2 on) the sparse vector ``vpa_bm25`` of its text's BM25 terms
+  (`vpa_qdrant.lexical`), written in the same point, so a point's two vectors never disagree.
+  Vectors are sent already scaled to unit length (computed in float64, see `unit_vectors`), as
+  Qdrant would store them anyway; the original Euclidean norm is kept in the payload and
+  `to_record` multiplies it back, so a vector comes back as written, within float32 rounding.
 - Point ids are ``uuid5(VPA_NAMESPACE, record id)`` (`point_id`: Qdrant ids must be UUIDs or
   integers); the VPA id itself is kept in the payload.
 - Payload ``{"_vpa_id": id, "_vpa_text": text, "_vpa_norm": norm, "m": {user metadata}}``: user
@@ -25,7 +27,9 @@
 - The collection's definition (`vpa.stores.definition`: dimension, metric, embedder fingerprint)
   is kept in the collection's own metadata under ``vpa_definition`` (Qdrant ≥ 1.16), so a new
   process describes the collection without any side table. Collections made by vpa-qdrant 0.1
-  (``metadata["vpa"] = {"format": 1, "info": {...}}``) are read too.
+  (``metadata["vpa"] = {"format": 1, "info": {...}}``) are read too. Beside it, ``vpa_lexical``
+  (`vpa_qdrant.lexical.LexicalLayout`) says how the points hold their terms; a collection
+  without it has no sparse vector.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from vpa.models import CollectionInfo, Hit, Record
 from vpa.stores.definition import DEFINITION_KEY, dump_definition, load_definition
 from vpa.typedjson import from_micros, to_micros
 
+from vpa_qdrant import lexical
+from vpa_qdrant.lexical import LexicalLayout
 from vpa_qdrant.settings import QdrantSettings
 
 #: Namespace of the deterministic point ids: ``uuid5(VPA_NAMESPACE, record_id)``.
@@ -131,12 +137,19 @@ def unit_vectors(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (wide / norms[:, np.newaxis]).astype(np.float32), norms
 
 
-def to_points(records: Sequence[Record]) -> list[models.PointStruct]:
+def to_points(records: Sequence[Record], layout: LexicalLayout | None = None) -> list[models.PointStruct]:
+    """The points of ``records``; with a ``layout`` each also holds its sparse BM25 vector."""
     units, norms = unit_vectors(np.stack([r.vector for r in records]))
+
+    def vector(i: int, record: Record) -> Any:
+        if layout is None:
+            return units[i].tolist()
+        return {"": units[i].tolist(), layout.vector: lexical.document_vector(record.text, layout.avg_len)}
+
     return [
         models.PointStruct(
             id=point_id(record.id),
-            vector=units[i].tolist(),
+            vector=vector(i, record),
             payload={
                 ID_KEY: record.id,
                 TEXT_KEY: record.text,
@@ -157,9 +170,12 @@ def to_record(point: Any) -> Record:
     vector is empty."""
     payload = point.payload or {}
     metadata = decode_metadata(payload.get(METADATA_KEY))
-    if point.vector is None:
+    dense = point.vector
+    if isinstance(dense, Mapping):  # named vectors: the unnamed dense one beside the sparse one
+        dense = dense.get("")
+    if dense is None:
         return Record(payload[ID_KEY], (), payload.get(TEXT_KEY, ""), metadata)
-    vector = np.asarray(point.vector, dtype=np.float64)
+    vector = np.asarray(dense, dtype=np.float64)
     norm = payload.get(NORM_KEY)
     if norm is not None:
         vector = vector * float(norm)
@@ -170,6 +186,13 @@ def to_hit(point: Any) -> Hit:
     payload = point.payload or {}
     score = min(1.0, max(-1.0, float(point.score)))
     return Hit(payload[ID_KEY], score, payload.get(TEXT_KEY, ""), decode_metadata(payload.get(METADATA_KEY)))
+
+
+def to_scored_hit(point: Any) -> Hit:
+    """A lexical or fused hit: the engine's score as it is (BM25, or the RRF sum), not a cosine."""
+    payload = point.payload or {}
+    metadata = decode_metadata(payload.get(METADATA_KEY))
+    return Hit(payload[ID_KEY], float(point.score), payload.get(TEXT_KEY, ""), metadata)
 
 
 def metadata_changes(set: Mapping[str, Any], unset: Sequence[str]) -> dict[str, Any]:
@@ -189,7 +212,14 @@ def collection_config(info: CollectionInfo, settings: QdrantSettings) -> dict[st
         "vectors_config": models.VectorParams(
             size=info.dimension, distance=models.Distance.COSINE, on_disk=settings.on_disk
         ),
-        "metadata": {DEFINITION_KEY: dump_definition(info)},
+        # The sparse BM25 terms, with Qdrant applying the IDF over the collection (vpa_qdrant.lexical).
+        "sparse_vectors_config": {
+            lexical.SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+        },
+        "metadata": {
+            DEFINITION_KEY: dump_definition(info),
+            lexical.METADATA_KEY: lexical.LexicalLayout().to_metadata(),
+        },
     }
     if settings.mode == "server":
         for option in ("shard_number", "replication_factor", "write_consistency_factor", "on_disk_payload"):

@@ -129,13 +129,57 @@ def _match_value(value: Any) -> Any:
 
 
 def edge_points(points: Iterable[models.PointStruct]) -> list[edge.Point]:
-    return [edge.Point(str(p.id), p.vector, p.payload) for p in points]
+    return [edge.Point(str(p.id), _point_vector(p.vector), p.payload) for p in points]
 
 
-def edge_vector(query: Any) -> list[float]:
+def _point_vector(vector: Any) -> Any:
+    """A dense vector as it is; named vectors (the dense one as ``""``, sparse ones) converted."""
+    if isinstance(vector, Mapping):
+        return {name: edge_vector(v) for name, v in vector.items()}
+    return vector
+
+
+def edge_vector(query: Any) -> Any:
+    """A dense vector (a list of floats) as it is, a ``models.SparseVector`` as Edge's."""
+    if isinstance(query, models.SparseVector):
+        return edge.SparseVector(list(query.indices), list(query.values))
     if not isinstance(query, list):
-        raise TypeError(f"Qdrant Edge takes a dense vector as the query, not {type(query).__name__}")
+        raise TypeError(f"Qdrant Edge takes a dense or sparse vector as a query, not {type(query).__name__}")
     return query
+
+
+def edge_query(query: Any, using: str | None = None) -> Any:
+    """A query of ``query_points`` or of a ``Prefetch``: a nearest-vector query (dense or sparse,
+    on the vector ``using``), or RRF with its k (``models.RrfQuery``)."""
+    if isinstance(query, models.RrfQuery):
+        return edge.Fusion.Rrf(k=query.rrf.k, weights=query.rrf.weights)
+    if isinstance(query, models.FusionQuery):
+        raise TypeError("VPA asks Qdrant Edge for RRF with its k (RrfQuery), not a FusionQuery")
+    return edge.Query.Nearest(edge_vector(query), using=using or None)
+
+
+def edge_prefetch(prefetch: models.Prefetch) -> edge.Prefetch:
+    if prefetch.prefetch is not None:
+        raise TypeError("VPA's prefetches on Qdrant Edge are not nested")
+    return edge.Prefetch(
+        limit=prefetch.limit,
+        query=edge_query(prefetch.query, prefetch.using),
+        filter=edge_filter(prefetch.filter),
+        params=_search_params(prefetch.params),
+    )
+
+
+def _sparse_params(config: Mapping[str, models.SparseVectorParams] | None) -> dict[str, Any] | None:
+    """Sparse vectors as Edge configures them: only the IDF modifier is carried over."""
+    if config is None:
+        return None
+    out = {}
+    for name, params in config.items():
+        if params.index is not None:
+            raise TypeError("VPA sets no sparse index options on Qdrant Edge")
+        idf = params.modifier == models.Modifier.IDF
+        out[name] = edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf if idf else None)
+    return out
 
 
 def _search_params(params: models.SearchParams | None) -> edge.SearchParams:
@@ -278,7 +322,12 @@ class EdgeEngine:
         return CollectionsResult([CollectionName(n) for n in names])
 
     def create_collection(
-        self, name: str, *, vectors_config: models.VectorParams, metadata: Mapping[str, Any]
+        self,
+        name: str,
+        *,
+        vectors_config: models.VectorParams,
+        metadata: Mapping[str, Any],
+        sparse_vectors_config: Mapping[str, models.SparseVectorParams] | None = None,
     ) -> bool:
         if vectors_config.distance != models.Distance.COSINE:
             raise InvalidCollection("VPA collections on Qdrant Edge use cosine distance")
@@ -294,6 +343,7 @@ class EdgeEngine:
                 vectors=edge.EdgeVectorParams(
                     size=vectors_config.size, distance=edge.Distance.Cosine, on_disk=vectors_config.on_disk
                 ),
+                sparse_vectors=_sparse_params(sparse_vectors_config),
                 wal_enabled=None if self.persistent else False,
             )
             shard = edge.EdgeShard.create(str(folder / SHARD), config)
@@ -306,6 +356,18 @@ class EdgeEngine:
                 self._discard(folder)
                 raise
             self._shards[name] = _Shard(shard)
+            return True
+
+    def update_collection(self, name: str, *, metadata: Mapping[str, Any]) -> bool:
+        """``metadata`` merged into the collection's definition file, key by key (a server's
+        ``update_collection(metadata=...)``); written as on creation (temporary file, rename)."""
+        self._check_open()
+        with self._catalog:
+            definition = self._definition(name)
+            if definition is None:
+                raise CollectionNotFound(name)
+            definition.update(metadata)
+            _write_atomically(self._folder(name) / DEFINITION_FILE, json.dumps(definition, sort_keys=True))
             return True
 
     def delete_collection(self, name: str) -> bool:
@@ -365,6 +427,8 @@ class EdgeEngine:
         name: str,
         *,
         query: Any,
+        using: str | None = None,
+        prefetch: Sequence[models.Prefetch] | None = None,
         query_filter: models.Filter | None = None,
         limit: int = 10,
         with_payload: bool = True,
@@ -373,7 +437,8 @@ class EdgeEngine:
     ) -> QueryResult:
         request = edge.QueryRequest(
             limit=limit,
-            query=edge.Query.Nearest(edge_vector(query)),
+            query=edge_query(query, using),
+            prefetches=None if prefetch is None else [edge_prefetch(p) for p in prefetch],
             filter=edge_filter(query_filter),
             with_payload=with_payload,
             with_vector=with_vectors,
