@@ -28,7 +28,7 @@ TEXTS = [
     "file a cafe\u0301 report",  # a combining accent (NFKC: "café")
     "ΣΊΣΥΦΟΣ rolls the stone",
     "σίσυφος again and again the stone",
-    "\uff26\uff35\uff2c\uff2c\uff37\uff29\uff24\uff34\uff28 letters"  # full-width,
+    "\uff26\uff35\uff2c\uff2c\uff37\uff29\uff24\uff34\uff28 letters",  # full-width
     "fullwidth letters twice fullwidth",
     "x" * 70 + " one long token",
     "x" * 64 + "y the same cut token",
