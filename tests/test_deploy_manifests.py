@@ -47,7 +47,7 @@ BIN = Path(sys.executable).parent
 #: schema kubernetes-validate bundles.
 K8S_VERSIONS = ("1.31.0", kubernetes_validate.latest_version())
 #: A route the server answers without a key, a store or a model: the liveness probe's target.
-LIVENESS_PATH = "/docs"
+LIVENESS_PATH = "/api/v1/live"
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 #: Variables VPA reads that only its own test suites use; no deployment sets them.
 TEST_ONLY_VARIABLES = frozenset({"VPA_TESTING", "VPA_FUZZ_EXAMPLES"})

@@ -19,6 +19,8 @@ GET      /stats                      reader  `get_system_stats()` for the caller
                                      operator  ... for every tenant
 GET      /health                     none    ok, or 503 when the store or the embedder is down
                                              (what failed, and how, only for an operator key)
+GET      /live                       none    the process answers (liveness: no store, no model,
+                                             no audit line, outside the concurrency cap)
 GET      /metrics                    admin   Prometheus text format, the caller's tenant only
                                      operator  ... for the whole process (or none: --public-metrics)
 POST     /keys, GET /keys,           admin   keys of the caller's own tenant
@@ -125,6 +127,7 @@ log = get_logger("vpa.server")
 PREFIX = "/api/v1"
 HEALTH_PATH = f"{PREFIX}/health"
 METRICS_PATH = f"{PREFIX}/metrics"
+LIVE_PATH = f"{PREFIX}/live"
 HEALTH_TIMEOUT_SECONDS = 10.0
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -356,6 +359,9 @@ def create_app(
             await system.initialize()
         except StoreUnavailable as exc:  # serve anyway: /health says 503 and requests retry the store
             log.warning("server.store_unavailable", error=type(exc).__name__, detail=str(exc))
+        # The model loads now, beside serving, not on the first health check or search: /live
+        # answers at once, /health turns 200 when the embedder is ready.
+        warm = asyncio.create_task(_warm_embedder(system.embedder))
         log.info(
             "server.started",
             provider=config.provider,
@@ -367,6 +373,7 @@ def create_app(
         try:
             yield
         finally:
+            warm.cancel()
             await system.shutdown()
             await service.limiter.aclose()
             if keyring is not None and hasattr(keyring.authenticator, "aclose"):
@@ -401,7 +408,7 @@ def create_app(
     body_limit = settings.body_limit(config.max_document_bytes)
     app.add_middleware(BodyLimit, limit=body_limit)
     app.add_middleware(
-        ConcurrencyLimit, limit=config.max_concurrent_requests, exempt=frozenset({HEALTH_PATH, METRICS_PATH})
+        ConcurrencyLimit, limit=config.max_concurrent_requests, exempt=frozenset({HEALTH_PATH, METRICS_PATH, LIVE_PATH})
     )
     app.add_middleware(
         Gate,
@@ -913,7 +920,21 @@ async def _health(coro: Any) -> s.ComponentHealth:
     return s.ComponentHealth(ok=status.ok, detail=status.detail, latency_ms=round(latency, 3))
 
 
+async def _warm_embedder(embedder: Any) -> None:
+    try:
+        await embedder.aembed(["warm up"])
+    except Exception as exc:  # noqa: BLE001 - /health reports it; serving goes on
+        log.warning("server.embedder_not_ready", error=type(exc).__name__)
+
+
 def _add_operations_routes(app: FastAPI) -> None:
+    @app.get(LIVE_PATH, response_model=s.Envelope[s.LiveOut], tags=["operations"])
+    async def live() -> Any:
+        """The process answers: Kubernetes' liveness probe. Touches neither the store nor the
+        embedder (an engine outage must not restart every API pod), writes no audit line and is
+        not counted against the concurrency cap."""
+        return s.Envelope(data=s.LiveOut(status="ok"))
+
     @app.get(
         HEALTH_PATH,
         response_model=s.Envelope[s.HealthOut],
@@ -1233,7 +1254,7 @@ class RequestObserver:
     line. A request that ends without a response is 408 when its body timed out, else 499 (the
     client went away)."""
 
-    QUIET = frozenset({HEALTH_PATH, METRICS_PATH})
+    QUIET = frozenset({HEALTH_PATH, METRICS_PATH, LIVE_PATH})
 
     def __init__(self, app: Any, service: Service) -> None:
         self.app = app

@@ -430,6 +430,10 @@ class ComponentHealth(BaseModel):
     latency_ms: float | None = None
 
 
+class LiveOut(BaseModel):
+    status: Literal["ok"]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     store: ComponentHealth
