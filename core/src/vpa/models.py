@@ -230,7 +230,9 @@ class StoreCapabilities:
     #: store returns at least ``lexical_min_recall`` of the reference top-k (its own analyser).
     lexical_exact: bool = True
     lexical_min_recall: float = 1.0
-    #: Whether the engine fuses a hybrid query itself (else VPA fuses the two rankings).
+    #: Whether the engine fuses a hybrid query of the default fusion (``rrf``) itself, with VPA's
+    #: RRF semantics (else VPA fuses the two native rankings). Linear fusion may still be VPA's:
+    #: each plugin's README says which fusions its engine runs.
     native_fusion: bool = False
 
     @property
