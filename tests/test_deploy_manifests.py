@@ -777,3 +777,28 @@ def test_no_key_material_in_the_deployment_files() -> None:
         ["git", "ls-files", "deploy"], cwd=ROOT, capture_output=True, text=True
     ).stdout.split()
     assert not [p for p in tracked if "/secrets/" in p]
+
+
+# --- the Grafana dashboard ----------------------------------------------------------------------
+
+
+def test_dashboard_queries_only_metrics_the_server_exports() -> None:
+    """Every metric a panel of deploy/grafana/vpa-dashboard.json queries is one `vpa serve` exports
+    (a renamed metric would leave a panel silently empty)."""
+    from vpa.server.metrics import Metrics
+
+    exported = set()
+    for family in Metrics().registry.collect():
+        exported.add(family.name)
+        exported.update(sample.name for sample in family.samples)
+        exported.update(f"{family.name}{suffix}" for suffix in ("_total", "_bucket", "_count", "_sum"))
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "vpa-dashboard.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(vpa_[a-z_]+)", target["expr"])
+    }
+    assert queried, "the dashboard queries nothing"
+    assert queried <= exported, f"not exported by vpa serve: {sorted(queried - exported)}"
+    assert {"vpa_store_call_duration_seconds_bucket", "vpa_store_errors_total"} <= queried

@@ -43,6 +43,13 @@ async def test_the_span_tree_of_an_ingest_and_a_search(config, spans):
     assert query.attributes["top_k"] >= 3 and query.attributes["filtered"] is True
     for span in spans.get_finished_spans():  # never text, queries or keys
         assert not any("secret" in str(v) or "rivers" in str(v) for v in span.attributes.values())
+    spans.clear()
+    await system.search_knowledge("user", "secret rivers hybrid", top_k=3, mode="hybrid")
+    tree = _tree(spans.get_finished_spans())
+    assert tree["vpa.store.query"] == "vpa.search" and tree["vpa.fusion"] == "vpa.store.query"
+    fusion = next(s for s in spans.get_finished_spans() if s.name == "vpa.fusion")
+    assert fusion.attributes["fusion"] == "rrf" and fusion.attributes["top_k"] >= 3
+    assert fusion.attributes["lexical"] >= 1
     await system.shutdown()
 
 

@@ -127,6 +127,7 @@ def test_health_openapi_and_unknown_routes(server):
         "/api/v1/search",
         "/api/v1/search/history",
         "/api/v1/health",
+        "/api/v1/live",
         "/api/v1/metrics",
         "/api/v1/stats",
         "/api/v1/keys",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -230,8 +231,14 @@ def _export_into(source: Path, work: Path, *, model: str, quantize: bool) -> Non
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(fp32), str(work / "model.onnx"), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"], per_channel=True)
+        root = logging.getLogger()  # the quantiser advises on the root logger; not for VPA's users
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(str(fp32), str(work / "model.onnx"), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul"], per_channel=True)
+        finally:
+            root.setLevel(level)
         fp32.unlink()
     reference = st.encode(list(PROBES), convert_to_numpy=True, normalize_embeddings=True,
                           show_progress_bar=False).astype(np.float32)

@@ -328,6 +328,9 @@ def create_app(
     if settings.audit_log is not None:
         _create_private(settings.audit_log)
     metrics = Metrics()
+    from vpa.stores.observed import observe_store
+
+    system.store = observe_store(system.store, metrics.store_observer(config.provider))
     guard = ConnectionGuard(
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,

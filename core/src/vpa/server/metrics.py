@@ -75,9 +75,32 @@ class Metrics:
             "vpa_rate_limited_total", "Requests refused by the rate limit", registry=r
         )
         self.in_progress = Gauge("vpa_requests_in_progress", "Requests being handled", registry=r)
+        self.store_latency = Histogram(
+            "vpa_store_call_duration_seconds",
+            "Latency of calls to the vector store's backend, by provider and operation",
+            ["provider", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "vpa_store_errors_total",
+            "Calls to the vector store that raised, by provider, operation and error class",
+            ["provider", "operation", "error"],
+            registry=r,
+        )
         self.cache_hit_ratio = Gauge("vpa_cache_hit_ratio", "Hit ratio of the RAG cache", registry=r)
         self.documents = Gauge("vpa_documents", "Documents in the collection (all tenants)", registry=r)
         self.chunks = Gauge("vpa_chunks", "Chunks in the collection (all tenants)", registry=r)
+
+    def store_observer(self, provider: str) -> Any:
+        """The observer `vpa.stores.observed.observe_store` reports ``provider``'s calls to."""
+
+        def observe(operation: str, seconds: float, error: str | None) -> None:
+            self.store_latency.labels(provider, operation).observe(seconds)
+            if error is not None:
+                self.store_errors.labels(provider, operation, error).inc()
+
+        return observe
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method, route, str(status))

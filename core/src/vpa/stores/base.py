@@ -756,10 +756,13 @@ class VectorStore(abc.ABC):
         dense, lexical = await asyncio.gather(
             self._query(info, vector, depth, node), self._lexical_query(info, text, terms, depth, node)
         )
-        return [
-            Hit(hit.id, score, hit.text, hit.metadata)
-            for hit, score in fuse(dense, lexical, top_k, fusion=fusion, alpha=alpha)
-        ]
+        from vpa import tracing
+
+        with tracing.span("vpa.fusion", fusion=fusion, dense=len(dense), lexical=len(lexical), top_k=top_k):
+            return [
+                Hit(hit.id, score, hit.text, hit.metadata)
+                for hit, score in fuse(dense, lexical, top_k, fusion=fusion, alpha=alpha)
+            ]
 
     async def _update(
         self,
