@@ -24,6 +24,7 @@ import attrs
 import pytest
 from conftest import API_KEY, INDEX_DIMENSION, REAL_KEY, REAL_SKIP
 from vpa_conformance import StoreContract
+from vpa_pinecone.lexical import companion_name
 from vpa_pinecone.settings import PineconeSettings
 from vpa_pinecone.store import PineconeStore
 
@@ -107,8 +108,9 @@ def real_pinecone():
         asyncio.run(drop_leftovers())
         if not given_index:
             pc = Pinecone(api_key=REAL_KEY, host=options["host"])
-            if pc.indexes.exists(options["index"]):
-                pc.indexes.delete(options["index"], timeout=300)
+            for index in (options["index"], companion_name(options["index"])):  # and the sparse one
+                if pc.indexes.exists(index):
+                    pc.indexes.delete(index, timeout=300)
             pc.close()
 
 

@@ -28,6 +28,13 @@ Contract 1.1
     ``update`` by metadata filter; removing keys is a read-modify-write (`_update`), because
     Pinecone's update cannot remove one. Updates are confirmed by ``settle()`` like any write.
 
+Lexical search (0.3.1)
+    A second, sparse index (`lexical.companion_name`) holds each lexical collection's BM25 term
+    weights and a copy of its metadata in a namespace of the same name, written by ``_upsert``,
+    ``_update`` and ``_delete`` and confirmed by ``settle()`` like the dense half; the IDF is
+    applied at query time (`_lexical_query`). The catalog record says whether a collection has
+    it (`lexical.LAYOUT_KEY`; collections made before 0.3.1 do not, and refuse lexical queries).
+
 The SDK is synchronous (httpx): every call runs in a worker thread (`run_vendor`), its errors
 translated by `vpa_pinecone.errors`. Validation, splitting upserts by count and by bytes
 (``max_request_bytes``, each vector bounded by `codec.vector_bytes_bound`) and the collection
@@ -54,12 +61,14 @@ from vpa.errors import (
     InvalidCursor,
     StoreError,
     StoreTimeout,
+    UnsupportedOperation,
 )
 from vpa.filters import And, Comparison, Node, Not
+from vpa.lexical import idf as bm25_idf
 from vpa.models import CollectionInfo, FilterOp, Hit, Record, contract_1_1
 from vpa.stores.base import UPDATE_BATCH, VectorStore, batched
 
-from vpa_pinecone import codec, errors
+from vpa_pinecone import codec, errors, lexical
 from vpa_pinecone.filters import to_native
 from vpa_pinecone.settings import MAX_INDEX_DIMENSION, PineconeSettings, control_plane_url
 
@@ -92,6 +101,10 @@ IDS_PER_UPDATE = 1000
 LISTED, MATCHING = "l:", "m:"
 #: Bytes of ids in the ``vpa-id`` filter of one in-place update (within 2 MB per request).
 MAX_FILTER_ID_BYTES = 1_000_000
+#: Lexical recall@k of the BM25 oracle's top-k the store declares: measured on the stand-in, 1.0 on the
+#: conformance clause (one batch) and 0.915 with the average length drifting threefold
+#: (tests/test_pinecone_lexical.py); declared with margin. See the README.
+LEXICAL_MIN_RECALL = 0.8
 #: The filter an update with the empty filter (every record) sends: every record has its id.
 MATCH_ALL = {codec.ID_KEY: {"$exists": True}}
 
@@ -103,6 +116,7 @@ class _Handle:
     index: Any
     dimension: int
     host: str
+    sparse: bool = False
 
 
 @attrs.define
@@ -176,6 +190,13 @@ class PineconeStore(VectorStore):
         max_page_size=MAX_PAGE_SIZE,
         scroll_filters=True,
         native_update=False,
+        # Lexical search: a sparse index beside the dense one (`vpa_pinecone.lexical`), IDF applied
+        # at query time; approximate (fixed avg_len, capped n(t), hashed term ids). VPA fuses the
+        # two halves of a hybrid query: they are two indexes.
+        lexical_search=True,
+        lexical_exact=False,
+        lexical_min_recall=LEXICAL_MIN_RECALL,
+        native_fusion=False,
     )
     settings_class = PineconeSettings
     provider = "pinecone"
@@ -196,6 +217,10 @@ class PineconeStore(VectorStore):
         self._handle: _Handle | None = None
         self._handle_lock: asyncio.Lock | None = None
         self._pending: dict[str, _Pending] = {}
+        self._sparse: _Handle | None = None
+        self._sparse_pending: dict[str, _Pending] = {}
+        #: Per collection: its catalog record's lexical layout (None: made before 0.3.1) and avg_len.
+        self._layouts: dict[str, tuple[str | None, float | None]] = {}
         self._closed = False
 
     @classmethod
@@ -294,6 +319,63 @@ class PineconeStore(VectorStore):
             )
         return _Handle(pc.index(host=model.host), int(dimension), str(model.host))
 
+    async def _open_sparse(self, *, create: bool) -> _Handle | None:
+        """The sparse companion index's data-plane client (`lexical.companion_name`)."""
+        if self._sparse is not None:
+            return self._sparse
+        if self._handle_lock is None:
+            self._handle_lock = asyncio.Lock()
+        async with self._handle_lock:
+            if self._sparse is None:
+                self._sparse = await self.run_vendor(
+                    "open the sparse Pinecone index", self._connect_sparse, create
+                )
+        return self._sparse
+
+    def _connect_sparse(self, create: bool) -> _Handle | None:
+        pc = self._client()
+        settings = self.settings
+        name = lexical.companion_name(settings.index)
+        try:
+            model = pc.indexes.describe(name)
+        except NotFoundError:
+            if not create:
+                return None
+            if not settings.create_index:
+                raise StoreError(
+                    f"Pinecone sparse index {name!r} (for lexical search) does not exist and "
+                    "create_index is false"
+                ) from None
+            try:
+                model = pc.indexes.create(
+                    name=name,
+                    schema={"fields": {"_sparse_values": {"type": "sparse_vector"}}},
+                    deployment={
+                        "deployment_type": "managed",
+                        "cloud": settings.cloud,
+                        "region": settings.region,
+                    },
+                    deletion_protection="enabled" if settings.deletion_protection else "disabled",
+                    tags={"created-by": "vpa"},
+                    timeout=-1,
+                )
+            except ConflictError:
+                model = pc.indexes.describe(name)
+        deadline = time.monotonic() + max(settings.settle_timeout, 300.0)
+        delay = 0.05
+        while not (model.status.ready and model.host):
+            if time.monotonic() > deadline:
+                raise StoreTimeout(f"Pinecone index {name!r} did not become ready")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            model = pc.indexes.describe(name)
+        if "_sparse_values" not in model.schema.fields:
+            raise StoreError(
+                f"Pinecone index {name!r} is not a sparse index; VPA keeps lexical search there: "
+                "delete it or use another [providers.pinecone] index"
+            )
+        return _Handle(pc.index(host=model.host), 0, str(model.host), sparse=True)
+
     def _create(self, pc: Pinecone) -> Any:
         settings = self.settings
         try:
@@ -337,6 +419,12 @@ class PineconeStore(VectorStore):
     def _probe(self, handle: _Handle) -> list[float]:
         return [1.0] + [0.0] * (handle.dimension - 1)
 
+    def _probe_args(self, handle: _Handle) -> dict[str, Any]:
+        """A query that finds any record: the dense probe, or the sparse index's `lexical.MARKER`."""
+        if handle.sparse:
+            return {"sparse_vector": {"indices": [lexical.MARKER], "values": [1.0]}}
+        return {"vector": self._probe(handle)}
+
     # --- collections ---------------------------------------------------------------------------
 
     async def _describe_collection(self, name: str) -> CollectionInfo | None:
@@ -350,7 +438,15 @@ class PineconeStore(VectorStore):
         except CollectionNotFound:  # the index was deleted under us
             return None
         vector = found.get(name)
-        return None if vector is None else codec.decode_definition(name, vector.metadata or {})
+        if vector is None:
+            return None
+        metadata = vector.metadata or {}
+        kind, avg_len = _layout_of(metadata)
+        known = self._layouts.get(name)
+        if avg_len is None and known is not None and known[0] == kind:
+            avg_len = known[1]  # fixed by this store; its catalog update may not be visible yet
+        self._layouts[name] = (kind, avg_len)
+        return codec.decode_definition(name, metadata)
 
     async def _create_collection(self, info: CollectionInfo) -> None:
         handle = await self._open_index(create=True)
@@ -362,8 +458,13 @@ class PineconeStore(VectorStore):
                 "index with a larger dimension ([providers.pinecone] index and dimension)"
             )
         namespace = self._namespace(info.name)
+        sparse = await self._open_sparse(create=True)
+        assert sparse is not None
         await self._clear_namespace(handle, namespace)  # leftovers of an interrupted drop
-        entry = {"id": info.name, "values": self._probe(handle), "metadata": codec.encode_definition(info)}
+        await self._clear_namespace(sparse, namespace)
+        metadata = {**codec.encode_definition(info), lexical.LAYOUT_KEY: lexical.LAYOUT}
+        entry = {"id": info.name, "values": self._probe(handle), "metadata": metadata}
+        self._layouts[info.name] = (lexical.LAYOUT, None)
         response = await self.run_vendor(
             f"create collection {info.name!r}",
             lambda: handle.index.upsert(vectors=[entry], namespace=self._catalog),
@@ -403,7 +504,12 @@ class PineconeStore(VectorStore):
             return False
         namespace = self._namespace(name)
         self._pending.pop(namespace, None)
+        self._sparse_pending.pop(namespace, None)
+        self._layouts.pop(name, None)
         await self._clear_namespace(handle, namespace)
+        sparse = await self._open_sparse(create=False)
+        if sparse is not None:
+            await self._clear_namespace(sparse, namespace)
         if existed:
             await self.run_vendor(where, self._delete_ids, handle, self._catalog, [name])
             gone = _Pending()
@@ -424,7 +530,7 @@ class PineconeStore(VectorStore):
                 handle.index.delete(delete_all=True, namespace=namespace)
 
         def empty() -> bool:
-            found = self._search(handle, namespace, vector=self._probe(handle), top_k=1)
+            found = self._search(handle, namespace, **self._probe_args(handle), top_k=1)
             return not (found and found.matches) and not has_records()
 
         where = f"empty namespace {namespace!r}"
@@ -459,6 +565,125 @@ class PineconeStore(VectorStore):
             pending.wrote(_lsn_committed(response), vectors)
 
         await self.run_vendor(f"upsert into {info.name!r}", write, collection=info.name)
+        await self._upsert_terms(info, records)
+
+    async def _lexical_layout(self, info: CollectionInfo) -> tuple[str | None, float | None]:
+        """The collection's lexical layout and avg_len (read from its catalog record if not known)."""
+        layout = self._layouts.get(info.name)
+        if layout is None or (layout[0] is not None and layout[1] is None):
+            await self._describe_collection(info.name)
+            layout = self._layouts.get(info.name, (None, None))
+        return layout
+
+    async def _upsert_terms(self, info: CollectionInfo, records: list[Record]) -> None:
+        """The records' BM25 term weights and metadata into the sparse index (lexical collections)."""
+        kind, avg_len = await self._lexical_layout(info)
+        if kind != lexical.LAYOUT:
+            return  # made before vpa-pinecone 0.3.1: no sparse namespace (lexical queries refuse)
+        if avg_len is None:
+            avg_len = lexical.mean_length([record.text for record in records])
+            if avg_len is not None:  # fixed once, in the catalog record, for every later write
+                self._layouts[info.name] = (kind, avg_len)
+                handle = await self._require_index(info.name)
+                await self.run_vendor(
+                    f"record {info.name!r}'s average length",
+                    lambda: handle.index.update(
+                        id=info.name, set_metadata={lexical.AVG_LEN_KEY: avg_len}, namespace=self._catalog
+                    ),
+                )
+        sparse = await self._require_sparse(info)
+        namespace = self._namespace(info.name)
+        pending = self._sparse_pending.setdefault(namespace, _Pending())
+        vectors = [
+            {
+                "id": codec.pinecone_id(record.id),
+                "sparse_values": lexical.document_vector(record.text, avg_len),
+                "metadata": codec.encode_metadata(record),
+            }
+            for record in records
+        ]
+
+        def write() -> None:
+            size = lambda v: lexical.sparse_bytes(v["sparse_values"]) + len(orjson.dumps(v["metadata"])) + 600  # noqa: E731
+            for part in batched(vectors, MAX_UPSERT_VECTORS, MAX_REQUEST_BYTES - 1000, size):
+                response = sparse.index.upsert(vectors=part, namespace=namespace)
+                pending.wrote(_lsn_committed(response), part)
+
+        await self.run_vendor(f"upsert terms into {info.name!r}", write, collection=info.name)
+
+    async def _require_sparse(self, info: CollectionInfo) -> _Handle:
+        sparse = await self._open_sparse(create=False)
+        if sparse is None:
+            raise StoreError(
+                f"the sparse index {lexical.companion_name(self.settings.index)!r} of collection "
+                f"{info.name!r} "
+                "is gone; recreate the collection (vpa migrate) to search it lexically"
+            )
+        return sparse
+
+    async def _lexical_query(
+        self, info: CollectionInfo, text: str, terms: list[str], top_k: int, node: Node | None
+    ) -> list[Hit]:
+        """One sparse query: each term's value its IDF (N and n(t) asked of the sparse index),
+        so the dot product with the stored weights is VPA's BM25 (see `vpa_pinecone.lexical`)."""
+        kind, _ = await self._lexical_layout(info)
+        if kind != lexical.LAYOUT:
+            raise UnsupportedOperation(
+                f"collection {info.name!r} was created before vpa-pinecone 0.3.1 and has no sparse index "
+                "for lexical search; copy it into a new collection with `vpa migrate` to search it lexically"
+            )
+        await self._require_index(info.name)
+        sparse = await self._require_sparse(info)
+        namespace = self._namespace(info.name)
+        native = to_native(node)
+        ids = lexical.query_ids(terms)
+
+        def search() -> list[Hit]:
+            summary = sparse.index.describe_index_stats().namespaces.get(namespace)
+            n = summary.vector_count if summary else 0
+            if not n:
+                return []
+            values = []
+            for term in ids:
+                found = self._search(
+                    sparse,
+                    namespace,
+                    sparse_vector={"indices": [term], "values": [1.0]},
+                    top_k=lexical.MAX_DF_COUNT,
+                )
+                df = len(found.matches) if found is not None else 0
+                values.append(bm25_idf(n, df) if df else 0.0)
+            wanted = [(term, value) for term, value in zip(ids, values, strict=True) if value > 0]
+            if not wanted:
+                return []
+            with_metadata = top_k <= MAX_TOP_K_WITH_METADATA
+            response = self._search(
+                sparse,
+                namespace,
+                sparse_vector={"indices": [t for t, _ in wanted], "values": [v for _, v in wanted]},
+                top_k=top_k,
+                filter=native,
+                include_metadata=with_metadata,
+            )
+            if response is None:
+                return []
+            if with_metadata:
+                stored = {m.id: m.metadata for m in response.matches}
+            else:
+                stored = {
+                    pid: v.metadata
+                    for pid, v in self._fetch(sparse, namespace, [m.id for m in response.matches]).items()
+                }
+            hits = []
+            for m in response.matches:
+                if m.id in stored and m.score > 0:
+                    record_id, body, metadata = codec.decode_metadata(stored[m.id])
+                    hits.append(
+                        Hit(record_id if record_id is not None else m.id, float(m.score), body, metadata)
+                    )
+            return hits
+
+        return await self.run_vendor(f"lexical query {info.name!r}", search, collection=info.name)
 
     async def _query(self, info: CollectionInfo, vector: Any, top_k: int, node: Node | None) -> list[Hit]:
         handle = await self._require_index(info.name)
@@ -519,11 +744,16 @@ class PineconeStore(VectorStore):
             else:
                 found.update(self._select(handle, namespace, native))
             self._delete_ids(handle, namespace, list(found))
+            if sparse is not None and found:
+                self._delete_ids(sparse, namespace, list(found))
             return found
 
+        sparse = await self._open_sparse(create=False)
         found = await self.run_vendor(f"delete from {info.name!r}", remove, collection=info.name)
         if found:
             self._pending.setdefault(namespace, _Pending()).removed(found)
+            if sparse is not None:
+                self._sparse_pending.setdefault(namespace, _Pending()).removed(found)
         return len(found)
 
     async def _count(self, info: CollectionInfo, node: Node | None) -> int:
@@ -598,10 +828,22 @@ class PineconeStore(VectorStore):
         changes = codec.encode_set(set)
         pending = self._pending.setdefault(namespace, _Pending())
         arrived = to_native(Not(And(tuple(_holds(key, value) for key, value in set.items()))))
+        kind, _ = await self._lexical_layout(info)
+        sparse = await self._open_sparse(create=False) if kind == lexical.LAYOUT else None
+        sparse_pending = self._sparse_pending.setdefault(namespace, _Pending())
 
         def apply() -> int:
             matched = 0
             for target in targets:
+                if sparse is not None:  # the copy of the metadata the lexical half filters on
+                    copied = self._tolerant(
+                        lambda target=target: sparse.index.update(
+                            filter=target, set_metadata=changes, namespace=namespace
+                        ),
+                        None,
+                    )
+                    if copied is not None:
+                        sparse_pending.updated(_lsn_committed(copied), {"$and": [target, arrived]})
                 response = self._tolerant(
                     lambda target=target: handle.index.update(
                         filter=target, set_metadata=changes, namespace=namespace
@@ -791,7 +1033,7 @@ class PineconeStore(VectorStore):
         """Whether every write recorded in ``pending`` is visible to queries."""
         lsn_confirmed = False
         if pending.lsn:
-            response = self._search(handle, namespace, vector=self._probe(handle), top_k=1)
+            response = self._search(handle, namespace, **self._probe_args(handle), top_k=1)
             if response is None:  # the namespace does not exist yet: our writes are not visible
                 return False
             reconciled = _lsn_reconciled(response)
@@ -806,7 +1048,7 @@ class PineconeStore(VectorStore):
                 response = self._search(
                     handle,
                     namespace,
-                    vector=self._probe(handle),
+                    **self._probe_args(handle),
                     top_k=len(batch),
                     filter={codec.ID_KEY: {"$in": record_ids}},
                     include_metadata=True,
@@ -815,14 +1057,14 @@ class PineconeStore(VectorStore):
                 if any(seen.get(pid) != expected[pid] for pid in batch):
                     return False
         for check in pending.updates:  # in-place updates confirmed by their effect, not an LSN
-            response = self._search(handle, namespace, vector=self._probe(handle), top_k=1, filter=check)
+            response = self._search(handle, namespace, **self._probe_args(handle), top_k=1, filter=check)
             if response is not None and response.matches:
                 return False
         for batch in codec.id_batches(list(pending.deleted.values()), IDS_PER_FILTER):
             response = self._search(
                 handle,
                 namespace,
-                vector=self._probe(handle),
+                **self._probe_args(handle),
                 top_k=1,
                 filter={codec.ID_KEY: {"$in": batch}},
             )
@@ -835,17 +1077,19 @@ class PineconeStore(VectorStore):
     async def _settle(self, info: CollectionInfo) -> None:
         """Wait until every write this store acknowledged to the collection is visible to reads."""
         namespace = self._namespace(info.name)
-        pending = self._pending.get(namespace)
-        handle = self._handle
-        if pending is None or handle is None:
-            return
-        snapshot = pending.snapshot()
-        await self._poll(
-            lambda: self._visible(handle, namespace, snapshot), f"the writes to {info.name!r}", info.name
-        )
-        with pending.lock:
-            if self._pending.get(namespace) is pending and pending.generation == snapshot.generation:
-                del self._pending[namespace]
+        for handle, log in ((self._handle, self._pending), (self._sparse, self._sparse_pending)):
+            pending = log.get(namespace)
+            if pending is None or handle is None:
+                continue
+            snapshot = pending.snapshot()
+            await self._poll(
+                lambda handle=handle, snapshot=snapshot: self._visible(handle, namespace, snapshot),
+                f"the writes to {info.name!r}",
+                info.name,
+            )
+            with pending.lock:
+                if log.get(namespace) is pending and pending.generation == snapshot.generation:
+                    del log[namespace]
 
     async def _health(self) -> str:
         handle = await self._open_index(create=False)
@@ -855,12 +1099,16 @@ class PineconeStore(VectorStore):
         return "ok"
 
     async def _close(self) -> None:
-        handle, pc = self._handle, self._pc
+        handle, pc, sparse = self._handle, self._pc, self._sparse
         self._closed = True
         self._handle = None
+        self._sparse = None
         self._pc = None
         self._handle_lock = None
         self._pending.clear()
+        self._sparse_pending.clear()
+        if sparse is not None:
+            await self.run_vendor("close the sparse index client", sparse.index.close)
         if handle is not None:
             await self.run_vendor("close the index client", handle.index.close)
         if pc is not None:
@@ -871,6 +1119,15 @@ def _record(pid: str, vector: Any, dimension: int) -> Record:
     """A fetched vector as a VPA record (``dimension`` 0: without its vector)."""
     values = list(vector.values)[:dimension] if dimension else []
     return codec.decode_record(pid, values, vector.metadata, dimension)
+
+
+def _layout_of(metadata: dict[str, Any]) -> tuple[str | None, float | None]:
+    """A catalog record's lexical layout (None before 0.3.1) and fixed average length."""
+    kind = metadata.get(lexical.LAYOUT_KEY)
+    avg_len = metadata.get(lexical.AVG_LEN_KEY)
+    if isinstance(avg_len, bool) or not isinstance(avg_len, int | float) or not avg_len > 0:
+        avg_len = None
+    return (kind if isinstance(kind, str) else None), (None if avg_len is None else float(avg_len))
 
 
 def _holds(key: str, value: Any) -> Node:

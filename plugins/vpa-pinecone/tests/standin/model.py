@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -47,6 +48,9 @@ MAX_DIMENSION = 20_000
 MAX_LIST_LIMIT = 100
 MAX_FETCH_BY_METADATA_LIMIT = 10_000
 MAX_UPDATE_RECORDS = 100_000
+#: Pinecone's limit of non-zero values in one sparse vector (docs: "Limits", sparse indexes).
+MAX_SPARSE_VALUES = 2048
+MAX_SPARSE_INDEX = 2**32 - 1
 DEFAULT_NAMESPACE = "__default__"
 
 
@@ -125,15 +129,20 @@ def normalise_metadata(vector_id: str, metadata: Any) -> dict[str, Any]:
 
 
 class Stored:
-    __slots__ = ("metadata", "seq", "values")
+    __slots__ = ("metadata", "seq", "sparse", "values")
 
-    def __init__(self, values: np.ndarray, metadata: dict[str, Any], seq: int) -> None:
+    def __init__(
+        self, values: np.ndarray, metadata: dict[str, Any], seq: int, sparse: dict[int, float] | None = None
+    ) -> None:
         self.values = values
         self.metadata = metadata
         self.seq = seq
+        self.sparse = sparse
 
     def as_json(self, vector_id: str) -> dict[str, Any]:
         out: dict[str, Any] = {"id": vector_id, "values": self.values.tolist()}
+        if self.sparse is not None:
+            out["sparseValues"] = {"indices": list(self.sparse), "values": list(self.sparse.values())}
         if self.metadata:
             out["metadata"] = self.metadata
         return out
@@ -152,7 +161,7 @@ class IndexState:
     def __init__(
         self,
         name: str,
-        dimension: int,
+        dimension: int | None,
         metric: str,
         cloud: str,
         region: str,
@@ -168,6 +177,9 @@ class IndexState:
         self.tags = tags
         self.deletion_protection = deletion_protection
         self.lag = lag
+        #: A sparse index (``vector_type="sparse"``: schema field ``_sparse_values``) has no
+        #: dimension, holds only sparse vectors and scores queries by dot product.
+        self.sparse = dimension is None
         self.host = ""
         self.deleted = False
         #: answer reads of a namespace that does not exist with 404 (deletes always do)
@@ -187,9 +199,17 @@ class IndexState:
             "host": self.host,
             "status": {"ready": ready, "state": "Ready" if ready else "Initializing"},
             "schema": {
-                "fields": {
-                    "_values": {"type": "dense_vector", "dimension": self.dimension, "metric": self.metric}
-                }
+                "fields": (
+                    {"_sparse_values": {"type": "sparse_vector"}}
+                    if self.sparse
+                    else {
+                        "_values": {
+                            "type": "dense_vector",
+                            "dimension": self.dimension,
+                            "metric": self.metric,
+                        }
+                    }
+                )
             },
             "deployment": {"deployment_type": "managed", "cloud": self.cloud, "region": self.region},
             "deletion_protection": self.deletion_protection,
@@ -250,16 +270,23 @@ class IndexState:
             if not isinstance(item, dict):
                 raise bad_request("each vector must be a JSON object")
             vector_id = check_vector_id(item.get("id"))
-            if item.get("sparseValues") is not None:
+            sparse = None
+            if self.sparse:
+                if item.get("values"):
+                    raise bad_request("Dense values are not supported by a sparse index")
+                values = np.zeros(0, dtype=np.float32)
+                sparse = check_sparse(item.get("sparseValues"), f"vector {vector_id!r}")
+            elif item.get("sparseValues") is not None:
                 raise bad_request("Sparse values are not supported by a dense index with the cosine metric")
-            values = self.check_values(item.get("values"), f"vector {vector_id!r}")
-            prepared.append((vector_id, values, normalise_metadata(vector_id, item.get("metadata"))))
+            else:
+                values = self.check_values(item.get("values"), f"vector {vector_id!r}")
+            prepared.append((vector_id, values, normalise_metadata(vector_id, item.get("metadata")), sparse))
 
         def apply(ns: Namespace) -> None:
-            for vector_id, values, metadata in prepared:
+            for vector_id, values, metadata, sparse in prepared:
                 old = ns.records.get(vector_id)
                 seq = old.seq if old is not None else next(self.seq)
-                ns.records[vector_id] = Stored(values, metadata, seq)
+                ns.records[vector_id] = Stored(values, metadata, seq, sparse)
 
         return len(prepared), self._commit(namespace, apply)
 
@@ -361,7 +388,7 @@ class IndexState:
                     old = ns.records.get(target)
                     if old is not None:
                         values = array if array is not None else old.values
-                        ns.records[target] = Stored(values, {**old.metadata, **changes}, old.seq)
+                        ns.records[target] = Stored(values, {**old.metadata, **changes}, old.seq, old.sparse)
 
             return response, self._commit(namespace, apply)
 
@@ -383,8 +410,12 @@ class IndexState:
             raise bad_request(
                 f"top_k must be at most {MAX_TOP_K_WITH_DATA} when includeValues or includeMetadata is true"
             )
-        if body.get("sparseVector") is not None:
+        if body.get("sparseVector") is not None and not self.sparse:
             raise bad_request("Sparse vectors are not supported by a dense index with the cosine metric")
+        if self.sparse:
+            if body.get("vector") is not None or body.get("id") is not None:
+                raise bad_request("A sparse index is queried with sparseVector only")
+            return self._sparse_query(namespace, body, top_k, include_values, include_metadata)
         predicate = _filter(body["filter"]) if body.get("filter") is not None else None
         with self.lock:
             ns = self._read(namespace, strict=self.strict_namespaces)
@@ -425,6 +456,39 @@ class IndexState:
             "usage": {"readUnits": max(1, len(rows) // 1000)},
         }
         return response, lsn
+
+    def _sparse_query(
+        self,
+        namespace: str,
+        body: Mapping[str, Any],
+        top_k: int,
+        include_values: bool,
+        include_metadata: bool,
+    ) -> tuple[dict[str, Any], int]:
+        """A sparse index's query: the dot product of the query's and each record's sparse values;
+        only records that share a term with the query (a positive score) are matches."""
+        query = check_sparse(body.get("sparseVector"), "the query's sparseVector")
+        predicate = _filter(body["filter"]) if body.get("filter") is not None else None
+        with self.lock:
+            ns = self._read(namespace, strict=self.strict_namespaces)
+            scored = []
+            for vid, r in ns.records.items() if ns is not None else []:
+                if predicate is not None and not predicate(r.metadata):
+                    continue
+                score = sum(value * r.sparse.get(index, 0.0) for index, value in query.items())
+                if score > 0:
+                    scored.append((score, r.seq, vid, r))
+            lsn = ns.visible_lsn if ns is not None else 0
+        scored.sort(key=lambda item: (-item[0], item[1]))
+        matches = []
+        for score, _, vid, r in scored[:top_k]:
+            match: dict[str, Any] = {"id": vid, "score": float(score)}
+            if include_values:
+                match["sparseValues"] = r.as_json(vid)["sparseValues"]
+            if include_metadata and r.metadata:
+                match["metadata"] = r.metadata
+            matches.append(match)
+        return {"matches": matches, "namespace": namespace, "usage": {"readUnits": 1}}, lsn
 
     def _scores(self, matrix: np.ndarray, q: np.ndarray) -> list[float]:
         if self.metric == "cosine":
@@ -499,12 +563,34 @@ class IndexState:
                     namespaces[name or DEFAULT_NAMESPACE] = {"vectorCount": count}
         return {
             "namespaces": namespaces,
-            "dimension": self.dimension,
+            **({} if self.sparse else {"dimension": self.dimension}),
             "indexFullness": 0.0,
             "totalVectorCount": sum(n["vectorCount"] for n in namespaces.values()),
             "metric": self.metric,
-            "vectorType": "dense",
+            "vectorType": "sparse" if self.sparse else "dense",
         }
+
+
+def check_sparse(spec: Any, where: str) -> dict[int, float]:
+    """Sparse values as Pinecone checks them: indices unique unsigned 32-bit integers, values
+    finite, the same count of each, from 1 to `MAX_SPARSE_VALUES`."""
+    if not isinstance(spec, dict):
+        raise bad_request(f"{where}: sparse values must be an object with indices and values")
+    indices, values = spec.get("indices"), spec.get("values")
+    if not isinstance(indices, list) or not isinstance(values, list) or len(indices) != len(values):
+        raise bad_request(f"{where}: sparse indices and values must be arrays of the same length")
+    if not 1 <= len(indices) <= MAX_SPARSE_VALUES:
+        raise bad_request(f"{where}: a sparse vector holds 1 to {MAX_SPARSE_VALUES} non-zero values")
+    out: dict[int, float] = {}
+    for index, value in zip(indices, values, strict=True):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_SPARSE_INDEX:
+            raise bad_request(f"{where}: sparse indices must be unsigned 32-bit integers")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise bad_request(f"{where}: sparse values must be finite numbers")
+        if index in out:
+            raise bad_request(f"{where}: duplicate sparse index {index}")
+        out[index] = float(value)
+    return out
 
 
 def _exists(ns: Namespace | None) -> bool:

@@ -253,15 +253,24 @@ class PineconeStandIn:
                 "starting and ending with an alphanumeric character"
             )
         fields = (body.get("schema") or {}).get("fields")
-        if not isinstance(fields, dict) or set(fields) != {"_values"}:
+        if isinstance(fields, dict) and set(fields) == {"_sparse_values"}:
+            # A sparse index (the client's vector_type="sparse"): no dimension and no metric.
+            if fields["_sparse_values"] != {"type": "sparse_vector"}:
+                raise bad_request("schema field _sparse_values must be exactly {'type': 'sparse_vector'}")
+            dimension, metric = None, "dotproduct"
+        elif not isinstance(fields, dict) or set(fields) != {"_values"}:
             raise bad_request(
-                "the stand-in serves vector indexes only: schema.fields must be exactly {'_values'}"
+                "the stand-in serves vector indexes only: schema.fields must be exactly {'_values'} "
+                "or {'_sparse_values'}"
             )
-        field = fields["_values"]
-        dimension, metric = field.get("dimension"), field.get("metric", "cosine")
-        if field.get("type") != "dense_vector":
-            raise bad_request("schema field _values must have type dense_vector")
-        if (
+        else:
+            field = fields["_values"]
+            dimension, metric = field.get("dimension"), field.get("metric", "cosine")
+            if field.get("type") != "dense_vector":
+                raise bad_request("schema field _values must have type dense_vector")
+        if dimension is None:
+            pass
+        elif (
             isinstance(dimension, bool)
             or not isinstance(dimension, int)
             or not 1 <= dimension <= MAX_DIMENSION
