@@ -4,7 +4,7 @@
 # Built in a pipeline that has a Docker engine (none runs on the development machines; `make test`
 # lints this file with hadolint and checks it in tests/test_deploy_manifests.py):
 #
-#   docker build -t vpa:0.3.1 .
+#   docker build -t vpa:0.3.2 .
 #
 # Configuration is VPA_* variables and mounted files only (VPA_CONFIG_FILE: a TOML file, e.g. a
 # secret holding VPA's encryption key and the engine's API key). No secret is ever written into a

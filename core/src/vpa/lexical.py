@@ -25,10 +25,16 @@ rankings (rank from 1), the default everywhere because it needs no score scale; 
 ``alpha * dense + (1 - alpha) * lexical`` over each ranking's scores min-max normalised to [0, 1]
 (Weaviate's ``relativeScoreFusion``; ``alpha`` 1 is dense only, 0 lexical only). A record first
 in both rankings is first fused; a fused score never falls when either input score rises.
+
+Sparse vectors (`term_id`, `term_counts`, `term_weights`, `mean_length`): engines that score a
+sparse vector by dot product (Qdrant with its IDF modifier, a Pinecone sparse index) hold, per
+record, BM25's term-frequency factor for each token under a 32-bit id (`TERM_HASH`). One
+definition here, so two plugins' sparse data agree and can be compared or moved.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import unicodedata
@@ -92,6 +98,45 @@ def query_terms(text: Any) -> list[str]:
     if len(terms) > MAX_QUERY_TERMS:
         raise LimitExceeded("max_query_terms", len(terms), MAX_QUERY_TERMS, what="lexical query")
     return terms
+
+
+#: How `term_id` maps a token to a sparse-vector index; stores record it beside their data.
+TERM_HASH = "blake2b-32"
+
+
+def term_id(token: str) -> int:
+    """A token's sparse index: BLAKE2b of its UTF-8 (4 bytes) into 1 … 2**32 - 1, stable across
+    processes; 0 is left for a store's marker term. Two tokens may collide (a 1,000,000-token
+    vocabulary has about 116 colliding pairs): they then share one index."""
+    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % (2**32 - 1) + 1
+
+
+def term_counts(text: str) -> tuple[dict[int, int], int]:
+    """``text``'s term frequencies by `term_id` (colliding tokens summed) and its length in tokens."""
+    tokens = tokenize(text)
+    counts: dict[int, int] = {}
+    for token, tf in Counter(tokens).items():
+        key = term_id(token)
+        counts[key] = counts.get(key, 0) + tf
+    return counts, len(tokens)
+
+
+def term_weights(
+    counts: Mapping[int, int], length: int, avg_len: float, spec: Bm25Spec = BM25_SPEC
+) -> dict[int, float]:
+    """BM25's term-frequency factor ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * |d| / avg_len))``
+    for each id of `term_counts`: the score without the IDF, which the engine (or the query's
+    values) supplies."""
+    norm = spec.k1 * (1.0 - spec.b + spec.b * length / avg_len)
+    return {key: tf * (spec.k1 + 1.0) / (tf + norm) for key, tf in counts.items()}
+
+
+def mean_length(texts: Sequence[str]) -> float | None:
+    """The mean token count of ``texts`` (wordless ones counted, as avgdl counts every record), or
+    None if none holds a token."""
+    total = sum(len(tokenize(t)) for t in texts)
+    return total / len(texts) if total else None
 
 
 def idf(n_docs: int, doc_freq: int) -> float:

@@ -15,7 +15,7 @@ query by the dot product and computes no IDF, so:
   as that many).
 
 So the store declares ``lexical_exact=False``: the fixed average length, n(t) capped, 32-bit
-term ids (`term_id`: two colliding tokens share one weight), and a text of more than
+term ids (`vpa.lexical.term_id`: two colliding tokens share one weight), and a text of more than
 `MAX_TERMS` distinct terms keeping its heaviest ones (Pinecone's limit per sparse vector).
 Every record holds the term `MARKER` (index 0, no token's id) so that a wordless record is
 stored and counted in N, and so that ``settle()`` can see it.
@@ -24,17 +24,24 @@ stored and counted in N, and so that ``settle()`` can see it.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from vpa.lexical import BM25_SPEC, Bm25Spec, tokenize
+from vpa.lexical import (  # noqa: F401 - term_id and mean_length are this module's API too
+    BM25_SPEC,
+    TERM_HASH,
+    Bm25Spec,
+    mean_length,
+    term_counts,
+    term_id,
+    term_weights,
+)
 
 #: The catalog-record keys of a lexical collection: the layout, and its fixed average length.
 LAYOUT_KEY = "vpa-lexical"
 AVG_LEN_KEY = "vpa-lexical-avglen"
 #: How term ids are made and what the weights are (recorded, so another scheme is never mixed in).
-LAYOUT = f"sparse-index;{BM25_SPEC.describe()};blake2b-32"
+LAYOUT = f"sparse-index;{BM25_SPEC.describe()};{TERM_HASH}"
 MARKER = 0
 #: Pinecone's limit of non-zero values per sparse vector: the marker and 2,047 terms.
 MAX_TERMS = 2047
@@ -51,28 +58,6 @@ def companion_name(index: str) -> str:
     return f"{index[:36].rstrip('-')}-{digest}"
 
 
-def term_id(token: str) -> int:
-    """A token's sparse index: 1 … 2**32 - 1 (0 is `MARKER`), stable across processes (vpa-qdrant's)."""
-    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=4).digest()
-    return int.from_bytes(digest, "big") % (2**32 - 1) + 1
-
-
-def term_counts(text: str) -> tuple[dict[int, int], int]:
-    """The term frequencies of ``text`` by term id (colliding tokens summed) and its length in tokens."""
-    tokens = tokenize(text)
-    counts: dict[int, int] = {}
-    for token, tf in Counter(tokens).items():
-        key = term_id(token)
-        counts[key] = counts.get(key, 0) + tf
-    return counts, len(tokens)
-
-
-def mean_length(texts: Sequence[str]) -> float | None:
-    """The mean token count of the texts (wordless ones counted), or None if none holds a token."""
-    total = sum(len(tokenize(t)) for t in texts)
-    return total / len(texts) if total else None
-
-
 def document_vector(text: str, avg_len: float | None, spec: Bm25Spec = BM25_SPEC) -> dict[str, Any]:
     """``text``'s BM25 term weights without the IDF, plus `MARKER`, as Pinecone's sparse values."""
     counts, length = term_counts(text)
@@ -80,8 +65,7 @@ def document_vector(text: str, avg_len: float | None, spec: Bm25Spec = BM25_SPEC
     if counts:
         if avg_len is None:  # the store fixes avg_len before writing a text with a token
             raise ValueError("a text with tokens needs the collection's avg_len")
-        norm = spec.k1 * (1.0 - spec.b + spec.b * length / avg_len)
-        weights = {key: tf * (spec.k1 + 1.0) / (tf + norm) for key, tf in counts.items()}
+        weights = term_weights(counts, length, avg_len, spec)
         if len(weights) > MAX_TERMS:
             weights = dict(sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS])
     indices = [MARKER, *sorted(weights)]

@@ -48,6 +48,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import attrs
@@ -82,6 +83,8 @@ MAX_REQUEST_BYTES = 2_000_000  # Pinecone says 2 MB; stay under it whichever MB 
 MAX_IDS_PER_REQUEST = 1000
 MAX_TOP_K = 10_000
 MAX_TOP_K_WITH_METADATA = 1000
+#: Document-frequency look-ups of one lexical query sent to the sparse index at once.
+DF_LOOKUPS_IN_FLIGHT = 8
 IDS_PER_FILTER = 100  # ids in one {"vpa-id": {"$in": [...]}} filter (ids may be 2 KB each)
 #: What text + metadata (VPA's measure) may take so that the stored Pinecone metadata — which
 #: adds the original id (up to 2 KB of UTF-8) and the type tags — fits in 40 KB. A record under
@@ -643,8 +646,8 @@ class PineconeStore(VectorStore):
             n = summary.vector_count if summary else 0
             if not n:
                 return []
-            values = []
-            for term in ids:
+
+            def weight(term: int) -> float:
                 found = self._search(
                     sparse,
                     namespace,
@@ -652,7 +655,12 @@ class PineconeStore(VectorStore):
                     top_k=lexical.MAX_DF_COUNT,
                 )
                 df = len(found.matches) if found is not None else 0
-                values.append(bm25_idf(n, df) if df else 0.0)
+                return bm25_idf(n, df) if df else 0.0
+
+            # One count per distinct term (up to vpa.lexical.MAX_QUERY_TERMS): at most
+            # DF_LOOKUPS_IN_FLIGHT at a time, so a long query costs its terms / 8 round trips.
+            with ThreadPoolExecutor(max_workers=min(DF_LOOKUPS_IN_FLIGHT, len(ids))) as pool:
+                values = list(pool.map(weight, ids))
             wanted = [(term, value) for term, value in zip(ids, values, strict=True) if value > 0]
             if not wanted:
                 return []

@@ -16,8 +16,8 @@ product is VPA's BM25 — with two approximations, which is why the store declar
   (`LexicalLayout`, key `METADATA_KEY`) and used for every later write. Exact while the
   collection's average stays what it was then (chunks of one pipeline have nearly one length);
   ranks drift as it moves away.
-- **Term ids are a 32-bit hash** (`term_id`: BLAKE2b of the token's UTF-8, 4 bytes, into
-  1 … 2**32 - 1): two tokens that collide share one posting. Rare (a 1,000,000-token vocabulary
+- **Term ids are a 32-bit hash** (`vpa.lexical.term_id`: BLAKE2b of the token's UTF-8, 4 bytes,
+  into 1 … 2**32 - 1): two tokens that collide share one posting. Rare (a 1,000,000-token vocabulary
   has about 116 colliding pairs) and only for queries holding one of them.
 
 And one on Qdrant's engine rather than ours: Edge (and a server) count a deleted point in N and
@@ -30,43 +30,32 @@ a word too.
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 from qdrant_client import models
-from vpa.lexical import BM25_SPEC, Bm25Spec, tokenize
+from vpa.lexical import (  # noqa: F401 - term_id and mean_length are this module's API too
+    BM25_SPEC,
+    TERM_HASH,
+    Bm25Spec,
+    mean_length,
+    term_counts,
+    term_id,
+    term_weights,
+    tokenize,
+)
 
 #: The name of the sparse vector that holds a point's BM25 terms.
 SPARSE_VECTOR = "vpa_bm25"
 #: The collection-metadata key of `LexicalLayout`.
 METADATA_KEY = "vpa_lexical"
-#: How term ids are made (recorded, so another scheme is never queried against this one).
-TERM_HASH = "blake2b-32"
 #: The term every point holds (see the module docstring); no token's id.
 MARKER = 0
 #: Qdrant's RRF scores a point ``1 / (k + position)`` with the position from 0 (the server's
 #: ``score_fusion``; qdrant-client's local ``reciprocal_rank_fusion`` mirrors it): k = 61 is
 #: VPA's ``1 / (60 + rank)`` with the rank from 1. Qdrant's own default k is 2.
 QDRANT_RRF_K = 61
-
-
-def term_id(token: str) -> int:
-    """A token's sparse index: 1 … 2**32 - 1 (0 is `MARKER`), stable across processes."""
-    digest = hashlib.blake2b(token.encode("utf-8"), digest_size=4).digest()
-    return int.from_bytes(digest, "big") % (2**32 - 1) + 1
-
-
-def term_counts(text: str) -> tuple[dict[int, int], int]:
-    """The term frequencies of ``text`` by term id (colliding tokens summed) and its length in tokens."""
-    tokens = tokenize(text)
-    counts: dict[int, int] = {}
-    for token, tf in Counter(tokens).items():
-        key = term_id(token)
-        counts[key] = counts.get(key, 0) + tf
-    return counts, len(tokens)
 
 
 def document_vector(text: str, avg_len: float | None, spec: Bm25Spec = BM25_SPEC) -> models.SparseVector:
@@ -76,11 +65,9 @@ def document_vector(text: str, avg_len: float | None, spec: Bm25Spec = BM25_SPEC
     if counts:
         if avg_len is None:  # the store fixes avg_len before writing a text with a token
             raise ValueError("a text with tokens needs the collection's avg_len")
-        norm = spec.k1 * (1.0 - spec.b + spec.b * length / avg_len)
-        for key in sorted(counts):
-            tf = counts[key]
-            indices.append(key)
-            values.append(tf * (spec.k1 + 1.0) / (tf + norm))
+        weights = term_weights(counts, length, avg_len, spec)
+        indices.extend(sorted(weights))
+        values.extend(weights[key] for key in indices[1:])
     return models.SparseVector(indices=indices, values=values)
 
 
@@ -95,13 +82,6 @@ def sparse_bytes(text: str) -> int:
     """A bound on the JSON of ``text``'s sparse vector: 36 bytes a term (an index of up to 10
     digits and a float of up to 24 characters, with separators), and the marker and brackets."""
     return 36 * (len(set(tokenize(text))) + 1) + 64
-
-
-def mean_length(texts: Sequence[str]) -> float | None:
-    """The mean token count of the texts (wordless ones counted, as VPA's avgdl counts every
-    record), or None if none holds a token."""
-    total = sum(len(tokenize(t)) for t in texts)
-    return total / len(texts) if total else None
 
 
 @attrs.frozen
